@@ -1,0 +1,296 @@
+"""Configuration: dataclass defaults, then a YAML file, then `key=value` overrides.
+
+Every section is a dataclass that owns its fields and their docstrings; `Config` composes
+them. Merging is strict: an unknown key is an error that names the closest valid key, and
+a value of the wrong type or out of range is an error that names the key.
+
+The dataclass defaults are the *quick* synthetic run that `python run.py` performs on a
+laptop in minutes; `configs/paper_synthetic.yaml` sets the paper's whole schedule. The
+model sizes, learning rates and rollout settings default to the paper's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key and the fix."""
+
+
+@dataclass
+class DataConfig:
+    """The synthetic task: an oracle LSTM and sequences sampled from it."""
+
+    oracle_dir: str = "../shared/data/oracle"
+    """Folder with the paper's `target_params.pkl` and `real_data.txt` (relative to the
+    working directory). When it is missing, a seeded oracle of the same shape is made."""
+    oracle_seed: int = 88
+    """Seed of the generated N(0, 1) oracle used when `oracle_dir` has no target_params.pkl."""
+    require_paper_oracle: bool = False
+    """Fail instead of generating an oracle when `oracle_dir` has no target_params.pkl."""
+    vocab_size: int = 5000
+    """V: number of tokens."""
+    seq_len: int = 20
+    """T: length of every sequence."""
+    start_token: int = 0
+    """Input of the first LSTM step; also an ordinary token that can be emitted."""
+    num_train: int = 9984
+    """Sequences sampled from a generated oracle as training data (the paper's count)."""
+    oracle_emb_dim: int = 32
+    oracle_hidden_dim: int = 32
+
+
+@dataclass
+class GeneratorConfig:
+    """G_θ: an LSTM policy (paper, Section 4 and the reference code)."""
+
+    emb_dim: int = 32
+    hidden_dim: int = 32
+    init_std: float = 0.1
+    """Every parameter starts N(0, init_std), as in the reference code."""
+    lr: float = 0.01
+    """Adam learning rate for MLE pretraining."""
+    adv_lr: float = 0.01
+    """Adam learning rate for the policy-gradient updates (Eq. 8)."""
+    grad_clip: float = 5.0
+    """Global gradient-norm clip for both kinds of update."""
+    batch_size: int = 64
+    """Batch of MLE pretraining and of each policy-gradient step."""
+
+
+@dataclass
+class DiscriminatorConfig:
+    """D_φ: a CNN over embeddings with max-over-time pooling and one highway layer."""
+
+    emb_dim: int = 64
+    filter_sizes: list[int] | None = None
+    """Window sizes; empty means the paper's rule for `data.seq_len` (see discriminator.py)."""
+    num_filters: list[int] | None = None
+    """Feature maps per window size; empty means the paper's rule."""
+    dropout: float = 0.25
+    """Probability of dropping a unit before the output layer."""
+    l2_reg: float = 0.2
+    """L2 penalty on the output layer, λ·(‖W‖²+‖b‖²)/2 as in the reference code."""
+    lr: float = 1e-4
+    batch_size: int = 64
+
+
+@dataclass
+class RolloutConfig:
+    """The Monte Carlo search of Eq. 4, done by the delayed rollout policy G_β."""
+
+    num_rollouts: int = 16
+    """N: completions sampled from every prefix."""
+    update_rate: float = 0.8
+    """r in β ← r·β + (1−r)·θ after every generator update; 0 means β = θ."""
+    chunk_rows: int = 2048
+    """Rows per block of sampling and discriminator scoring (fits the CPU cache)."""
+
+
+@dataclass
+class TrainConfig:
+    """The schedule of Algorithm 1. Defaults: a quick laptop run; see paper_synthetic.yaml."""
+
+    pretrain_g_epochs: int = 40
+    """MLE epochs over the training data (paper: 120)."""
+    pretrain_d_rounds: int = 10
+    """Rounds of: sample negatives, then `pretrain_d_epochs` epochs on real + fake (paper: 50)."""
+    pretrain_d_epochs: int = 1
+    """Epochs per discriminator pretraining round (paper: 3)."""
+    adv_iterations: int = 20
+    """Adversarial iterations (paper: 200)."""
+    g_steps: int = 1
+    """Policy-gradient batches per adversarial iteration."""
+    d_steps: int = 1
+    """Discriminator rounds (fresh negatives each) per adversarial iteration (paper: 5)."""
+    k_epochs: int = 1
+    """Epochs over real + fake per discriminator round (paper: 3)."""
+    num_negatives: int = 9984
+    """Generated sequences per discriminator round (paper: as many as the real data)."""
+    eval_every: int = 5
+    """Evaluate NLL-oracle every this many epochs / iterations (and at each phase's end)."""
+    eval_samples: int = 9984
+    """Generator samples scored by the oracle for NLL-oracle."""
+    checkpoint_every: int = 10
+    """Write a checkpoint every this many adversarial iterations (and at each phase's end)."""
+    keep_checkpoints: int = 3
+    """How many checkpoints to keep; the newest are kept."""
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    out_dir: str = "runs"
+    """Parent folder of the run folders."""
+    name: str = ""
+    """Run folder name; empty means a timestamp."""
+    num_samples_saved: int = 100
+    """Decoded generator samples written to samples.txt at the end."""
+    progress: bool = True
+    """Print a progress line while training."""
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------- merging
+
+def all_keys(cfg: Config | None = None) -> list[str]:
+    cfg = cfg or Config()
+    return [f"{s.name}.{f.name}" for s in dataclasses.fields(cfg)
+            for f in dataclasses.fields(getattr(cfg, s.name))]
+
+
+def _unknown(key: str, valid: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+    return ConfigError(f"{where}unknown config key '{key}'{hint}")
+
+
+def _coerce(key: str, value: Any, annotation: Any, where: str) -> Any:
+    """Check `value` against a field's type, allowing int where float is expected."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0], where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}'{key}' must be a list, got {value!r}")
+        return [_coerce(f"{key}[{i}]", v, args[0], where) for i, v in enumerate(value)]
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation is bool and isinstance(value, bool):
+        return value
+    if annotation is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{where}'{key}' must be {annotation.__name__}, got {value!r}")
+
+
+def set_key(cfg: Config, key: str, value: Any, *, where: str = "") -> None:
+    """Set `section.field` on `cfg`, checking the key and the value's type."""
+    section, _, name = key.partition(".")
+    if key not in all_keys(cfg):
+        raise _unknown(key, all_keys(cfg), where)
+    sub = getattr(cfg, section)
+    hints = typing.get_type_hints(type(sub))
+    setattr(sub, name, _coerce(key, value, hints[name], where))
+
+
+def merge_dict(cfg: Config, data: dict[str, Any], *, where: str = "") -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}a config must be a mapping of sections, got {type(data).__name__}")
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise _unknown(str(section), [s.name for s in dataclasses.fields(cfg)], where) \
+                if not hasattr(cfg, str(section)) else \
+                ConfigError(f"{where}section '{section}' must be a mapping of keys")
+        for name, value in values.items():
+            set_key(cfg, f"{section}.{name}", value, where=where)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not key=value (e.g. rollout.num_rollouts=8)")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{text}': cannot parse value: {exc}") from None
+    return key.strip(), value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Defaults, then the YAML file at `path`, then `key=value` overrides; validated."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        merge_dict(cfg, data, where=f"{path}: ")
+    for text in overrides:
+        key, value = parse_override(text)
+        set_key(cfg, key, value, where="override: ")
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    cfg = Config()
+    merge_dict(cfg, data)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Reject values that cannot work, naming the key."""
+    positive = ["data.vocab_size", "data.seq_len", "data.num_train", "data.oracle_emb_dim",
+                "data.oracle_hidden_dim", "generator.emb_dim", "generator.hidden_dim",
+                "generator.batch_size", "discriminator.emb_dim", "discriminator.batch_size",
+                "rollout.num_rollouts", "rollout.chunk_rows", "train.num_negatives",
+                "train.eval_every", "train.eval_samples", "train.checkpoint_every",
+                "train.keep_checkpoints", "train.g_steps"]
+    non_negative = ["train.pretrain_g_epochs", "train.pretrain_d_rounds", "train.pretrain_d_epochs",
+                    "train.adv_iterations", "train.d_steps", "train.k_epochs",
+                    "run.num_samples_saved"]
+    rates = ["generator.lr", "generator.adv_lr", "discriminator.lr"]
+
+    def get(key: str) -> Any:
+        s, _, n = key.partition(".")
+        return getattr(getattr(cfg, s), n)
+
+    for key in positive:
+        if get(key) <= 0:
+            raise ConfigError(f"'{key}' must be > 0, got {get(key)}")
+    for key in non_negative:
+        if get(key) < 0:
+            raise ConfigError(f"'{key}' must be >= 0, got {get(key)}")
+    for key in rates:
+        if not get(key) > 0:
+            raise ConfigError(f"'{key}' (a learning rate) must be > 0, got {get(key)}")
+    if not 0.0 <= cfg.rollout.update_rate < 1.0:
+        raise ConfigError(f"'rollout.update_rate' must be in [0, 1), got {cfg.rollout.update_rate}")
+    if not 0.0 <= cfg.discriminator.dropout < 1.0:
+        raise ConfigError(f"'discriminator.dropout' must be in [0, 1), got {cfg.discriminator.dropout}")
+    if cfg.discriminator.l2_reg < 0 or cfg.generator.grad_clip <= 0 or cfg.generator.init_std <= 0:
+        raise ConfigError("'discriminator.l2_reg' must be >= 0, 'generator.grad_clip' and "
+                          "'generator.init_std' > 0")
+    if not 0 <= cfg.data.start_token < cfg.data.vocab_size:
+        raise ConfigError(f"'data.start_token' must be in [0, data.vocab_size), got {cfg.data.start_token}")
+    fs, nf = cfg.discriminator.filter_sizes, cfg.discriminator.num_filters
+    if bool(fs) != bool(nf) or (fs and len(fs) != len(nf)):
+        raise ConfigError("'discriminator.filter_sizes' and 'discriminator.num_filters' must both be "
+                          "empty (the paper's rule) or lists of the same length")
+    if fs and (min(fs) < 1 or max(fs) > cfg.data.seq_len or min(nf) < 1):
+        raise ConfigError(f"'discriminator.filter_sizes' must lie in 1..data.seq_len "
+                          f"({cfg.data.seq_len}) with num_filters >= 1, got {fs} / {nf}")
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,0 +1,141 @@
+"""Cluster files: real `ray up` files with this project's settings under `metadata.seqgan`.
+
+`load_cluster` validates a file with Ray's own cluster-launcher validator and reads the
+app settings; `connect` starts an embedded Ray (local.yaml) or joins the running cluster
+with address="auto" (gpu.yaml), and otherwise says exactly how to start one.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ClusterError(RuntimeError):
+    """A cluster file Ray rejects, or a cluster that cannot be reached; the message says why."""
+
+
+@dataclass
+class ActorResources:
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    threads: int = 1
+
+    def options(self) -> dict[str, float]:
+        return {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
+
+
+@dataclass
+class ClusterSpec:
+    path: Path
+    name: str
+    embedded: bool
+    num_cpus: int | None
+    rollout_workers: int | str
+    rollout_worker: ActorResources
+    learner: ActorResources
+    discriminator: ActorResources
+    gpu_capacity: float = 0.0  # GPUs the file's worker node types can bring, at most
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def pool_size(self, live_resources: dict[str, float]) -> int:
+        """How many rollout actors to start, from the file and the live cluster."""
+        if self.rollout_workers != "auto":
+            return int(self.rollout_workers)
+        per = self.rollout_worker
+        if per.num_gpus > 0:
+            gpus = max(self.gpu_capacity, live_resources.get("GPU", 0.0))
+            return max(1, math.floor(gpus / per.num_gpus))
+        spare = live_resources.get("CPU", 1.0) - self.learner.num_cpus - self.discriminator.num_cpus
+        return max(1, math.floor(spare / per.num_cpus))
+
+    def commands(self, run_args: list[str]) -> str:
+        args = " ".join(shlex.quote(a) for a in run_args)
+        return (f"  ray up {self.path} -y\n"
+                f"  ray dashboard {self.path}   # in another shell: forwards the job port 8265\n"
+                f"  ray job submit --address http://127.0.0.1:8265 --working-dir . -- python run.py {args}\n"
+                f"  ray down {self.path} -y")
+
+
+APP_KEYS = {"embedded", "num_cpus", "rollout_workers", "rollout_worker", "learner", "discriminator"}
+
+
+def validate_with_ray(raw: dict[str, Any], path: Path) -> None:
+    """Run Ray's cluster-launcher validation (`ray up` does the same) on `raw`."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    try:
+        validate_config(prepare_config(raw))
+    except Exception as exc:  # jsonschema.ValidationError, ValueError, click's abort
+        msg = getattr(exc, "message", None) or str(exc).splitlines()[0]
+        raise ClusterError(f"{path}: Ray rejects this cluster file: {msg}") from None
+
+
+def load_cluster(path: str | Path) -> ClusterSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise ClusterError(f"cluster file {path} does not exist (see clusters/ for examples)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ClusterError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ClusterError(f"{path}: a cluster file is a mapping (cluster_name, provider, ...)")
+    validate_with_ray(raw, path)
+    app = (raw.get("metadata") or {}).get("seqgan")
+    if not isinstance(app, dict):
+        raise ClusterError(f"{path}: no 'metadata: seqgan:' section with this project's settings "
+                           f"(see clusters/local.yaml)")
+    unknown = set(app) - APP_KEYS
+    if unknown:
+        raise ClusterError(f"{path}: unknown key metadata.seqgan.{sorted(unknown)[0]}; "
+                           f"valid: {', '.join(sorted(APP_KEYS))}")
+
+    def resources(key: str) -> ActorResources:
+        spec = app.get(key, {}) or {}
+        try:
+            res = ActorResources(**spec)
+        except TypeError:
+            raise ClusterError(f"{path}: metadata.seqgan.{key} takes num_cpus, num_gpus, threads; "
+                               f"got {sorted(spec)}") from None
+        if res.num_cpus < 0 or res.num_gpus < 0 or res.threads < 1:
+            raise ClusterError(f"{path}: metadata.seqgan.{key}: num_cpus/num_gpus must be >= 0 "
+                               f"and threads >= 1")
+        return res
+
+    workers = app.get("rollout_workers", 1)
+    if workers != "auto" and not (isinstance(workers, int) and workers >= 1):
+        raise ClusterError(f"{path}: metadata.seqgan.rollout_workers must be an integer >= 1 "
+                           f"or 'auto', got {workers!r}")
+    gpu_capacity = sum(node.get("max_workers", 0) * node.get("resources", {}).get("GPU", 0)
+                       for name, node in (raw.get("available_node_types") or {}).items()
+                       if name != raw.get("head_node_type"))
+    return ClusterSpec(path=path, name=raw["cluster_name"], embedded=bool(app.get("embedded", False)),
+                       num_cpus=app.get("num_cpus"), rollout_workers=workers,
+                       rollout_worker=resources("rollout_worker"), learner=resources("learner"),
+                       discriminator=resources("discriminator"), gpu_capacity=float(gpu_capacity),
+                       raw=raw)
+
+
+def connect(spec: ClusterSpec, run_args: list[str]) -> None:
+    """Start an embedded Ray, or join the running cluster; never fall back silently."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if spec.embedded:
+        ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+        return
+    try:
+        ray.init(address="auto", log_to_driver=False)
+    except (ConnectionError, RuntimeError) as exc:
+        raise ClusterError(
+            f"{spec.path} describes the cluster '{spec.name}', and no running Ray cluster was "
+            f"found here ({str(exc).splitlines()[0]}).\nStart it and submit this run to it with:\n"
+            f"{spec.commands(run_args)}") from None

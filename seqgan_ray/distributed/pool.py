@@ -1,0 +1,120 @@
+"""The Ray layer: the roles as actors, and a pool of rollout actors.
+
+The roles are plain classes (seqgan_ray.roles); Ray is applied here, from outside. The
+driver loop (seqgan_ray.train) talks to a `Roles` bundle and cannot tell whether a role
+runs in-process or as an actor: `RemoteRole` turns `role.method(...)` into
+`ray.get(actor.method.remote(...))`.
+
+Weights go out once per version: one `ray.put` for the rollout policy and one for the
+discriminator, the same refs sent to every rollout actor; only the latest refs are kept,
+so a restarted actor can be given them again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from ..config import Config
+from ..roles import DiscriminatorTrainer, GeneratorLearner, RolloutWorker, StateDict
+from .cluster import ActorResources
+
+log = logging.getLogger(__name__)
+ACTOR_ERRORS = (RayActorError, ActorDiedError, ActorUnavailableError)
+
+
+class RemoteRole:
+    """Call an actor's methods as if it were the plain object: each call waits for its result."""
+
+    def __init__(self, actor: Any):
+        self.actor = actor
+
+    def __getattr__(self, name: str):
+        method = getattr(self.actor, name)
+        return lambda *args, **kwargs: ray.get(method.remote(*args, **kwargs))
+
+
+def start_actor(cls: type, res: ActorResources, cfg: Config, seed: int, *, restartable: bool = False):
+    opts = res.options()
+    if restartable:  # restarted by Ray; the pool re-sends weights and re-submits the lost work
+        opts.update(max_restarts=-1, max_task_retries=0)
+    return ray.remote(**opts)(cls).remote(cfg, seed, threads=res.threads)
+
+
+class RolloutPool:
+    """Rollout workers that split each batch's reward work between them.
+
+    Works with plain `RolloutWorker`s (in-process, one after another) or with actors
+    (in parallel); `restarts` counts actors that died and were restarted mid-batch.
+    """
+
+    def __init__(self, workers: list[Any], *, remote: bool):
+        self.workers, self.remote = workers, remote
+        self.version = 0
+        self.restarts = 0
+        self._weights: tuple[Any, Any] = (None, None)
+
+    @classmethod
+    def local(cls, cfg: Config, seed: int, size: int = 1) -> "RolloutPool":
+        return cls([RolloutWorker(cfg, seed + i) for i in range(size)], remote=False)
+
+    @classmethod
+    def actors(cls, cfg: Config, seed: int, size: int, res: ActorResources) -> "RolloutPool":
+        return cls([start_actor(RolloutWorker, res, cfg, seed + i, restartable=True)
+                    for i in range(size)], remote=True)
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def set_weights(self, policy: StateDict | None, discriminator: StateDict | None) -> None:
+        """Send a new version of β and/or φ to every worker (one ray.put per version)."""
+        self.version += 1
+        if not self.remote:
+            for w in self.workers:
+                w.set_weights(policy, discriminator, self.version)
+            return
+        p_ref = ray.put(policy) if policy is not None else self._weights[0]
+        d_ref = ray.put(discriminator) if discriminator is not None else self._weights[1]
+        self._weights = (p_ref, d_ref)
+        ray.get([w.set_weights.remote(p_ref, d_ref, self.version) for w in self.workers])
+
+    def rewards(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Eq. 4 rewards (B, T) for `seqs` (B, T), the rows split across the workers."""
+        shards = [s for s in np.array_split(np.arange(seqs.shape[0]), len(self.workers)) if len(s)]
+        if not self.remote:
+            return torch.cat([w.rewards(seqs[idx]) for w, idx in zip(self.workers, shards)])
+        pending = {i: self.workers[i].rewards.remote(seqs[idx]) for i, idx in enumerate(shards)}
+        results: dict[int, torch.Tensor] = {}
+        while pending:
+            i, ref = next(iter(pending.items()))
+            try:
+                results[i] = ray.get(ref)
+                del pending[i]
+            except ACTOR_ERRORS as exc:
+                # Ray restarts the actor (max_restarts=-1); give it the current weights
+                # again and recompute its share of the batch.
+                self.restarts += 1
+                log.warning("rollout actor %d died (%s); re-sending weights, re-submitting its shard",
+                            i, type(exc).__name__)
+                worker = self.workers[i]
+                worker.set_weights.remote(*self._weights, self.version)
+                pending[i] = worker.rewards.remote(seqs[shards[i]])
+        return torch.cat([results[i] for i in range(len(shards))])
+
+    def node_ids(self) -> list[str]:
+        """The Ray node each actor runs on (for placement checks)."""
+        if not self.remote:
+            return []
+        return ray.get([w.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id())
+                        for w in self.workers])
+
+    def shutdown(self) -> None:
+        if self.remote:
+            for w in self.workers:
+                ray.kill(w)
+        self.workers = []

@@ -1,0 +1,88 @@
+"""The synthetic task's oracle: the paper's "target LSTM", or a seeded one of the same shape.
+
+The paper's oracle is a pickle of 15 float32 arrays (../shared/data/SOURCES.md): embeddings
+(V, E), then Wi, Ui, bi, Wf, Uf, bf, Wog, Uog, bog, Wc, Uc, bc, then Wo (H, V), bo (V,).
+It is read from `data.oracle_dir`, never copied into the project. Without it we build an
+oracle the way the paper built its own: every parameter drawn N(0, 1), here from a seed.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import DataConfig
+from .data import DataError, read_token_file
+from .policy import LSTMPolicy
+
+PARAMS_FILE = "target_params.pkl"
+DATA_FILE = "real_data.txt"
+ORIGIN = ("the SeqGAN paper's oracle (LantaoYu/SeqGAN, save/target_params_py3.pkl); "
+          "put it there or set data.oracle_dir")
+
+
+@dataclass
+class SyntheticTask:
+    oracle: LSTMPolicy
+    real: torch.Tensor  # (S, T) training sequences
+    source: str         # one line saying where the oracle and data came from
+
+
+def load_oracle_params(path: Path, *, seq_len: int, start_token: int = 0) -> LSTMPolicy:
+    """Build an LSTMPolicy holding the reference code's target LSTM from `path`."""
+    try:
+        with open(path, "rb") as f:
+            arrays = pickle.load(f, encoding="latin1")
+    except (OSError, pickle.UnpicklingError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read the oracle's parameters ({exc})") from None
+    if not isinstance(arrays, (list, tuple)) or len(arrays) != 15:
+        raise DataError(f"{path}: expected a list of 15 arrays (SOURCES.md), got {type(arrays).__name__}")
+    emb, Wi, Ui, bi, Wf, Uf, bf, Wog, Uog, bog, Wc, Uc, bc, Wo, bo = (np.asarray(a, np.float32) for a in arrays)
+    V, E = emb.shape
+    H = Ui.shape[0]
+    oracle = LSTMPolicy(V, E, H, seq_len, start_token)
+    with torch.no_grad():
+        oracle.embedding.copy_(torch.from_numpy(emb))
+        oracle.W.copy_(torch.from_numpy(np.concatenate([Wi, Wf, Wog, Wc], axis=1)))
+        oracle.U.copy_(torch.from_numpy(np.concatenate([Ui, Uf, Uog, Uc], axis=1)))
+        oracle.b.copy_(torch.from_numpy(np.concatenate([bi, bf, bog, bc])))
+        oracle.W_out.copy_(torch.from_numpy(Wo))
+        oracle.b_out.copy_(torch.from_numpy(bo))
+    return oracle.requires_grad_(False)
+
+
+def seeded_oracle(cfg: DataConfig) -> LSTMPolicy:
+    """An oracle of the configured shape with every parameter N(0, 1) from `cfg.oracle_seed`."""
+    oracle = LSTMPolicy(cfg.vocab_size, cfg.oracle_emb_dim, cfg.oracle_hidden_dim, cfg.seq_len,
+                        cfg.start_token)
+    oracle.reset_parameters(1.0, torch.Generator().manual_seed(cfg.oracle_seed))
+    return oracle.requires_grad_(False)
+
+
+def load_task(cfg: DataConfig) -> SyntheticTask:
+    """The paper's oracle and data from `cfg.oracle_dir` when present, else a seeded oracle."""
+    folder = Path(cfg.oracle_dir)
+    params = folder / PARAMS_FILE
+    if params.is_file():
+        oracle = load_oracle_params(params, seq_len=cfg.seq_len, start_token=cfg.start_token)
+        if oracle.vocab_size != cfg.vocab_size:
+            raise DataError(f"{params}: the oracle has {oracle.vocab_size} tokens but "
+                            f"data.vocab_size is {cfg.vocab_size}; set data.vocab_size={oracle.vocab_size}")
+        data_file = folder / DATA_FILE
+        if data_file.is_file():
+            real = read_token_file(data_file, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len)
+            return SyntheticTask(oracle, real, f"paper oracle {params}, training data {data_file}")
+        real = oracle.sample(cfg.num_train, generator=torch.Generator().manual_seed(cfg.oracle_seed))
+        return SyntheticTask(oracle, real, f"paper oracle {params}; {data_file} missing, so "
+                                           f"{cfg.num_train} sequences sampled from it (seed {cfg.oracle_seed})")
+    if cfg.require_paper_oracle:
+        raise DataError(f"{params} not found: it is {ORIGIN}")
+    oracle = seeded_oracle(cfg)
+    real = oracle.sample(cfg.num_train, generator=torch.Generator().manual_seed(cfg.oracle_seed + 1))
+    return SyntheticTask(oracle, real, f"{params} not found ({ORIGIN}); using a seeded N(0, 1) oracle "
+                                       f"of the same shape (data.oracle_seed={cfg.oracle_seed}) and "
+                                       f"{cfg.num_train} sequences sampled from it")

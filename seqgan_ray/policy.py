@@ -1,0 +1,142 @@
+"""The LSTM policy shared by the generator G_θ, the rollout policy G_β and the oracle.
+
+The gates follow the reference code's "target LSTM" exactly (no forget-gate offset):
+    i = σ(x·Wi + h·Ui + bi)   f = σ(x·Wf + h·Uf + bf)   o = σ(x·Wo + h·Uo + bo)
+    c~ = tanh(x·Wc + h·Uc + bc)   c = f·c + i·c~   h = o·tanh(c)   logits = h·Wout + bout
+with h0 = c0 = 0 and the start token's embedding as the first input. The four gates are
+stored fused, W = [Wi | Wf | Wo | Wc] (E, 4H), so a step is two matmuls.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+State = tuple[Tensor, Tensor]  # (h, c), each (R, H)
+
+
+class LSTMPolicy(nn.Module):
+    def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, seq_len: int,
+                 start_token: int = 0, *, init_std: float = 0.1, chunk_rows: int = 2048):
+        super().__init__()
+        self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
+        self.seq_len, self.start_token, self.chunk_rows = seq_len, start_token, chunk_rows
+        self.embedding = nn.Parameter(torch.empty(vocab_size, emb_dim))   # (V, E)
+        self.W = nn.Parameter(torch.empty(emb_dim, 4 * hidden_dim))       # (E, 4H)
+        self.U = nn.Parameter(torch.empty(hidden_dim, 4 * hidden_dim))    # (H, 4H)
+        self.b = nn.Parameter(torch.empty(4 * hidden_dim))                # (4H,)
+        self.W_out = nn.Parameter(torch.empty(hidden_dim, vocab_size))    # (H, V)
+        self.b_out = nn.Parameter(torch.empty(vocab_size))                # (V,)
+        self.reset_parameters(init_std)
+
+    def reset_parameters(self, std: float, generator: torch.Generator | None = None) -> None:
+        """Every parameter N(0, std): the reference code's init (0.1 for G, 1.0 for the oracle)."""
+        with torch.no_grad():
+            for p in self.parameters():
+                p.normal_(0.0, std, generator=generator)
+
+    # ------------------------------------------------------------------ one step
+
+    def initial_state(self, rows: int) -> State:
+        z = self.W.new_zeros(rows, self.hidden_dim)
+        return z, z.clone()
+
+    def step(self, tokens: Tensor, state: State) -> State:
+        """Consume `tokens` (R,) from `state`; return the new (h, c). Logits come from `logits`."""
+        return self._cell(torch.addmm(self.b, self.embedding[tokens], self.W), state)
+
+    def _cell(self, x_gates: Tensor, state: State) -> State:
+        """The LSTM cell, given the input's share of the gates x·W + b (R, 4H)."""
+        h, c = state
+        i, f, o, g = torch.addmm(x_gates, h, self.U).chunk(4, dim=-1)  # each (R, H)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+    def logits(self, h: Tensor) -> Tensor:
+        return torch.addmm(self.b_out, h, self.W_out)  # (R, V)
+
+    # ------------------------------------------------------------------ whole sequences
+
+    def inputs(self, seqs: Tensor) -> Tensor:
+        """Teacher-forcing inputs: the start token, then the sequence shifted right. (B, T)"""
+        start = seqs.new_full((seqs.shape[0], 1), self.start_token)
+        return torch.cat([start, seqs[:, :-1]], dim=1)
+
+    def hidden_states(self, seqs: Tensor) -> tuple[Tensor, Tensor]:
+        """Run teacher-forced over `seqs` (B, T). Returns h and c after each step, (B, T, H);
+        step t has consumed the start token and y_0..y_{t-1}, so h[:, t] gives y_t's logits."""
+        B, T = seqs.shape
+        x = self.embedding[self.inputs(seqs)] @ self.W + self.b  # (B, T, 4H)
+        state = self.initial_state(B)
+        hs, cs = [], []
+        for t in range(T):
+            state = self._cell(x[:, t], state)
+            hs.append(state[0])
+            cs.append(state[1])
+        return torch.stack(hs, 1), torch.stack(cs, 1)
+
+    def log_probs(self, seqs: Tensor) -> Tensor:
+        """log G(y_t | y_<t) for every position of `seqs` (B, T). Returns (B, T)."""
+        h, _ = self.hidden_states(seqs)
+        logits = self.logits(h.reshape(-1, self.hidden_dim))  # (B*T, V)
+        logp = torch.log_softmax(logits, dim=-1)
+        return logp.gather(1, seqs.reshape(-1, 1)).view(seqs.shape)
+
+    @torch.no_grad()
+    def nll(self, seqs: Tensor, *, batch: int = 1024) -> float:
+        """Mean per-token negative log-likelihood of `seqs` (S, T) in nats."""
+        total = 0.0
+        for i in range(0, seqs.shape[0], batch):
+            total += -self.log_probs(seqs[i:i + batch]).double().sum().item()
+        return total / seqs.numel()
+
+    @torch.no_grad()
+    def sample(self, num: int, *, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> Tensor:
+        """Draw `num` sequences (num, T) at the given temperature, in blocks of chunk_rows."""
+        out = []
+        for start in range(0, num, self.chunk_rows):
+            rows = min(self.chunk_rows, num - start)
+            state = self.initial_state(rows)
+            tok = torch.full((rows,), self.start_token, dtype=torch.long, device=self.W.device)
+            seq = []
+            for _ in range(self.seq_len):
+                state = self.step(tok, state)
+                u = torch.rand(rows, 2, generator=generator, device=self.W.device)
+                tok = sample_categorical(self.logits(state[0]) / temperature, u)
+                seq.append(tok)
+            out.append(torch.stack(seq, 1))
+        return torch.cat(out, 0)  # (num, T)
+
+
+def sample_categorical(logits: Tensor, u: Tensor, *, block: int = 0) -> Tensor:
+    """Exact draw from softmax(logits) by two-level inverse CDF, with uniforms `u` (R, 2).
+
+    `torch.multinomial` on CPU spends one random number per vocabulary entry; here the first
+    uniform picks a block of the vocabulary by its total mass and the second a token inside
+    it, so a draw costs one exp per entry plus two short cumulative sums. Returns (R,) ids.
+    """
+    R, V = logits.shape
+    bs = block or _block_size(V)
+    nb = -(-V // bs)
+    w = logits.sub(logits.amax(dim=-1, keepdim=True)).exp_()  # (R, V), unnormalised
+    if nb * bs != V:
+        w = torch.nn.functional.pad(w, (0, nb * bs - V))
+    blocks = w.view(R, nb, bs)
+    cum = blocks.sum(-1).cumsum(-1)  # (R, nb)
+    b = torch.searchsorted(cum, u[:, :1].to(cum.dtype) * cum[:, -1:], right=True).clamp_(max=nb - 1)
+    inner = blocks.gather(1, b.unsqueeze(-1).expand(R, 1, bs)).squeeze(1).cumsum(-1)  # (R, bs)
+    j = torch.searchsorted(inner, u[:, 1:].to(inner.dtype) * inner[:, -1:], right=True).clamp_(max=bs - 1)
+    return (b * bs + j).squeeze(1).clamp_(max=V - 1)
+
+
+def _block_size(V: int) -> int:
+    """A divisor of V near sqrt(V) (so no padding copy is needed), else sqrt(V)."""
+    root = max(1, int(math.sqrt(V)))
+    for d in sorted(range(max(1, root // 2), 2 * root + 1), key=lambda d: abs(d - root)):
+        if V % d == 0:
+            return d
+    return root

@@ -1,0 +1,99 @@
+"""Eq. 4: Monte Carlo rewards from every prefix, by the rollout policy G_β.
+
+    Q(Y_1:t−1, y_t) = 1/N Σ_n D(Y^n_1:T),  Y^n ~ MC^{G_β}(Y_1:t; N)   for t < T
+    Q(Y_1:T−1, y_T) = D(Y_1:T)                                         for t = T
+
+`mc_rewards` is the fast way: one teacher-forced pass of β over the batch caches the LSTM
+state of every prefix; N completions branch from each cached state, and all (T−1)·N·B of
+them advance together, a prefix joining the batch at the step where its completion starts
+(triangular batching: ~N·B·T²/2 LSTM steps instead of ~N·B·T²). The completions are then
+scored by D in blocks. `mc_rewards_reference` is the plain loop over n and t that recomputes
+each prefix, as the reference code does; a test checks the two agree exactly.
+
+Both draw token y at (rollout n, prefix length t, position p, sequence b) with the uniforms
+u[n, t−1, p, b] (shape (N, T−1, T, B, 2)), so given the same `u` they sample the same tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .policy import LSTMPolicy, sample_categorical
+
+ScoreFn = Callable[[Tensor], Tensor]  # (R, T) token ids -> (R,) P(real)
+
+
+def rollout_uniforms(batch: int, seq_len: int, num_rollouts: int, *,
+                     generator: torch.Generator | None = None) -> Tensor:
+    return torch.rand(num_rollouts, seq_len - 1, seq_len, batch, 2, generator=generator)
+
+
+@torch.no_grad()
+def complete_prefixes(policy: LSTMPolicy, seqs: Tensor, num_rollouts: int, u: Tensor,
+                      *, chunk_rows: int = 2048) -> Tensor:
+    """Sample N completions of every proper prefix of `seqs` (B, T) with `policy`.
+
+    Returns (T−1, N, B, T): [t−1, n, b] keeps y_0..y_{t−1} of sequence b and samples the rest.
+    """
+    B, T = seqs.shape
+    N = num_rollouts
+    h_all, c_all = policy.hidden_states(seqs)  # (B, T, H): h_all[:, t] gives y_t's logits
+    out = seqs.expand(T - 1, N, B, T).reshape((T - 1) * N * B, T).clone()  # rows (t, n, b)
+    h = c = None
+    prev = None  # tokens sampled at the last position, for the rows already started
+    for p in range(1, T):
+        # Rows of prefixes shorter than p step from their previous token; the prefix of
+        # length p joins with its cached teacher-forced state, repeated N times.
+        new_h = h_all[:, p].repeat(N, 1)  # (N*B, H)
+        new_c = c_all[:, p].repeat(N, 1)
+        if h is None:
+            h, c = new_h, new_c
+        else:
+            h, c = policy.step(prev, (h, c))
+            h, c = torch.cat([h, new_h]), torch.cat([c, new_c])
+        rows = p * N * B
+        up = u[:, :p, p].permute(1, 0, 2, 3).reshape(rows, 2)  # (p*N*B, 2) in (t, n, b) order
+        prev = torch.cat([sample_categorical(policy.logits(h[i:i + chunk_rows]), up[i:i + chunk_rows])
+                          for i in range(0, rows, chunk_rows)])
+        out[:rows, p] = prev
+    return out.view(T - 1, N, B, T)
+
+
+@torch.no_grad()
+def mc_rewards(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: int, *,
+               u: Tensor | None = None, generator: torch.Generator | None = None,
+               chunk_rows: int = 2048) -> Tensor:
+    """Eq. 4 for every token of `seqs` (B, T). Returns rewards (B, T)."""
+    B, T = seqs.shape
+    if u is None:
+        u = rollout_uniforms(B, T, num_rollouts, generator=generator)
+    completions = complete_prefixes(policy, seqs, num_rollouts, u, chunk_rows=chunk_rows)
+    scores = score(torch.cat([completions.reshape(-1, T), seqs]))  # ((T−1)·N·B + B,)
+    q = scores[:-B].view(T - 1, num_rollouts, B).mean(dim=1)  # (T−1, B)
+    return torch.cat([q.t(), scores[-B:, None]], dim=1)  # (B, T)
+
+
+@torch.no_grad()
+def mc_rewards_reference(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: int, *,
+                         u: Tensor) -> Tensor:
+    """Eq. 4 written the plain way: for each n and t, re-run the prefix, sample the rest."""
+    B, T = seqs.shape
+    rewards = torch.zeros(B, T, dtype=torch.float64)
+    for n in range(num_rollouts):
+        for t in range(1, T):
+            state = policy.initial_state(B)
+            tok = torch.full((B,), policy.start_token, dtype=torch.long)
+            seq = seqs[:, :t].clone()
+            for p in range(t):  # feed the given prefix
+                state = policy.step(tok, state)
+                tok = seqs[:, p]
+            for p in range(t, T):  # sample the completion
+                state = policy.step(tok, state)
+                tok = sample_categorical(policy.logits(state[0]), u[n, t - 1, p])
+                seq = torch.cat([seq, tok[:, None]], dim=1)
+            rewards[:, t - 1] += score(seq).double() / num_rollouts
+    rewards[:, T - 1] = score(seqs).double()
+    return rewards.to(policy.W.dtype)

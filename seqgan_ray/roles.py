@@ -1,0 +1,225 @@
+"""The three roles of SeqGAN training as plain classes.
+
+Each is usable in-process (tests, notebooks, the deterministic local mode) and becomes a
+Ray actor from outside, `ray.remote(num_cpus=...)(GeneratorLearner)`, in
+`seqgan_ray.distributed`. Weights cross between roles as state dicts of CPU tensors.
+
+- `GeneratorLearner` holds G_θ, its two Adam optimizers (MLE and policy gradient, as in the
+  reference code) and the delayed rollout policy G_β.
+- `RolloutWorker` holds a copy of G_β and of D_φ and turns sequences into Eq. 4 rewards.
+- `DiscriminatorTrainer` holds D_φ and its optimizer and trains it on real vs generated.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from .config import Config
+from .discriminator import Discriminator
+from .losses import discriminator_loss, mle_loss, policy_gradient_loss
+from .policy import LSTMPolicy
+from .rewards import mc_rewards
+
+StateDict = dict[str, Tensor]
+
+
+def _set_threads(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
+    d, g = cfg.data, cfg.generator
+    policy = LSTMPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token,
+                        chunk_rows=cfg.rollout.chunk_rows)
+    policy.reset_parameters(g.init_std, torch.Generator().manual_seed(seed))
+    return policy
+
+
+def make_discriminator(cfg: Config, seed: int) -> Discriminator:
+    dc = cfg.discriminator
+    torch.manual_seed(seed)
+    return Discriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim,
+                         filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
+                         dropout=dc.dropout)
+
+
+def cpu_state(module: torch.nn.Module) -> StateDict:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+class GenStep(NamedTuple):
+    loss: float
+    grad_norm: float
+
+
+class DiscStats(NamedTuple):
+    loss: float
+    acc_real: float
+    acc_fake: float
+
+
+class GeneratorLearner:
+    """G_θ with its optimizers, and the delayed rollout policy G_β."""
+
+    def __init__(self, cfg: Config, seed: int, *, threads: int = 0):
+        _set_threads(threads)
+        self.cfg = cfg
+        self.generator = make_generator(cfg, seed)
+        self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)  # β
+        g = cfg.generator
+        self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=g.lr)
+        self.pg_opt = torch.optim.Adam(self.generator.parameters(), lr=g.adv_lr)
+        self.rng = torch.Generator().manual_seed(seed + 1)
+        self.data: Tensor | None = None
+
+    def set_data(self, data: Tensor) -> None:
+        self.data = data
+
+    def sample(self, num: int) -> Tensor:
+        """Draw `num` sequences (num, T) from G_θ."""
+        return self.generator.sample(num, generator=self.rng)
+
+    def _apply(self, loss: Tensor, opt: torch.optim.Optimizer) -> float:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.generator.grad_clip)
+        opt.step()
+        return float(norm)
+
+    def pretrain_epoch(self) -> float:
+        """One MLE epoch over the data in shuffled batches; returns the mean NLL per token."""
+        assert self.data is not None, "call set_data first"
+        B = self.cfg.generator.batch_size
+        order = torch.randperm(self.data.shape[0], generator=self.rng)
+        total, batches = 0.0, 0
+        for i in range(0, len(order) - B + 1, B):  # full batches only, as the reference code
+            loss = mle_loss(self.generator.log_probs(self.data[order[i:i + B]]))
+            self._apply(loss, self.mle_opt)
+            total, batches = total + loss.item(), batches + 1
+        return total / max(batches, 1)
+
+    def pg_step(self, seqs: Tensor, rewards: Tensor) -> GenStep:
+        """Eq. 8: one policy-gradient update of θ on `seqs` (B, T) with `rewards` (B, T)."""
+        loss = policy_gradient_loss(self.generator.log_probs(seqs), rewards)
+        norm = self._apply(loss, self.pg_opt)
+        return GenStep(loss.item(), norm)
+
+    def sync_rollout_policy(self) -> None:
+        """β ← θ (at the start of adversarial training)."""
+        self.rollout_policy.load_state_dict(self.generator.state_dict())
+
+    @torch.no_grad()
+    def update_rollout_policy(self) -> None:
+        """β ← r·β + (1−r)·θ with r = rollout.update_rate (0 means β = θ)."""
+        r = self.cfg.rollout.update_rate
+        for beta, theta in zip(self.rollout_policy.parameters(), self.generator.parameters()):
+            beta.mul_(r).add_(theta, alpha=1.0 - r)
+
+    def weights(self) -> StateDict:
+        return cpu_state(self.generator)
+
+    def rollout_weights(self) -> StateDict:
+        return cpu_state(self.rollout_policy)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.state_dict(),
+                "rollout_policy": self.rollout_policy.state_dict(),
+                "mle_opt": self.mle_opt.state_dict(), "pg_opt": self.pg_opt.state_dict(),
+                "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.rollout_policy.load_state_dict(state["rollout_policy"])
+        self.mle_opt.load_state_dict(state["mle_opt"])
+        self.pg_opt.load_state_dict(state["pg_opt"])
+        self.rng.set_state(state["rng"])
+
+
+class DiscriminatorTrainer:
+    """D_φ and its optimizer, trained on real (label 1) vs generated (label 0) sequences."""
+
+    def __init__(self, cfg: Config, seed: int, *, threads: int = 0):
+        _set_threads(threads)
+        self.cfg = cfg
+        self.discriminator = make_discriminator(cfg, seed)
+        self.opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr)
+        self.rng = torch.Generator().manual_seed(seed + 1)
+        self.real: Tensor | None = None
+
+    def set_data(self, real: Tensor) -> None:
+        self.real = real
+
+    def train(self, fake: Tensor, epochs: int) -> DiscStats:
+        """`epochs` passes over the real data and `fake` (S, T), shuffled together (Eq. 5)."""
+        assert self.real is not None, "call set_data first"
+        d, dc = self.discriminator, self.cfg.discriminator
+        x = torch.cat([self.real, fake])
+        y = torch.cat([torch.ones(len(self.real), dtype=torch.long), torch.zeros(len(fake), dtype=torch.long)])
+        d.train()
+        total = correct_real = correct_fake = batches = 0
+        for _ in range(epochs):
+            order = torch.randperm(len(x), generator=self.rng)
+            for i in range(0, len(order), dc.batch_size):
+                idx = order[i:i + dc.batch_size]
+                logits = d(x[idx])
+                loss = discriminator_loss(logits, y[idx], d.out.weight, d.out.bias, dc.l2_reg)
+                self.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt.step()
+                hit = logits.argmax(-1) == y[idx]
+                total, batches = total + loss.item(), batches + 1
+                correct_real += int((hit & (y[idx] == 1)).sum())
+                correct_fake += int((hit & (y[idx] == 0)).sum())
+        n = max(epochs, 1)
+        return DiscStats(total / max(batches, 1), correct_real / (n * len(self.real)),
+                         correct_fake / (n * len(fake)))
+
+    def weights(self) -> StateDict:
+        return cpu_state(self.discriminator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"discriminator": self.discriminator.state_dict(), "opt": self.opt.state_dict(),
+                "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt.load_state_dict(state["opt"])
+        self.rng.set_state(state["rng"])
+        torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
+
+
+class RolloutWorker:
+    """A copy of G_β and D_φ that turns sequences into Eq. 4 rewards."""
+
+    def __init__(self, cfg: Config, seed: int, *, threads: int = 0):
+        _set_threads(threads)
+        self.cfg = cfg
+        self.policy = make_generator(cfg, seed).requires_grad_(False)
+        self.discriminator = make_discriminator(cfg, seed).requires_grad_(False).eval()
+        self.rng = torch.Generator().manual_seed(seed)
+        self.version = -1
+
+    def set_weights(self, policy: StateDict | None, discriminator: StateDict | None,
+                    version: int = 0) -> None:
+        if policy is not None:
+            self.policy.load_state_dict(policy)
+        if discriminator is not None:
+            self.discriminator.load_state_dict(discriminator)
+        self.version = version
+
+    def rewards(self, seqs: Tensor) -> Tensor:
+        """Eq. 4 rewards (B, T) for `seqs` (B, T), scored by P(real) under D_φ."""
+        rows = self.cfg.rollout.chunk_rows
+        return mc_rewards(self.policy, lambda x: self.discriminator.prob_real(x, chunk_rows=rows),
+                          seqs, self.cfg.rollout.num_rollouts, generator=self.rng, chunk_rows=rows)
+
+    def get_rng_state(self) -> Tensor:
+        return self.rng.get_state()
+
+    def set_rng_state(self, state: Tensor) -> None:
+        self.rng.set_state(state)

@@ -1,0 +1,110 @@
+"""What a run leaves behind: metrics.jsonl, TensorBoard events, checkpoints, a plot, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class RunLog:
+    """Metrics to `metrics.jsonl` (one JSON object a line) and to TensorBoard (tensorboardX).
+
+    Keys are namespaced (`pretrain/gen_nll`, `gen/pg_loss`, `disc/loss`, `eval/oracle_nll`,
+    `time/rollout_s`); every record carries the phase, the step within the phase and
+    `epoch`, the x-axis of the paper's Figure 2 (MLE epochs, then adversarial iterations).
+    """
+
+    def __init__(self, run_dir: Path):
+        from tensorboardX import SummaryWriter
+
+        self.run_dir = run_dir
+        self.path = run_dir / "metrics.jsonl"
+        self._file = open(self.path, "a")
+        self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, phase: str, step: int, epoch: int, metrics: dict[str, float]) -> None:
+        record = {"phase": phase, "step": step, "epoch": epoch, **metrics}
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        for key, value in metrics.items():
+            self._tb.add_scalar(key, value, epoch if key.startswith("eval/") else step)
+
+    def close(self) -> None:
+        self._file.close()
+        self._tb.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+class Progress:
+    """One line of progress with a rate and an ETA; redrawn in place on a terminal."""
+
+    def __init__(self, label: str, total: int, *, enabled: bool = True):
+        self.label, self.total, self.enabled = label, total, enabled
+        self.start = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, text: str = "") -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        eta = elapsed / done * (self.total - done) if done else 0.0
+        line = f"[{self.label}] {done}/{self.total} {text}  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line + ("\n" if done >= self.total else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
+
+
+def save_checkpoint(folder: Path, name: str, state: dict[str, Any], *, keep: int) -> Path:
+    """Write `state` atomically (temporary file, then rename) and keep the newest `keep`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pt"
+    tmp = folder / f".{name}.pt.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    ckpts = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime_ns)
+    for old in ckpts[:-keep]:
+        old.unlink()
+    return path
+
+
+def plot_oracle_nll(metrics: list[dict[str, Any]], png: Path, *, pretrain_epochs: int,
+                    title: str = "NLL-oracle") -> None:
+    """NLL-oracle against epochs across pretraining and adversarial training (paper, Fig. 2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [(r["epoch"], r["eval/oracle_nll"]) for r in metrics if "eval/oracle_nll" in r]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if points:
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, marker="o", markersize=3, label="generator")
+    ax.axvline(pretrain_epochs, color="gray", linestyle="--", linewidth=1)
+    ax.text(pretrain_epochs, ax.get_ylim()[1], " adversarial training starts", va="top", fontsize=8,
+            color="gray")
+    ax.set_xlabel("epoch (MLE pretraining, then adversarial iterations)")
+    ax.set_ylabel("NLL-oracle (nats per token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
