@@ -34,7 +34,7 @@ def paper_filters(seq_len: int) -> tuple[list[int], list[int]]:
 class Discriminator(nn.Module):
     def __init__(self, vocab_size: int, seq_len: int, *, emb_dim: int = 64,
                  filter_sizes: list[int] | None = None, num_filters: list[int] | None = None,
-                 dropout: float = 0.25):
+                 dropout: float = 0.25, seed: int = 0):
         super().__init__()
         if not filter_sizes:
             filter_sizes, num_filters = paper_filters(seq_len)
@@ -47,19 +47,19 @@ class Discriminator(nn.Module):
         total = sum(num_filters)
         self.highway_h = nn.Linear(total, total)
         self.highway_t = nn.Linear(total, total)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = dropout
         self.out = nn.Linear(total, 2)
-        self.reset_parameters()
+        self.reset_parameters(torch.Generator().manual_seed(seed))
 
-    def reset_parameters(self) -> None:
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """The reference code's init: embeddings U(-1, 1), conv N(0, 0.1) truncated, bias 0.1."""
         with torch.no_grad():
-            nn.init.uniform_(self.embedding.weight, -1.0, 1.0)
+            nn.init.uniform_(self.embedding.weight, -1.0, 1.0, generator=generator)
             for w, b in zip(self.conv_w, self.conv_b):
-                nn.init.trunc_normal_(w, std=0.1, a=-0.2, b=0.2)
+                nn.init.trunc_normal_(w, std=0.1, a=-0.2, b=0.2, generator=generator)
                 b.fill_(0.1)
             for lin in (self.highway_h, self.highway_t, self.out):
-                nn.init.trunc_normal_(lin.weight, std=0.1, a=-0.2, b=0.2)
+                nn.init.trunc_normal_(lin.weight, std=0.1, a=-0.2, b=0.2, generator=generator)
                 lin.bias.fill_(0.1)
 
     def features(self, tokens: Tensor) -> Tensor:
@@ -72,12 +72,16 @@ class Discriminator(nn.Module):
             pooled.append(F.relu(F.linear(win, w, b)).amax(dim=1))  # (B, F_k)
         return torch.cat(pooled, dim=1)  # (B, F)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        """Class logits (B, 2) for `tokens` (B, T); class 1 is real."""
+    def forward(self, tokens: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Class logits (B, 2) for `tokens` (B, T); class 1 is real. In training mode dropout
+        draws from `generator`, so a trainer's randomness is its own, in any process."""
         feat = self.features(tokens)
         gate = torch.sigmoid(self.highway_t(feat))
         feat = gate * F.relu(self.highway_h(feat)) + (1.0 - gate) * feat  # highway
-        return self.out(self.dropout(feat))
+        if self.training and self.dropout > 0:
+            keep = 1.0 - self.dropout
+            feat = feat * torch.empty_like(feat).bernoulli_(keep, generator=generator) / keep
+        return self.out(feat)
 
     @torch.no_grad()
     def prob_real(self, tokens: Tensor, *, chunk_rows: int = 2048) -> Tensor:

@@ -42,10 +42,9 @@ def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
 
 def make_discriminator(cfg: Config, seed: int) -> Discriminator:
     dc = cfg.discriminator
-    torch.manual_seed(seed)
     return Discriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim,
                          filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
-                         dropout=dc.dropout)
+                         dropout=dc.dropout, seed=seed)
 
 
 def cpu_state(module: torch.nn.Module) -> StateDict:
@@ -166,7 +165,7 @@ class DiscriminatorTrainer:
             order = torch.randperm(len(x), generator=self.rng)
             for i in range(0, len(order), dc.batch_size):
                 idx = order[i:i + dc.batch_size]
-                logits = d(x[idx])
+                logits = d(x[idx], generator=self.rng)
                 loss = discriminator_loss(logits, y[idx], d.out.weight, d.out.bias, dc.l2_reg)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -184,13 +183,12 @@ class DiscriminatorTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         return {"discriminator": self.discriminator.state_dict(), "opt": self.opt.state_dict(),
-                "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state()}
+                "rng": self.rng.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt.load_state_dict(state["opt"])
         self.rng.set_state(state["rng"])
-        torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
 
 
 class RolloutWorker:

@@ -39,10 +39,12 @@ class RemoteRole:
         return lambda *args, **kwargs: ray.get(method.remote(*args, **kwargs))
 
 
-def start_actor(cls: type, res: ActorResources, cfg: Config, seed: int, *, restartable: bool = False):
-    opts = res.options()
-    if restartable:  # restarted by Ray; the pool re-sends weights and re-submits the lost work
-        opts.update(max_restarts=-1, max_task_retries=0)
+def start_actor(cls: type, res: ActorResources, cfg: Config, seed: int, *, pool: bool = False):
+    opts: dict[str, Any] = res.options()
+    if pool:
+        # Restarted by Ray when it dies; the pool re-sends weights and re-submits the lost
+        # work. SPREAD puts the pool's actors on as many nodes as can take them.
+        opts.update(max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD")
     return ray.remote(**opts)(cls).remote(cfg, seed, threads=res.threads)
 
 
@@ -65,7 +67,7 @@ class RolloutPool:
 
     @classmethod
     def actors(cls, cfg: Config, seed: int, size: int, res: ActorResources) -> "RolloutPool":
-        return cls([start_actor(RolloutWorker, res, cfg, seed + i, restartable=True)
+        return cls([start_actor(RolloutWorker, res, cfg, seed + i, pool=True)
                     for i in range(size)], remote=True)
 
     def __len__(self) -> int:
