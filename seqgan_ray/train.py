@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .config import Config, save_config
-from .data import write_token_file
+from .data import DataError, write_token_file
 from .distributed.pool import RemoteRole, RolloutPool, start_actor
 from .oracle import SyntheticTask
 from .roles import DiscriminatorTrainer, GeneratorLearner
@@ -62,6 +62,10 @@ class Result:
 def train(cfg: Config, task: SyntheticTask, roles: Roles, run_dir: Path) -> Result:
     """Run the whole schedule of `cfg.train`, writing everything into `run_dir`."""
     tc, rc = cfg.train, cfg.run
+    if task.real.shape[0] < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
+        raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
+                        f"batch (generator.batch_size={cfg.generator.batch_size}, "
+                        f"discriminator.batch_size={cfg.discriminator.batch_size})")
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     (run_dir / "data_source.txt").write_text(task.source + "\n")

@@ -92,3 +92,16 @@ def test_two_node_cluster_places_rollout_actors_on_both_nodes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "NODES 2 ITER True" in proc.stdout, proc.stdout
     assert (tmp_path / "run" / "summary.json").is_file()
+
+
+def test_gpu_file_is_used_only_on_the_head_node_of_that_cluster(tmp_path, monkeypatch):
+    from seqgan_ray.distributed.cluster import connect
+
+    spec = load_cluster(ROOT / "clusters" / "gpu.yaml")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(ClusterError, match="no ~/ray_bootstrap_config.yaml"):
+        connect(spec, ["--cluster", "clusters/gpu.yaml"])
+    (tmp_path / "ray_bootstrap_config.yaml").write_text("cluster_name: another-cluster\n")
+    with pytest.raises(ClusterError, match="'another-cluster'") as err:
+        connect(spec, ["--cluster", "clusters/gpu.yaml"])
+    assert f"ray up {spec.path} -y" in str(err.value)

@@ -132,10 +132,29 @@ def connect(spec: ClusterSpec, run_args: list[str]) -> None:
         ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
         return
+    # `ray up` leaves the cluster's own config on its head node, where `ray job submit` runs
+    # the driver; without it this is not that cluster (a stray local Ray must not stand in).
+    here = _launched_cluster_name()
+    if here != spec.name:
+        where = f"this machine is not its head node (found {BOOTSTRAP_CONFIG}: " \
+                f"{here!r})" if here else f"this machine is not its head node (no {BOOTSTRAP_CONFIG})"
+        raise ClusterError(f"{spec.path} describes the cluster '{spec.name}', and {where}.\n"
+                           f"Start it and submit this run to it with:\n{spec.commands(run_args)}")
     try:
         ray.init(address="auto", log_to_driver=False)
     except (ConnectionError, RuntimeError) as exc:
         raise ClusterError(
-            f"{spec.path} describes the cluster '{spec.name}', and no running Ray cluster was "
-            f"found here ({str(exc).splitlines()[0]}).\nStart it and submit this run to it with:\n"
-            f"{spec.commands(run_args)}") from None
+            f"{spec.path}: the cluster '{spec.name}' was launched here but Ray is not running "
+            f"({str(exc).splitlines()[0]}). Restart it with:\n{spec.commands(run_args)}") from None
+
+
+BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+
+
+def _launched_cluster_name() -> str | None:
+    """The cluster_name of the `ray up` cluster whose head node this is, if any."""
+    path = Path(BOOTSTRAP_CONFIG).expanduser()
+    try:
+        return (yaml.safe_load(path.read_text()) or {}).get("cluster_name")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None

@@ -1,0 +1,182 @@
+"""The oracle, the LSTM policy's gate equations and sampling, and the CNN discriminator."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqgan_ray.config import DataConfig
+from seqgan_ray.data import DataError
+from seqgan_ray.discriminator import Discriminator, paper_filters
+from seqgan_ray.oracle import load_oracle_params, load_task, seeded_oracle
+from seqgan_ray.policy import LSTMPolicy
+
+ORACLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "oracle"
+TINY = dict(vocab_size=30, seq_len=5, oracle_emb_dim=4, oracle_hidden_dim=6, num_train=40)
+
+
+# ------------------------------------------------------------------ oracle
+
+def test_paper_oracle_scores_real_data_as_in_the_paper():
+    if not (ORACLE_DIR / "target_params.pkl").is_file():
+        pytest.skip(f"{ORACLE_DIR}/target_params.pkl not present")
+    task = load_task(DataConfig(oracle_dir=str(ORACLE_DIR)))
+    assert task.real.shape == (9984, 20)
+    assert "paper oracle" in task.source
+    assert abs(task.oracle.nll(task.real, batch=16) - 5.7609) <= 5e-4
+
+
+def test_seeded_oracle_depends_only_on_seed():
+    a, b = seeded_oracle(DataConfig(**TINY, oracle_seed=1)), seeded_oracle(DataConfig(**TINY, oracle_seed=1))
+    c = seeded_oracle(DataConfig(**TINY, oracle_seed=2))
+    for (name, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb), name
+        assert not torch.equal(pa, pc), name
+    flat = torch.cat([p.flatten() for p in a.parameters()])
+    assert abs(flat.std().item() - 1.0) < 0.15  # N(0, 1), as the paper's oracle
+
+
+def test_load_task_without_params_uses_seeded_oracle(tmp_path):
+    cfg = DataConfig(**TINY, oracle_dir=str(tmp_path))
+    task = load_task(cfg)
+    assert "target_params.pkl" in task.source and "seeded" in task.source
+    assert task.real.shape == (40, 5)
+    assert torch.equal(task.oracle.W, seeded_oracle(cfg).W)
+
+
+def test_load_task_can_require_the_paper_oracle(tmp_path):
+    with pytest.raises(DataError, match="target_params.pkl") as err:
+        load_task(DataConfig(**TINY, oracle_dir=str(tmp_path), require_paper_oracle=True))
+    assert str(tmp_path / "target_params.pkl") in str(err.value)
+
+
+# ------------------------------------------------------------------ LSTM policy
+
+def _named_arrays(V=7, E=3, H=4, seed=0):
+    """The 15 arrays of the reference code's pickle, in its order, as float64."""
+    rng = np.random.default_rng(seed)
+    shapes = [(V, E)] + [(E, H), (H, H), (H,)] * 4 + [(H, V), (V,)]
+    return [rng.normal(0, 1, s).astype(np.float32).astype(np.float64) for s in shapes]
+
+
+def _hand_log_probs(arrays, seq, start=0):
+    """The reference target LSTM, one token at a time, with per-gate matrices."""
+    emb, Wi, Ui, bi, Wf, Uf, bf, Wo, Uo, bo, Wc, Uc, bc, Wout, bout = arrays
+    sig = lambda z: 1.0 / (1.0 + np.exp(-z))
+    h = c = np.zeros(Ui.shape[0])
+    out, prev = [], start
+    for y in seq:
+        x = emb[prev]
+        i, f, o = sig(x @ Wi + h @ Ui + bi), sig(x @ Wf + h @ Uf + bf), sig(x @ Wo + h @ Uo + bo)
+        c = f * c + i * np.tanh(x @ Wc + h @ Uc + bc)
+        h = o * np.tanh(c)
+        logits = h @ Wout + bout
+        out.append(logits[y] - np.log(np.exp(logits - logits.max()).sum()) - logits.max())
+        prev = y
+    return out
+
+
+def test_log_probs_follow_the_reference_gate_equations(tmp_path):
+    arrays = _named_arrays()
+    path = tmp_path / "params.pkl"
+    path.write_bytes(pickle.dumps([a.astype(np.float32) for a in arrays]))
+    policy = load_oracle_params(path, seq_len=6).double()
+    seqs = torch.tensor([[3, 0, 6, 6, 1, 2], [0, 0, 5, 4, 3, 1]])
+    expected = torch.tensor([_hand_log_probs(arrays, s) for s in seqs.tolist()], dtype=torch.float64)
+    torch.testing.assert_close(policy.log_probs(seqs), expected, rtol=0, atol=1e-12)
+
+
+def _tiny_policy(dtype=torch.float64, chunk_rows=2048):
+    p = LSTMPolicy(11, 5, 4, 6, start_token=2, chunk_rows=chunk_rows)
+    p.reset_parameters(1.0, torch.Generator().manual_seed(5))
+    return p.to(dtype)
+
+
+def test_step_matches_hidden_states():
+    policy = _tiny_policy()
+    seqs = policy.sample(3, generator=torch.Generator().manual_seed(0))
+    h_all, c_all = policy.hidden_states(seqs)
+    state = policy.initial_state(3)
+    tok = torch.full((3,), policy.start_token)
+    for t in range(seqs.shape[1]):
+        state = policy.step(tok, state)
+        torch.testing.assert_close(state[0], h_all[:, t], rtol=0, atol=1e-12)
+        torch.testing.assert_close(state[1], c_all[:, t], rtol=0, atol=1e-12)
+        tok = seqs[:, t]
+    # the logits of the step-by-step state give the same log-probabilities
+    logp = torch.log_softmax(policy.logits(h_all[:, -1]), -1).gather(1, seqs[:, -1:]).squeeze(1)
+    torch.testing.assert_close(logp, policy.log_probs(seqs)[:, -1])
+
+
+def test_sample_shape_range_and_seeding():
+    policy = _tiny_policy(torch.float32, chunk_rows=4)  # 10 rows: blocks of 4, 4, 2
+    draw = lambda s: policy.sample(10, generator=torch.Generator().manual_seed(s))
+    a = draw(0)
+    assert a.shape == (10, 6) and a.dtype == torch.long
+    assert a.min() >= 0 and a.max() < 11
+    assert torch.equal(a, draw(0)) and not torch.equal(a, draw(1))
+    # the first token follows softmax of the first step's logits (std of a frequency ≈ 0.008)
+    many = policy.sample(4000, generator=torch.Generator().manual_seed(2))
+    h, _ = policy.step(torch.tensor([policy.start_token]), policy.initial_state(1))
+    probs = torch.softmax(policy.logits(h)[0], -1).detach()
+    freq = torch.bincount(many[:, 0], minlength=11).float() / 4000
+    assert (freq - probs).abs().max() < 0.04
+
+
+def test_generator_init_std_is_point_one():
+    policy = LSTMPolicy(5000, 32, 32, 20)
+    flat = torch.cat([p.detach().flatten() for p in policy.parameters()])
+    assert abs(flat.std().item() - 0.1) < 0.002
+    assert abs(flat.mean().item()) < 0.002
+
+
+# ------------------------------------------------------------------ discriminator
+
+def test_paper_filters():
+    sizes, maps = paper_filters(20)
+    assert sizes == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20]
+    assert maps == [100, 200, 200, 200, 200, 100, 100, 100, 100, 100, 160, 160]
+    sizes8, maps8 = paper_filters(8)
+    assert sizes8 == list(range(1, 9)) and len(maps8) == 8
+    sizes32, maps32 = paper_filters(32)
+    assert sizes32[-1] == 32 and max(sizes32) == 32 and len(maps32) == len(sizes32)
+
+
+def _disc(**kw):
+    torch.manual_seed(0)
+    return Discriminator(13, 7, emb_dim=5, filter_sizes=[2, 3], num_filters=[4, 3], **kw)
+
+
+def test_discriminator_forward_shape():
+    tokens = torch.randint(0, 13, (6, 7), generator=torch.Generator().manual_seed(0))
+    assert _disc()(tokens).shape == (6, 2)
+    assert Discriminator(13, 7, emb_dim=4)(tokens).shape == (6, 2)  # paper filters for T=7
+
+
+def test_convolution_equals_conv1d():
+    d, k, E, nf = _disc(), 3, 5, 3
+    w = torch.randn(nf, E, k, generator=torch.Generator().manual_seed(1))  # conv1d layout (F, E, k)
+    b = torch.randn(nf, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        d.conv_w[1].copy_(w.reshape(nf, E * k))
+        d.conv_b[1].copy_(b)
+    tokens = torch.randint(0, 13, (4, 7), generator=torch.Generator().manual_seed(3))
+    x = d.embedding(tokens).transpose(1, 2)  # (B, E, T)
+    expected = F.relu(F.conv1d(x, w, b)).amax(dim=-1)  # (B, F)
+    torch.testing.assert_close(d.features(tokens)[:, 4:], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_prob_real_in_unit_interval_and_deterministic():
+    d = _disc(dropout=0.5).train()
+    tokens = torch.randint(0, 13, (50, 7), generator=torch.Generator().manual_seed(4))
+    assert not torch.equal(d(tokens), d(tokens))  # dropout is live in training mode
+    p = d.prob_real(tokens)
+    assert p.shape == (50,) and ((p >= 0) & (p <= 1)).all()
+    assert torch.equal(p, d.prob_real(tokens))
+    torch.testing.assert_close(p, d.prob_real(tokens, chunk_rows=7))  # blocks change rounding only
+    assert d.training  # the mode is restored
+    d.eval()
+    torch.testing.assert_close(p, torch.softmax(d(tokens), -1)[:, 1])
