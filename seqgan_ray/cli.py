@@ -1,4 +1,4 @@
-"""Command line: `python run.py [--config FILE] [--cluster FILE] [key=value ...]`."""
+"""Command line: `python run.py [--config FILE] [--cluster FILE] [--resume RUN] [key=value ...]`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+from .checkpoint import CheckpointError
 from .config import ConfigError, all_keys, load_config
 from .data import DataError
 from .distributed.cluster import ClusterError
 
 DEFAULT_CLUSTER = Path(__file__).resolve().parent.parent / "clusters" / "local.yaml"
+ROLE_RETRIES = 2  # restarts from the last checkpoint when the learner or discriminator actor dies
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "defaults to the quick laptop run")
     p.add_argument("--cluster", type=Path, default=None,
                    help="ray up cluster file (default clusters/local.yaml: embedded Ray)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its newest checkpoint, with its config.yaml "
+                        "(overrides still apply, e.g. a longer train.adv_iterations)")
     p.add_argument("--no-ray", action="store_true",
                    help="run every role in this process, without Ray (deterministic; for debugging)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -36,53 +41,68 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train import Interrupted, NumericalError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         return _train(args, argv)
-    except (ConfigError, DataError, ClusterError) as exc:
+    except (ConfigError, DataError, ClusterError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NumericalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    except Interrupted as exc:
+        print(f"{exc}; resume with: python run.py --resume {args.run_dir}", file=sys.stderr)
+        return 130
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    import torch
-
     from .oracle import load_task
-    from .train import local_roles, ray_roles, train
+    from .train import local_roles, ray_roles, train, train_with_recovery
 
-    cfg = load_config(args.config, args.overrides)
+    if args.resume:
+        if args.config:
+            raise ConfigError("--resume uses the run's own config.yaml; drop --config")
+        if not (args.resume / "config.yaml").is_file():
+            raise CheckpointError(f"{args.resume}: not a run folder (no config.yaml)")
+        cfg = load_config(args.resume / "config.yaml", args.overrides)
+        run_dir = args.resume
+    else:
+        cfg = load_config(args.config, args.overrides)
+        run_dir = Path(cfg.run.out_dir) / (cfg.run.name or time.strftime("%Y%m%d-%H%M%S"))
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ConfigError(f"run folder {run_dir} already exists; set run.name to another name "
+                              f"or continue it with --resume {run_dir}")
+    args.run_dir = run_dir
     if args.quiet:
         cfg.run.progress = False
-    name = cfg.run.name or time.strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(cfg.run.out_dir) / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise ConfigError(f"run folder {run_dir} already exists; set run.name to another name")
 
     spec = None
     if not args.no_ray:
         from .distributed.cluster import connect, load_cluster
 
         spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
-        connect(spec, [a if a != str(args.cluster) else str(spec.path) for a in argv])
+        connect(spec, argv)
 
     task = load_task(cfg.data)
     print(f"data: {task.source}", file=sys.stderr)
-    torch.manual_seed(cfg.run.seed)
     if spec is None:
-        roles = local_roles(cfg)
         print("roles: in-process (no Ray)", file=sys.stderr)
+        roles = local_roles(cfg)
+        try:
+            result = train(cfg, task, roles, run_dir, resume=bool(args.resume))
+        finally:
+            roles.shutdown()
     else:
         import ray
 
         size = spec.pool_size(ray.cluster_resources())
-        roles = ray_roles(cfg, spec, size)
         print(f"roles: Ray ({spec.path.name}): learner, discriminator and {size} rollout actors "
               f"on {len(ray.nodes())} node(s)", file=sys.stderr)
-    try:
-        result = train(cfg, task, roles, run_dir)
-    finally:
-        roles.shutdown()
+        result = train_with_recovery(cfg, task, lambda: ray_roles(cfg, spec, size), run_dir,
+                                     resume=bool(args.resume), retries=ROLE_RETRIES)
     s = result.summary
     print(f"run folder: {run_dir}\n"
           f"NLL-oracle: random {s['oracle_nll_random']:.3f}, after pretraining "

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import torch
 
 
 class RunLog:
@@ -25,6 +22,7 @@ class RunLog:
 
         self.run_dir = run_dir
         self.path = run_dir / "metrics.jsonl"
+        self.lines = sum(1 for _ in open(self.path)) if self.path.exists() else 0
         self._file = open(self.path, "a")
         self._tb = SummaryWriter(str(run_dir / "tensorboard"))
 
@@ -32,12 +30,21 @@ class RunLog:
         record = {"phase": phase, "step": step, "epoch": epoch, **metrics}
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        self.lines += 1
         for key, value in metrics.items():
             self._tb.add_scalar(key, value, epoch if key.startswith("eval/") else step)
 
     def close(self) -> None:
-        self._file.close()
-        self._tb.close()
+        if not self._file.closed:
+            self._file.close()
+            self._tb.close()
+
+    @staticmethod
+    def truncate(run_dir: Path, lines: int) -> None:
+        """Keep the first `lines` records: those written up to the checkpoint resumed from."""
+        path = run_dir / "metrics.jsonl"
+        kept = path.read_text().splitlines(keepends=True)[:lines] if path.exists() else []
+        path.write_text("".join(kept))
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -48,8 +55,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 class Progress:
     """One line of progress with a rate and an ETA; redrawn in place on a terminal."""
 
-    def __init__(self, label: str, total: int, *, enabled: bool = True):
-        self.label, self.total, self.enabled = label, total, enabled
+    def __init__(self, label: str, total: int, *, enabled: bool = True, start: int = 0):
+        self.label, self.total, self.enabled, self.first = label, total, enabled, start
         self.start = time.perf_counter()
         self.tty = sys.stderr.isatty()
 
@@ -57,7 +64,7 @@ class Progress:
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
-        eta = elapsed / done * (self.total - done) if done else 0.0
+        eta = elapsed / (done - self.first) * (self.total - done) if done > self.first else 0.0
         line = f"[{self.label}] {done}/{self.total} {text}  {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
         if self.tty:
             sys.stderr.write("\r\033[K" + line + ("\n" if done >= self.total else ""))
@@ -69,19 +76,6 @@ class Progress:
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
-
-
-def save_checkpoint(folder: Path, name: str, state: dict[str, Any], *, keep: int) -> Path:
-    """Write `state` atomically (temporary file, then rename) and keep the newest `keep`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.pt"
-    tmp = folder / f".{name}.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    ckpts = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime_ns)
-    for old in ckpts[:-keep]:
-        old.unlink()
-    return path
 
 
 def plot_oracle_nll(metrics: list[dict[str, Any]], png: Path, *, pretrain_epochs: int,

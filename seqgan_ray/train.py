@@ -1,4 +1,4 @@
-"""The driver: Algorithm 1 of the paper, read top to bottom.
+"""The driver: Algorithm 1 of the paper, read top to bottom in `Trainer.run`.
 
     pretrain G by MLE; pretrain D on real vs generated
     repeat adv_iterations times:
@@ -7,26 +7,41 @@
         d_steps × (fresh negatives, k_epochs of D on real + fake)
         send the new β and φ to the rollout pool; evaluate, log, checkpoint
 
-The same loop drives plain in-process roles (tests, `mode=local`) or Ray actors: it only
-sees a `Roles` bundle.
+The same loop drives plain in-process roles (tests, `--no-ray`) or Ray actors: it only sees
+a `Roles` bundle. Every checkpoint holds the position in the schedule, so a run resumes
+where it stopped; in-process, a resumed run writes the same metrics as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, save_config
 from .data import DataError, write_token_file
 from .distributed.pool import RemoteRole, RolloutPool, start_actor
 from .oracle import SyntheticTask
 from .roles import DiscriminatorTrainer, GeneratorLearner
-from .runlog import Progress, RunLog, plot_oracle_nll, read_metrics, save_checkpoint
+from .runlog import Progress, RunLog, plot_oracle_nll, read_metrics
+
+PHASES = ("pretrain_g", "pretrain_d", "adversarial")
+
+
+class NumericalError(RuntimeError):
+    """NaN or inf in a loss, a reward or a weight; the message names the phase, step and tensor."""
+
+
+class Interrupted(RuntimeError):
+    """SIGINT or SIGTERM: a checkpoint was written and the run can be resumed."""
 
 
 @dataclass
@@ -37,6 +52,9 @@ class Roles:
 
     def shutdown(self) -> None:
         self.pool.shutdown()
+        for role in (self.learner, self.discriminator):
+            if isinstance(role, RemoteRole):
+                role.kill()
 
 
 def local_roles(cfg: Config, *, rollout_workers: int = 1) -> Roles:
@@ -45,12 +63,13 @@ def local_roles(cfg: Config, *, rollout_workers: int = 1) -> Roles:
                  RolloutPool.local(cfg, seed + 100, rollout_workers))
 
 
-def ray_roles(cfg: Config, spec, pool_size: int) -> Roles:
+def ray_roles(cfg: Config, spec, pool_size: int, *, worker_cls: type | None = None,
+              learner_cls: type = GeneratorLearner) -> Roles:
     """The learner, the discriminator and `pool_size` rollout workers as Ray actors."""
     seed = cfg.run.seed
-    return Roles(RemoteRole(start_actor(GeneratorLearner, spec.learner, cfg, seed)),
+    return Roles(RemoteRole(start_actor(learner_cls, spec.learner, cfg, seed)),
                  RemoteRole(start_actor(DiscriminatorTrainer, spec.discriminator, cfg, seed + 10)),
-                 RolloutPool.actors(cfg, seed + 100, pool_size, spec.rollout_worker))
+                 RolloutPool.actors(cfg, seed + 100, pool_size, spec.rollout_worker, worker_cls=worker_cls))
 
 
 @dataclass
@@ -59,113 +78,261 @@ class Result:
     summary: dict[str, Any]
 
 
-def train(cfg: Config, task: SyntheticTask, roles: Roles, run_dir: Path) -> Result:
-    """Run the whole schedule of `cfg.train`, writing everything into `run_dir`."""
-    tc, rc = cfg.train, cfg.run
-    if task.real.shape[0] < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
-        raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
-                        f"batch (generator.batch_size={cfg.generator.batch_size}, "
-                        f"discriminator.batch_size={cfg.discriminator.batch_size})")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
-    (run_dir / "data_source.txt").write_text(task.source + "\n")
-    log = RunLog(run_dir)
-    started = time.perf_counter()
-    learner, disc, pool = roles.learner, roles.discriminator, roles.pool
-    learner.set_data(task.real)
-    disc.set_data(task.real)
-    E = tc.pretrain_g_epochs
-    last_eval: dict[str, float] = {}
+def _check_finite(phase: str, step: int, **values: float | torch.Tensor | None) -> None:
+    for name, value in values.items():
+        if value is None:
+            continue
+        ok = bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
+        if not ok:
+            raise NumericalError(f"{phase} step {step}: {name} is not finite (NaN or inf); "
+                                 f"the last good checkpoint is kept")
 
-    def evaluate(phase: str, step: int, epoch: int) -> float:
+
+class Trainer:
+    def __init__(self, cfg: Config, task: SyntheticTask, roles: Roles, run_dir: Path):
+        if task.real.shape[0] < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
+            raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
+                            f"batch (generator.batch_size={cfg.generator.batch_size}, "
+                            f"discriminator.batch_size={cfg.discriminator.batch_size})")
+        self.cfg, self.task, self.roles, self.run_dir = cfg, task, roles, run_dir
+        self.learner, self.disc, self.pool = roles.learner, roles.discriminator, roles.pool
+        self.phase, self.step = PHASES[0], -1  # -1: not started; else steps done in `phase`
+        self.last_eval: dict[str, float] = {}
+        self.elapsed = 0.0  # wall time of earlier sessions of this run
+        self.stop_requested = False
+
+    # ------------------------------------------------------------------ the schedule
+
+    def run(self, *, resume: bool = False) -> Result:
+        cfg, tc = self.cfg, self.cfg.train
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._restore()
+        else:
+            save_config(cfg, self.run_dir / "config.yaml")
+            (self.run_dir / "data_source.txt").write_text(self.task.source + "\n")
+        self.log = RunLog(self.run_dir)
+        self.started = time.perf_counter()
+        self.learner.set_data(self.task.real)
+        self.disc.set_data(self.task.real)
+        try:
+            with _stop_on_signals(self):
+                if self._todo("pretrain_g"):
+                    self.pretrain_generator()
+                if self._todo("pretrain_d"):
+                    self.pretrain_discriminator()
+                if self._todo("adversarial"):
+                    self.adversarial()
+            return self._finish()
+        finally:
+            self.log.close()
+
+    def pretrain_generator(self) -> None:
+        """MLE on the training data, with NLL-oracle every eval_every epochs."""
+        E, tc = self.cfg.train.pretrain_g_epochs, self.cfg.train
+        if self.step < 0:
+            self.evaluate(0)  # the untrained generator: the paper's "Random"
+            self.step = 0
+        bar = self._progress("pretrain G (MLE)", E)
+        for epoch in range(self.step + 1, E + 1):
+            t0 = time.perf_counter()
+            loss = self.learner.pretrain_epoch()
+            _check_finite("pretrain_g", epoch, **{"MLE loss": loss})
+            self.log.log("pretrain_g", epoch, epoch, {"pretrain/gen_nll": loss,
+                                                      "time/epoch_s": time.perf_counter() - t0})
+            if epoch % tc.eval_every == 0 or epoch == E:
+                self.evaluate(epoch)
+            bar.update(epoch, f"nll {loss:.3f}  oracle {self._nll():.3f}")
+            self._end_step(epoch, last=epoch == E)
+        self._next_phase()
+
+    def pretrain_discriminator(self) -> None:
+        """Rounds of fresh negatives, then pretrain_d_epochs of D on real + fake."""
+        tc, E = self.cfg.train, self.cfg.train.pretrain_g_epochs
+        bar = self._progress("pretrain D", tc.pretrain_d_rounds)
+        for rnd in range(max(self.step, 0) + 1, tc.pretrain_d_rounds + 1):
+            t0 = time.perf_counter()
+            stats = self.disc.train(self.learner.sample(tc.num_negatives), tc.pretrain_d_epochs)
+            _check_finite("pretrain_d", rnd, **{"discriminator loss": stats.loss})
+            self.log.log("pretrain_d", rnd, E, {"disc/loss": stats.loss, "disc/acc_real": stats.acc_real,
+                                                "disc/acc_fake": stats.acc_fake,
+                                                "time/d_train_s": time.perf_counter() - t0})
+            bar.update(rnd, f"loss {stats.loss:.3f}  acc real {stats.acc_real:.2f} fake {stats.acc_fake:.2f}")
+            self._end_step(rnd, last=rnd == tc.pretrain_d_rounds)
+        self._next_phase()
+
+    def adversarial(self) -> None:
+        """Algorithm 1's loop: policy gradient with rollout rewards, then D training."""
+        cfg, tc, E = self.cfg, self.cfg.train, self.cfg.train.pretrain_g_epochs
+        learner, disc, pool = self.learner, self.disc, self.pool
+        if self.step <= 0:
+            learner.sync_rollout_policy()  # β ← θ
+            self.step = 0
+        pool.set_weights(learner.rollout_weights(), disc.weights())
+        bar = self._progress("adversarial", tc.adv_iterations)
+        for it in range(self.step + 1, tc.adv_iterations + 1):
+            t_iter = time.perf_counter()
+            times = dict.fromkeys(("time/sample_s", "time/rollout_s", "time/g_update_s"), 0.0)
+            rewards_mean = pg_loss = 0.0
+            for _ in range(tc.g_steps):
+                t0 = time.perf_counter()
+                seqs = learner.sample(cfg.generator.batch_size)      # (B, T)
+                t1 = time.perf_counter()
+                rewards = pool.rewards(seqs)                         # (B, T), Eq. 4
+                _check_finite("adversarial", it, rewards=rewards)
+                t2 = time.perf_counter()
+                step = learner.pg_step(seqs, rewards)                # Eq. 8
+                _check_finite("adversarial", it, **{"policy-gradient loss": step.loss,
+                                                    "generator gradient norm": step.grad_norm})
+                t3 = time.perf_counter()
+                for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+                    times[key] += dt
+                rewards_mean += rewards.mean().item() / tc.g_steps
+                pg_loss += step.loss / tc.g_steps
+            learner.update_rollout_policy()                          # β ← r·β + (1−r)·θ
+            t0 = time.perf_counter()
+            d = None
+            for _ in range(tc.d_steps):
+                d = disc.train(learner.sample(tc.num_negatives), tc.k_epochs)  # Eq. 5
+                _check_finite("adversarial", it, **{"discriminator loss": d.loss})
+            t_d = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            pool.set_weights(learner.rollout_weights(), disc.weights())
+            metrics = {"gen/pg_loss": pg_loss, "gen/reward_mean": rewards_mean, **times,
+                       "time/d_train_s": t_d, "time/broadcast_s": time.perf_counter() - t0,
+                       "pool/restarts": float(pool.restarts)}
+            if d is not None:
+                metrics.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})
+            metrics["time/iteration_s"] = time.perf_counter() - t_iter
+            self.log.log("adversarial", it, E + it, metrics)
+            if it % tc.eval_every == 0 or it == tc.adv_iterations:
+                self.evaluate(it)
+            bar.update(it, f"reward {rewards_mean:.3f}  oracle {self._nll():.3f}")
+            self._end_step(it, last=it == tc.adv_iterations)
+        self._next_phase()
+
+    # ------------------------------------------------------------------ pieces
+
+    def evaluate(self, step: int) -> float:
+        """NLL-oracle of eval_samples generator samples (nats per token)."""
         t0 = time.perf_counter()
-        nll = task.oracle.nll(learner.sample(tc.eval_samples))
-        last_eval[phase] = nll
-        log.log(phase, step, epoch, {"eval/oracle_nll": nll, "time/eval_s": time.perf_counter() - t0})
+        nll = self.task.oracle.nll(self.learner.sample(self.cfg.train.eval_samples))
+        _check_finite(self.phase, step, **{"NLL-oracle": nll})
+        self.last_eval[self.phase] = nll
+        epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
+        self.log.log(self.phase, step, epoch, {"eval/oracle_nll": nll, "time/eval_s": time.perf_counter() - t0})
         return nll
 
-    def checkpoint(phase: str, step: int) -> None:
-        state = {"phase": phase, "step": step, "config": cfg.to_dict(),
-                 "learner": learner.state_dict(), "discriminator": disc.state_dict()}
-        save_checkpoint(run_dir / "checkpoints", f"{phase}_{step:06d}", state, keep=tc.keep_checkpoints)
+    def _nll(self) -> float:
+        return self.last_eval.get(self.phase, self.last_eval.get("pretrain_g", float("nan")))
 
-    # ---- 1. MLE pretraining of G
-    nll = evaluate("pretrain_g", 0, 0)  # the untrained generator: the paper's "Random"
-    bar = Progress("pretrain G (MLE)", E, enabled=rc.progress)
-    for epoch in range(1, E + 1):
-        t0 = time.perf_counter()
-        loss = learner.pretrain_epoch()
-        log.log("pretrain_g", epoch, epoch, {"pretrain/gen_nll": loss, "time/epoch_s": time.perf_counter() - t0})
-        if epoch % tc.eval_every == 0 or epoch == E:
-            nll = evaluate("pretrain_g", epoch, epoch)
-        bar.update(epoch, f"nll {loss:.3f}  oracle {nll:.3f}")
-    checkpoint("pretrain_g", E)
+    def _todo(self, phase: str) -> bool:
+        return PHASES.index(phase) >= PHASES.index(self.phase) if self.phase in PHASES else False
 
-    # ---- 2. pretraining of D on real vs generated
-    bar = Progress("pretrain D", tc.pretrain_d_rounds, enabled=rc.progress)
-    for rnd in range(1, tc.pretrain_d_rounds + 1):
-        t0 = time.perf_counter()
-        stats = disc.train(learner.sample(tc.num_negatives), tc.pretrain_d_epochs)
-        log.log("pretrain_d", rnd, E, {"disc/loss": stats.loss, "disc/acc_real": stats.acc_real,
-                                      "disc/acc_fake": stats.acc_fake, "time/d_train_s": time.perf_counter() - t0})
-        bar.update(rnd, f"loss {stats.loss:.3f}  acc real {stats.acc_real:.2f} fake {stats.acc_fake:.2f}")
-    checkpoint("pretrain_d", tc.pretrain_d_rounds)
+    def _next_phase(self) -> None:
+        i = PHASES.index(self.phase)
+        self.phase, self.step = (PHASES[i + 1], -1) if i + 1 < len(PHASES) else ("done", 0)
 
-    # ---- 3. adversarial training
-    learner.sync_rollout_policy()  # β ← θ
-    pool.set_weights(learner.rollout_weights(), disc.weights())
-    bar = Progress("adversarial", tc.adv_iterations, enabled=rc.progress)
-    for it in range(1, tc.adv_iterations + 1):
-        t_iter = time.perf_counter()
-        times = {"time/sample_s": 0.0, "time/rollout_s": 0.0, "time/g_update_s": 0.0}
-        rewards_mean, pg_loss = 0.0, 0.0
-        for _ in range(tc.g_steps):
-            t0 = time.perf_counter()
-            seqs = learner.sample(cfg.generator.batch_size)            # (B, T)
-            t1 = time.perf_counter()
-            rewards = pool.rewards(seqs)                               # (B, T), Eq. 4
-            t2 = time.perf_counter()
-            step = learner.pg_step(seqs, rewards)                      # Eq. 8
-            t3 = time.perf_counter()
-            times["time/sample_s"] += t1 - t0
-            times["time/rollout_s"] += t2 - t1
-            times["time/g_update_s"] += t3 - t2
-            rewards_mean += rewards.mean().item() / tc.g_steps
-            pg_loss += step.loss / tc.g_steps
-        learner.update_rollout_policy()                                # β ← r·β + (1−r)·θ
-        t0 = time.perf_counter()
-        d = None
-        for _ in range(tc.d_steps):
-            d = disc.train(learner.sample(tc.num_negatives), tc.k_epochs)  # Eq. 5
-        t_d = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        pool.set_weights(learner.rollout_weights(), disc.weights())
-        metrics = {"gen/pg_loss": pg_loss, "gen/reward_mean": rewards_mean, **times,
-                   "time/d_train_s": t_d, "time/broadcast_s": time.perf_counter() - t0,
-                   "pool/restarts": float(pool.restarts)}
-        if d is not None:
-            metrics.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})
-        metrics["time/iteration_s"] = time.perf_counter() - t_iter
-        log.log("adversarial", it, E + it, metrics)
-        if it % tc.eval_every == 0 or it == tc.adv_iterations:
-            nll = evaluate("adversarial", it, E + it)
-        if it % tc.checkpoint_every == 0 or it == tc.adv_iterations:
-            checkpoint("adversarial", it)
-        bar.update(it, f"reward {rewards_mean:.3f}  oracle {nll:.3f}")
+    def _progress(self, label: str, total: int) -> Progress:
+        return Progress(label, total, enabled=self.cfg.run.progress, start=max(self.step, 0))
 
-    # ---- the run folder's last pieces
-    samples = learner.sample(rc.num_samples_saved)
-    write_token_file(run_dir / "samples.txt", samples)
-    log.close()
-    metrics_all = read_metrics(run_dir / "metrics.jsonl")
-    plot_oracle_nll(metrics_all, run_dir / "oracle_nll.png", pretrain_epochs=E,
-                    title=f"NLL-oracle, {run_dir.name}")
-    summary = {"data_source": task.source,
-               "oracle_nll_random": metrics_all[0]["eval/oracle_nll"],
-               "oracle_nll_after_pretraining": last_eval.get("pretrain_g"),
-               "oracle_nll_after_adversarial": last_eval.get("adversarial"),
-               "oracle_nll_of_training_data": task.oracle.nll(task.real),
-               "rollout_workers": len(pool), "rollout_restarts": pool.restarts,
-               "wall_time_s": time.perf_counter() - started}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    return Result(run_dir, summary)
+    def _end_step(self, step: int, *, last: bool) -> None:
+        """After a step: checkpoint every checkpoint_every steps, at a phase's end, or on a signal."""
+        self.step = step
+        if last or step % self.cfg.train.checkpoint_every == 0 or self.stop_requested:
+            self.checkpoint()
+        if self.stop_requested:
+            raise Interrupted(f"stopped at {self.phase} step {step}; checkpoint written")
+
+    def checkpoint(self) -> Path:
+        state = {"phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
+                 "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
+                 "rollout_rng": self.pool.rng_states(), "last_eval": dict(self.last_eval),
+                 "metrics_lines": self.log.lines,
+                 "elapsed_s": self.elapsed + time.perf_counter() - self.started}
+        return save_checkpoint(self.run_dir / "checkpoints", f"{self.phase}_{self.step:06d}", state,
+                               keep=self.cfg.train.keep_checkpoints)
+
+    def _restore(self) -> None:
+        path = latest_checkpoint(self.run_dir / "checkpoints")
+        state = load_checkpoint(path, self.cfg)
+        self.learner.load_state_dict(state["learner"])
+        self.disc.load_state_dict(state["discriminator"])
+        self.pool.set_rng_states(state["rollout_rng"])
+        self.phase, self.step = state["phase"], state["step"]
+        self.last_eval, self.elapsed = dict(state["last_eval"]), state["elapsed_s"]
+        RunLog.truncate(self.run_dir, state["metrics_lines"])
+        self.resumed_from = path
+
+    def _finish(self) -> Result:
+        cfg, rc = self.cfg, self.cfg.run
+        write_token_file(self.run_dir / "samples.txt", self.learner.sample(rc.num_samples_saved))
+        self.log.close()
+        metrics = read_metrics(self.run_dir / "metrics.jsonl")
+        plot_oracle_nll(metrics, self.run_dir / "oracle_nll.png", pretrain_epochs=cfg.train.pretrain_g_epochs,
+                        title=f"NLL-oracle, {self.run_dir.name}")
+        summary = {"data_source": self.task.source,
+                   "oracle_nll_random": metrics[0]["eval/oracle_nll"],
+                   "oracle_nll_after_pretraining": self.last_eval.get("pretrain_g"),
+                   "oracle_nll_after_adversarial": self.last_eval.get("adversarial"),
+                   "oracle_nll_of_training_data": self.task.oracle.nll(self.task.real),
+                   "rollout_workers": len(self.pool), "rollout_restarts": self.pool.restarts,
+                   "wall_time_s": self.elapsed + time.perf_counter() - self.started}
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return Result(self.run_dir, summary)
+
+
+class _stop_on_signals:
+    """While training, SIGINT and SIGTERM ask the loop to checkpoint and stop after its step."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.saved = trainer, {}
+
+    def __enter__(self):
+        def handler(signum, frame):
+            if self.trainer.stop_requested:  # a second signal: stop now
+                raise KeyboardInterrupt
+            self.trainer.stop_requested = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.saved[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)
+        return False
+
+
+def train(cfg: Config, task: SyntheticTask, roles: Roles, run_dir: Path, *, resume: bool = False) -> Result:
+    """Run the whole schedule of `cfg.train` into `run_dir` (or continue it, with `resume`)."""
+    return Trainer(cfg, task, roles, run_dir).run(resume=resume)
+
+
+def train_with_recovery(cfg: Config, task: SyntheticTask, make_roles: Callable[[], Roles], run_dir: Path,
+                        *, resume: bool = False, retries: int = 2) -> Result:
+    """`train` with Ray actors: if the learner or discriminator actor dies, start new roles and
+    continue from the last checkpoint, at most `retries` times; then say how to resume."""
+    from .checkpoint import CheckpointError
+    from .distributed.pool import ACTOR_ERRORS
+
+    for attempt in range(retries + 1):
+        roles = make_roles()
+        try:
+            return train(cfg, task, roles, run_dir, resume=resume)
+        except ACTOR_ERRORS as exc:
+            has_checkpoint = any((run_dir / "checkpoints").glob("*.pt"))
+            if attempt == retries or not has_checkpoint:
+                how = (f"resume with: python run.py --resume {run_dir}" if has_checkpoint
+                       else "no checkpoint was written yet: start the run again")
+                raise CheckpointError(f"a learner or discriminator actor died ({type(exc).__name__}) "
+                                      f"after {attempt} restart(s); {how}") from None
+            print(f"warning: a learner or discriminator actor died ({type(exc).__name__}); restarting "
+                  f"from the last checkpoint ({attempt + 1}/{retries})", file=sys.stderr)
+            resume = True
+        finally:
+            roles.shutdown()
+    raise AssertionError("unreachable")

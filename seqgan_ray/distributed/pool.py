@@ -13,6 +13,7 @@ so a restarted actor can be given them again.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,9 @@ class RemoteRole:
         method = getattr(self.actor, name)
         return lambda *args, **kwargs: ray.get(method.remote(*args, **kwargs))
 
+    def kill(self) -> None:
+        ray.kill(self.actor)
+
 
 def start_actor(cls: type, res: ActorResources, cfg: Config, seed: int, *, pool: bool = False):
     opts: dict[str, Any] = res.options()
@@ -46,6 +50,19 @@ def start_actor(cls: type, res: ActorResources, cfg: Config, seed: int, *, pool:
         # work. SPREAD puts the pool's actors on as many nodes as can take them.
         opts.update(max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD")
     return ray.remote(**opts)(cls).remote(cfg, seed, threads=res.threads)
+
+
+def _wait_until_alive(actor: Any, *, timeout_s: float = 300.0) -> None:
+    """Wait for Ray to bring a restarted actor back (ActorUnavailableError while it restarts)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=max(1.0, deadline - time.monotonic()))
+            return
+        except ACTOR_ERRORS:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class RolloutPool:
@@ -66,8 +83,9 @@ class RolloutPool:
         return cls([RolloutWorker(cfg, seed + i) for i in range(size)], remote=False)
 
     @classmethod
-    def actors(cls, cfg: Config, seed: int, size: int, res: ActorResources) -> "RolloutPool":
-        return cls([start_actor(RolloutWorker, res, cfg, seed + i, pool=True)
+    def actors(cls, cfg: Config, seed: int, size: int, res: ActorResources, *,
+               worker_cls: type | None = None) -> "RolloutPool":
+        return cls([start_actor(worker_cls or RolloutWorker, res, cfg, seed + i, pool=True)
                     for i in range(size)], remote=True)
 
     def __len__(self) -> int:
@@ -104,9 +122,25 @@ class RolloutPool:
                 log.warning("rollout actor %d died (%s); re-sending weights, re-submitting its shard",
                             i, type(exc).__name__)
                 worker = self.workers[i]
+                _wait_until_alive(worker)
                 worker.set_weights.remote(*self._weights, self.version)
                 pending[i] = worker.rewards.remote(seqs[shards[i]])
         return torch.cat([results[i] for i in range(len(shards))])
+
+    def rng_states(self) -> list[torch.Tensor]:
+        if not self.remote:
+            return [w.get_rng_state() for w in self.workers]
+        return ray.get([w.get_rng_state.remote() for w in self.workers])
+
+    def set_rng_states(self, states: list[torch.Tensor]) -> None:
+        """Restore the workers' random streams (a pool of another size starts each afresh)."""
+        if len(states) != len(self.workers):
+            return
+        if not self.remote:
+            for w, s in zip(self.workers, states):
+                w.set_rng_state(s)
+            return
+        ray.get([w.set_rng_state.remote(s) for w, s in zip(self.workers, states)])
 
     def node_ids(self) -> list[str]:
         """The Ray node each actor runs on (for placement checks)."""

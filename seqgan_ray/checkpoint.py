@@ -1,0 +1,72 @@
+"""Checkpoints: one file per (phase, step), written atomically, the newest N kept.
+
+A checkpoint holds everything needed to continue: the generator, the rollout policy β, the
+discriminator, both roles' optimizers and RNG states, the rollout workers' RNG states, the
+config, the position in the schedule and how many metric records had been written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import Config
+
+PHASE_ORDER = ("pretrain_g", "pretrain_d", "adversarial", "done")
+NAME = re.compile(r"^(?P<phase>[a-z_]+)_(?P<step>\d+)\.pt$")
+# Config keys that fix the shapes of the saved tensors.
+SHAPE_KEYS = ("data.vocab_size", "data.seq_len", "generator.emb_dim", "generator.hidden_dim",
+              "discriminator.emb_dim", "discriminator.filter_sizes", "discriminator.num_filters")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, corrupt, or does not fit the config; the message says which."""
+
+
+def _order(path: Path) -> tuple[int, int]:
+    m = NAME.match(path.name)
+    return (PHASE_ORDER.index(m["phase"]), int(m["step"])) if m and m["phase"] in PHASE_ORDER else (-1, -1)
+
+
+def save_checkpoint(folder: Path, name: str, state: dict[str, Any], *, keep: int) -> Path:
+    """Write `state` atomically (temporary file, then rename) and keep the newest `keep`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.pt"
+    tmp = folder / f".{name}.pt.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    for old in sorted(folder.glob("*.pt"), key=_order)[:-keep]:
+        old.unlink()
+    return path
+
+
+def latest_checkpoint(folder: Path) -> Path:
+    ckpts = sorted((p for p in folder.glob("*.pt") if _order(p)[0] >= 0), key=_order)
+    if not ckpts:
+        raise CheckpointError(f"{folder}: no checkpoint to resume from (the run stopped before "
+                              f"its first one); start it again without --resume")
+    return ckpts[-1]
+
+
+def load_checkpoint(path: Path, cfg: Config) -> dict[str, Any]:
+    """Load `path`, checking that it is whole and was made with the same model shapes as `cfg`."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, pickle garbage, ...
+        raise CheckpointError(f"{path}: corrupt or unreadable checkpoint ({type(exc).__name__}); "
+                              f"delete it to resume from the one before") from None
+    missing = {"phase", "step", "config", "learner", "discriminator"} - set(state)
+    if missing:
+        raise CheckpointError(f"{path}: not a seqgan-ray checkpoint (no {sorted(missing)[0]})")
+    want = cfg.to_dict()
+    for key in SHAPE_KEYS:
+        section, name = key.split(".")
+        have = state["config"][section][name]
+        if have != want[section][name]:
+            raise CheckpointError(f"{path} was made with {key}={have}, but the config says "
+                                  f"{want[section][name]}; use the run's own config.yaml")
+    return state
