@@ -106,13 +106,13 @@ class RolloutConfig:
 class TrainConfig:
     """The schedule of Algorithm 1. Defaults: a quick laptop run; see paper_synthetic.yaml."""
 
-    pretrain_g_epochs: int = 30
+    pretrain_g_epochs: int = 25
     """MLE epochs over the training data (paper: 120)."""
-    pretrain_d_rounds: int = 5
+    pretrain_d_rounds: int = 3
     """Rounds of: sample negatives, then `pretrain_d_epochs` epochs on real + fake (paper: 50)."""
     pretrain_d_epochs: int = 1
     """Epochs per discriminator pretraining round (paper: 3)."""
-    adv_iterations: int = 15
+    adv_iterations: int = 12
     """Adversarial iterations (paper: 200)."""
     g_steps: int = 1
     """Policy-gradient batches per adversarial iteration."""

@@ -2,8 +2,10 @@
 
 Embedding (V, E) -> for each window size k: a "valid" convolution over time with F_k maps,
 ReLU, max over time -> concatenate (F = Σ F_k) -> one highway layer -> dropout -> 2 logits.
-Class 1 is "real"; the reward is P(real). Each convolution is one matmul over the unfolded
-windows, which runs several times faster than conv2d over the embedding "image" on CPU.
+Class 1 is "real"; the reward is P(real). The convolutions are conv1d with the embedding as
+E input channels (oneDNN on CPU, cuDNN on GPU): 1.3-1.6x faster here than unfold + matmul
+and several times faster than the reference code's conv2d over a one-channel E×T "image".
+The highway's transform and gate are one fused (F, 2F) linear layer.
 """
 
 from __future__ import annotations
@@ -40,13 +42,12 @@ class Discriminator(nn.Module):
             filter_sizes, num_filters = paper_filters(seq_len)
         self.seq_len, self.filter_sizes = seq_len, list(filter_sizes)
         self.embedding = nn.Embedding(vocab_size, emb_dim)
-        # Conv weights laid out as unfold's windows, (F_k, E * k), index [f, e * k + j].
+        # Conv weights (F_k, E * k), index [f, e * k + j]: conv1d's (F_k, E, k), flattened.
         self.conv_w = nn.ParameterList(nn.Parameter(torch.empty(n, emb_dim * k))
                                        for k, n in zip(filter_sizes, num_filters))
         self.conv_b = nn.ParameterList(nn.Parameter(torch.empty(n)) for n in num_filters)
         total = sum(num_filters)
-        self.highway_h = nn.Linear(total, total)
-        self.highway_t = nn.Linear(total, total)
+        self.highway = nn.Linear(total, 2 * total)  # [transform | gate]
         self.dropout = dropout
         self.out = nn.Linear(total, 2)
         self.reset_parameters(torch.Generator().manual_seed(seed))
@@ -58,26 +59,28 @@ class Discriminator(nn.Module):
             for w, b in zip(self.conv_w, self.conv_b):
                 nn.init.trunc_normal_(w, std=0.1, a=-0.2, b=0.2, generator=generator)
                 b.fill_(0.1)
-            for lin in (self.highway_h, self.highway_t, self.out):
-                nn.init.trunc_normal_(lin.weight, std=0.1, a=-0.2, b=0.2, generator=generator)
-                lin.bias.fill_(0.1)
+            # highway: tf.get_variable's defaults (Glorot uniform, zero bias), per half
+            for half in self.highway.weight.chunk(2, dim=0):
+                nn.init.xavier_uniform_(half, generator=generator)
+            self.highway.bias.zero_()
+            nn.init.trunc_normal_(self.out.weight, std=0.1, a=-0.2, b=0.2, generator=generator)
+            self.out.bias.fill_(0.1)
 
     def features(self, tokens: Tensor) -> Tensor:
         """Max-over-time pooled convolution features of `tokens` (B, T). Returns (B, F)."""
-        x = self.embedding(tokens)  # (B, T, E)
-        B, T, E = x.shape
-        pooled = []
-        for k, w, b in zip(self.filter_sizes, self.conv_w, self.conv_b):
-            win = x.unfold(1, k, 1).reshape(B, T - k + 1, E * k)  # (B, T-k+1, E*k)
-            pooled.append(F.relu(F.linear(win, w, b)).amax(dim=1))  # (B, F_k)
+        x = self.embedding(tokens).transpose(1, 2)  # (B, E, T)
+        E = x.shape[1]
+        pooled = [F.relu(F.conv1d(x, w.view(w.shape[0], E, k), b)).amax(dim=2)  # (B, F_k)
+                  for k, w, b in zip(self.filter_sizes, self.conv_w, self.conv_b)]
         return torch.cat(pooled, dim=1)  # (B, F)
 
     def forward(self, tokens: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Class logits (B, 2) for `tokens` (B, T); class 1 is real. In training mode dropout
         draws from `generator`, so a trainer's randomness is its own, in any process."""
         feat = self.features(tokens)
-        gate = torch.sigmoid(self.highway_t(feat))
-        feat = gate * F.relu(self.highway_h(feat)) + (1.0 - gate) * feat  # highway
+        h, t = self.highway(feat).chunk(2, dim=1)
+        gate = torch.sigmoid(t)
+        feat = gate * F.relu(h) + (1.0 - gate) * feat  # highway
         if self.training and self.dropout > 0:
             keep = 1.0 - self.dropout
             feat = feat * torch.empty_like(feat).bernoulli_(keep, generator=generator) / keep

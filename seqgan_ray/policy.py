@@ -72,18 +72,17 @@ class LSTMPolicy(nn.Module):
         x = self.embedding[self.inputs(seqs)] @ self.W + self.b  # (B, T, 4H)
         state = self.initial_state(B)
         hs, cs = [], []
-        for t in range(T):
-            state = self._cell(x[:, t], state)
+        for x_t in x.unbind(1):  # unbind: one backward op, not T zero-filled selects
+            state = self._cell(x_t, state)
             hs.append(state[0])
             cs.append(state[1])
         return torch.stack(hs, 1), torch.stack(cs, 1)
 
     def log_probs(self, seqs: Tensor) -> Tensor:
         """log G(y_t | y_<t) for every position of `seqs` (B, T). Returns (B, T)."""
-        h, _ = self.hidden_states(seqs)
-        logits = self.logits(h.reshape(-1, self.hidden_dim))  # (B*T, V)
-        logp = torch.log_softmax(logits, dim=-1)
-        return logp.gather(1, seqs.reshape(-1, 1)).view(seqs.shape)
+        h, _ = self.hidden_states(seqs)  # (B, T, H)
+        logp = TokenLogProb.apply(h.reshape(-1, self.hidden_dim), self.W_out, self.b_out, seqs.reshape(-1))
+        return logp.view(seqs.shape)
 
     @torch.no_grad()
     def nll(self, seqs: Tensor, *, batch: int = 1024) -> float:
@@ -110,6 +109,42 @@ class LSTMPolicy(nn.Module):
                 seq.append(tok)
             out.append(torch.stack(seq, 1))
         return torch.cat(out, 0)  # (num, T)
+
+
+class TokenLogProb(torch.autograd.Function):
+    """log softmax(h·W + b)[target] per row: (R, H), (H, V), (V,), (R,) -> (R,).
+
+    The output projection and the log-softmax fused and done in blocks of rows that stay in
+    the CPU cache: the (R, V) logits are never stored (backward recomputes each block), and
+    backward is (onehot(target) − softmax) · grad in one pass per block, where
+    log_softmax + gather make five passes over all R·V logits in memory.
+    """
+
+    BLOCK = 128
+
+    @staticmethod
+    def forward(ctx, h: Tensor, W: Tensor, b: Tensor, target: Tensor) -> Tensor:
+        out = torch.empty(h.shape[0], dtype=h.dtype, device=h.device)
+        lse = torch.empty_like(out)
+        for i in range(0, h.shape[0], TokenLogProb.BLOCK):
+            logits = torch.addmm(b, h[i:i + TokenLogProb.BLOCK], W)  # (block, V)
+            lse[i:i + len(logits)] = torch.logsumexp(logits, dim=-1)
+            out[i:i + len(logits)] = logits.gather(1, target[i:i + len(logits), None]).squeeze(1)
+        ctx.save_for_backward(h, W, b, target, lse)
+        return out - lse
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        h, W, b, target, lse = ctx.saved_tensors
+        gh, gW, gb = torch.empty_like(h), torch.zeros_like(W), torch.zeros_like(b)
+        for i in range(0, h.shape[0], TokenLogProb.BLOCK):
+            j = slice(i, i + TokenLogProb.BLOCK)
+            g = torch.addmm(b, h[j], W).sub_(lse[j, None]).exp_().mul_(-grad[j, None])  # −softmax·grad
+            g.scatter_add_(1, target[j, None], grad[j, None])  # (block, V)
+            torch.mm(g, W.t(), out=gh[j])
+            gW.addmm_(h[j].t(), g)
+            gb.add_(g.sum(0))
+        return gh, gW, gb, None
 
 
 def sample_categorical(logits: Tensor, u: Tensor, *, block: int = 0) -> Tensor:

@@ -71,8 +71,8 @@ class GeneratorLearner:
         self.generator = make_generator(cfg, seed)
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)  # β
         g = cfg.generator
-        self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=g.lr)
-        self.pg_opt = torch.optim.Adam(self.generator.parameters(), lr=g.adv_lr)
+        self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=g.lr, fused=True)
+        self.pg_opt = torch.optim.Adam(self.generator.parameters(), lr=g.adv_lr, fused=True)
         self.rng = torch.Generator().manual_seed(seed + 1)
         self.data: Tensor | None = None
 
@@ -146,7 +146,7 @@ class DiscriminatorTrainer:
         _set_threads(threads)
         self.cfg = cfg
         self.discriminator = make_discriminator(cfg, seed)
-        self.opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr)
+        self.opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr, fused=True)
         self.rng = torch.Generator().manual_seed(seed + 1)
         self.real: Tensor | None = None
 

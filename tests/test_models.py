@@ -180,3 +180,24 @@ def test_prob_real_in_unit_interval_and_deterministic():
     assert d.training  # the mode is restored
     d.eval()
     torch.testing.assert_close(p, torch.softmax(d(tokens), -1)[:, 1])
+
+
+def test_token_log_prob_matches_log_softmax_gather_and_its_gradients():
+    from seqgan_ray.policy import TokenLogProb
+
+    g = torch.Generator().manual_seed(0)
+    R, H, V = 600, 5, 11  # more rows than one block
+    h, W, b = (torch.randn(*s, dtype=torch.float64, generator=g, requires_grad=True)
+               for s in ((R, H), (H, V), (V,)))
+    target = torch.randint(0, V, (R,), generator=g)
+    weights = torch.randn(R, dtype=torch.float64, generator=g)
+    ours = TokenLogProb.apply(h, W, b, target)
+    grads_ours = torch.autograd.grad((ours * weights).sum(), (h, W, b))
+    plain = torch.log_softmax(h @ W + b, -1).gather(1, target[:, None]).squeeze(1)
+    grads_plain = torch.autograd.grad((plain * weights).sum(), (h, W, b))
+    torch.testing.assert_close(ours, plain)
+    for a, p in zip(grads_ours, grads_plain):
+        torch.testing.assert_close(a, p)
+    small = tuple(t[:4].detach().requires_grad_() if t.dim() and t.shape[0] == R else t.detach().requires_grad_()
+                  for t in (h, W, b))
+    assert torch.autograd.gradcheck(TokenLogProb.apply, (*small, target[:4]))
