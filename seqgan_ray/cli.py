@@ -40,10 +40,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_tune_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py tune",
+        description="Sweep hyperparameters with Ray Tune: each trial trains SeqGAN on its own actors "
+                    "and reports the metric after every adversarial iteration. The sweep file is a "
+                    "config plus a 'tune:' section (see configs/tune_oracle.yaml and docs/tuning.md).")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the base config")
+    p.add_argument("--config", type=Path, help="sweep file, e.g. configs/tune_oracle.yaml")
+    p.add_argument("--cluster", type=Path, default=None, help="ray up cluster file (default clusters/local.yaml)")
+    p.add_argument("--resume", type=Path, metavar="SWEEP_DIR", help="continue an interrupted sweep")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     from .train import Interrupted, NumericalError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["tune"]:
+        args = build_tune_parser().parse_args(argv[1:])
+        try:
+            return _tune(args, argv)
+        except (ConfigError, DataError, ClusterError, CheckpointError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return _train(args, argv)
@@ -56,6 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"{exc}; resume with: python run.py --resume {args.run_dir}", file=sys.stderr)
         return 130
+
+
+def _tune(args: argparse.Namespace, argv: list[str]) -> int:
+    from .distributed.cluster import connect, load_cluster
+    from .sweep import load_sweep, load_sweep_setup, run_sweep
+
+    if args.resume:
+        base, sweep = load_sweep_setup(args.resume)
+    elif args.config is None:
+        raise ConfigError("run.py tune needs --config SWEEP_FILE (e.g. configs/tune_oracle.yaml) or --resume DIR")
+    else:
+        base, sweep = load_sweep(args.config, args.overrides)
+    spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
+    connect(spec, argv)
+    sweep_dir = run_sweep(base, sweep, spec, resume_dir=args.resume)
+    print(f"sweep folder: {sweep_dir}", file=sys.stderr)
+    return 0
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
@@ -104,9 +141,9 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         result = train_with_recovery(cfg, task, lambda: ray_roles(cfg, spec, size), run_dir,
                                      resume=bool(args.resume), retries=ROLE_RETRIES)
     s = result.summary
+    f = lambda v: "n/a" if v is None else f"{v:.3f}"
     print(f"run folder: {run_dir}\n"
-          f"NLL-oracle: random {s['oracle_nll_random']:.3f}, after pretraining "
-          f"{s['oracle_nll_after_pretraining']:.3f}, after adversarial "
-          f"{s['oracle_nll_after_adversarial'] or float('nan'):.3f} "
-          f"(training data {s['oracle_nll_of_training_data']:.3f}); wall time {s['wall_time_s']:.0f} s")
+          f"NLL-oracle: random {f(s['oracle_nll_random'])}, after pretraining "
+          f"{f(s['oracle_nll_after_pretraining'])}, after adversarial {f(s['oracle_nll_after_adversarial'])} "
+          f"(training data {f(s['oracle_nll_of_training_data'])}); wall time {s['wall_time_s']:.0f} s")
     return 0

@@ -27,8 +27,8 @@ ScoreFn = Callable[[Tensor], Tensor]  # (R, T) token ids -> (R,) P(real)
 
 
 def rollout_uniforms(batch: int, seq_len: int, num_rollouts: int, *,
-                     generator: torch.Generator | None = None) -> Tensor:
-    return torch.rand(num_rollouts, seq_len - 1, seq_len, batch, 2, generator=generator)
+                     generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
+    return torch.rand(num_rollouts, seq_len - 1, seq_len, batch, 2, generator=generator, device=device)
 
 
 @torch.no_grad()
@@ -69,7 +69,7 @@ def mc_rewards(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: i
     """Eq. 4 for every token of `seqs` (B, T). Returns rewards (B, T)."""
     B, T = seqs.shape
     if u is None:
-        u = rollout_uniforms(B, T, num_rollouts, generator=generator)
+        u = rollout_uniforms(B, T, num_rollouts, generator=generator, device=seqs.device)
     completions = complete_prefixes(policy, seqs, num_rollouts, u, chunk_rows=chunk_rows)
     scores = score(torch.cat([completions.reshape(-1, T), seqs]))  # ((T−1)·N·B + B,)
     q = scores[:-B].view(T - 1, num_rollouts, B).mean(dim=1)  # (T−1, B)

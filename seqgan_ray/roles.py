@@ -32,6 +32,16 @@ def _set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def pick_device() -> torch.device:
+    """The GPU when this process has one (Ray sets CUDA_VISIBLE_DEVICES from num_gpus), else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
     d, g = cfg.data, cfg.generator
     policy = LSTMPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token,
@@ -67,21 +77,21 @@ class GeneratorLearner:
 
     def __init__(self, cfg: Config, seed: int, *, threads: int = 0):
         _set_threads(threads)
-        self.cfg = cfg
-        self.generator = make_generator(cfg, seed)
+        self.cfg, self.device = cfg, pick_device()
+        self.generator = make_generator(cfg, seed).to(self.device)
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)  # β
         g = cfg.generator
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=g.lr, fused=True)
         self.pg_opt = torch.optim.Adam(self.generator.parameters(), lr=g.adv_lr, fused=True)
-        self.rng = torch.Generator().manual_seed(seed + 1)
+        self.rng = torch.Generator(self.device).manual_seed(seed + 1)
         self.data: Tensor | None = None
 
     def set_data(self, data: Tensor) -> None:
-        self.data = data
+        self.data = data.to(self.device)
 
     def sample(self, num: int) -> Tensor:
-        """Draw `num` sequences (num, T) from G_θ."""
-        return self.generator.sample(num, generator=self.rng)
+        """Draw `num` sequences (num, T) from G_θ; returned on the CPU."""
+        return self.generator.sample(num, generator=self.rng).cpu()
 
     def _apply(self, loss: Tensor, opt: torch.optim.Optimizer) -> float:
         opt.zero_grad(set_to_none=True)
@@ -94,7 +104,7 @@ class GeneratorLearner:
         """One MLE epoch over the data in shuffled batches; returns the mean NLL per token."""
         assert self.data is not None, "call set_data first"
         B = self.cfg.generator.batch_size
-        order = torch.randperm(self.data.shape[0], generator=self.rng)
+        order = torch.randperm(self.data.shape[0], generator=self.rng, device=self.device)
         total, batches = 0.0, 0
         for i in range(0, len(order) - B + 1, B):  # full batches only, as the reference code
             loss = mle_loss(self.generator.log_probs(self.data[order[i:i + B]]))
@@ -104,6 +114,7 @@ class GeneratorLearner:
 
     def pg_step(self, seqs: Tensor, rewards: Tensor) -> GenStep:
         """Eq. 8: one policy-gradient update of θ on `seqs` (B, T) with `rewards` (B, T)."""
+        seqs, rewards = seqs.to(self.device), rewards.to(self.device)
         loss = policy_gradient_loss(self.generator.log_probs(seqs), rewards)
         norm = self._apply(loss, self.pg_opt)
         return GenStep(loss.item(), norm)
@@ -136,6 +147,8 @@ class GeneratorLearner:
         self.rollout_policy.load_state_dict(state["rollout_policy"])
         self.mle_opt.load_state_dict(state["mle_opt"])
         self.pg_opt.load_state_dict(state["pg_opt"])
+        _set_lr(self.mle_opt, self.cfg.generator.lr)  # the config's rates win (a sweep may change them)
+        _set_lr(self.pg_opt, self.cfg.generator.adv_lr)
         self.rng.set_state(state["rng"])
 
 
@@ -144,25 +157,26 @@ class DiscriminatorTrainer:
 
     def __init__(self, cfg: Config, seed: int, *, threads: int = 0):
         _set_threads(threads)
-        self.cfg = cfg
-        self.discriminator = make_discriminator(cfg, seed)
+        self.cfg, self.device = cfg, pick_device()
+        self.discriminator = make_discriminator(cfg, seed).to(self.device)
         self.opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr, fused=True)
-        self.rng = torch.Generator().manual_seed(seed + 1)
+        self.rng = torch.Generator(self.device).manual_seed(seed + 1)
         self.real: Tensor | None = None
 
     def set_data(self, real: Tensor) -> None:
-        self.real = real
+        self.real = real.to(self.device)
 
     def train(self, fake: Tensor, epochs: int) -> DiscStats:
         """`epochs` passes over the real data and `fake` (S, T), shuffled together (Eq. 5)."""
         assert self.real is not None, "call set_data first"
         d, dc = self.discriminator, self.cfg.discriminator
-        x = torch.cat([self.real, fake])
-        y = torch.cat([torch.ones(len(self.real), dtype=torch.long), torch.zeros(len(fake), dtype=torch.long)])
+        x = torch.cat([self.real, fake.to(self.device)])
+        y = torch.cat([torch.ones(len(self.real), dtype=torch.long, device=self.device),
+                       torch.zeros(len(fake), dtype=torch.long, device=self.device)])
         d.train()
         total = correct_real = correct_fake = batches = 0
         for _ in range(epochs):
-            order = torch.randperm(len(x), generator=self.rng)
+            order = torch.randperm(len(x), generator=self.rng, device=self.device)
             for i in range(0, len(order), dc.batch_size):
                 idx = order[i:i + dc.batch_size]
                 logits = d(x[idx], generator=self.rng)
@@ -188,6 +202,7 @@ class DiscriminatorTrainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt.load_state_dict(state["opt"])
+        _set_lr(self.opt, self.cfg.discriminator.lr)
         self.rng.set_state(state["rng"])
 
 
@@ -196,10 +211,10 @@ class RolloutWorker:
 
     def __init__(self, cfg: Config, seed: int, *, threads: int = 0):
         _set_threads(threads)
-        self.cfg = cfg
-        self.policy = make_generator(cfg, seed).requires_grad_(False)
-        self.discriminator = make_discriminator(cfg, seed).requires_grad_(False).eval()
-        self.rng = torch.Generator().manual_seed(seed)
+        self.cfg, self.device = cfg, pick_device()
+        self.policy = make_generator(cfg, seed).requires_grad_(False).to(self.device)
+        self.discriminator = make_discriminator(cfg, seed).requires_grad_(False).eval().to(self.device)
+        self.rng = torch.Generator(self.device).manual_seed(seed)
         self.version = -1
 
     def set_weights(self, policy: StateDict | None, discriminator: StateDict | None,
@@ -213,8 +228,10 @@ class RolloutWorker:
     def rewards(self, seqs: Tensor) -> Tensor:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), scored by P(real) under D_φ."""
         rows = self.cfg.rollout.chunk_rows
-        return mc_rewards(self.policy, lambda x: self.discriminator.prob_real(x, chunk_rows=rows),
-                          seqs, self.cfg.rollout.num_rollouts, generator=self.rng, chunk_rows=rows)
+        rewards = mc_rewards(self.policy, lambda x: self.discriminator.prob_real(x, chunk_rows=rows),
+                             seqs.to(self.device), self.cfg.rollout.num_rollouts, generator=self.rng,
+                             chunk_rows=rows)
+        return rewards.cpu()
 
     def get_rng_state(self) -> Tensor:
         return self.rng.get_state()

@@ -89,7 +89,8 @@ def _check_finite(phase: str, step: int, **values: float | torch.Tensor | None) 
 
 
 class Trainer:
-    def __init__(self, cfg: Config, task: SyntheticTask, roles: Roles, run_dir: Path):
+    def __init__(self, cfg: Config, task: SyntheticTask, roles: Roles, run_dir: Path, *,
+                 on_iteration: Callable[["Trainer", dict[str, float]], None] | None = None):
         if task.real.shape[0] < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
             raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
                             f"batch (generator.batch_size={cfg.generator.batch_size}, "
@@ -100,17 +101,22 @@ class Trainer:
         self.last_eval: dict[str, float] = {}
         self.elapsed = 0.0  # wall time of earlier sessions of this run
         self.stop_requested = False
+        self.on_iteration = on_iteration  # e.g. Ray Tune's report, after every adversarial iteration
 
     # ------------------------------------------------------------------ the schedule
 
-    def run(self, *, resume: bool = False) -> Result:
-        cfg, tc = self.cfg, self.cfg.train
+    def run(self, *, resume: bool = False, start_from: Path | None = None) -> Result:
+        """Train from scratch, from this run's newest checkpoint (`resume`), or from another
+        run's checkpoint file (`start_from`, e.g. a pretrained one shared by a sweep)."""
+        cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
-            self._restore()
+            self._restore(latest_checkpoint(self.run_dir / "checkpoints"), truncate_metrics=True)
         else:
             save_config(cfg, self.run_dir / "config.yaml")
             (self.run_dir / "data_source.txt").write_text(self.task.source + "\n")
+            if start_from is not None:
+                self._restore(start_from, truncate_metrics=False)
         self.log = RunLog(self.run_dir)
         self.started = time.perf_counter()
         self.learner.set_data(self.task.real)
@@ -206,8 +212,11 @@ class Trainer:
             metrics["time/iteration_s"] = time.perf_counter() - t_iter
             self.log.log("adversarial", it, E + it, metrics)
             if it % tc.eval_every == 0 or it == tc.adv_iterations:
-                self.evaluate(it)
+                metrics["eval/oracle_nll"] = self.evaluate(it)
             bar.update(it, f"reward {rewards_mean:.3f}  oracle {self._nll():.3f}")
+            if self.on_iteration is not None:
+                self.step = it
+                self.on_iteration(self, metrics)
             self._end_step(it, last=it == tc.adv_iterations)
         self._next_phase()
 
@@ -244,25 +253,31 @@ class Trainer:
         if self.stop_requested:
             raise Interrupted(f"stopped at {self.phase} step {step}; checkpoint written")
 
+    def _state(self) -> dict[str, Any]:
+        return {"phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
+                "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
+                "rollout_rng": self.pool.rng_states(), "last_eval": dict(self.last_eval),
+                "metrics_lines": self.log.lines,
+                "elapsed_s": self.elapsed + time.perf_counter() - self.started}
+
     def checkpoint(self) -> Path:
-        state = {"phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
-                 "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
-                 "rollout_rng": self.pool.rng_states(), "last_eval": dict(self.last_eval),
-                 "metrics_lines": self.log.lines,
-                 "elapsed_s": self.elapsed + time.perf_counter() - self.started}
-        return save_checkpoint(self.run_dir / "checkpoints", f"{self.phase}_{self.step:06d}", state,
+        return save_checkpoint(self.run_dir / "checkpoints", f"{self.phase}_{self.step:06d}", self._state(),
                                keep=self.cfg.train.keep_checkpoints)
 
-    def _restore(self) -> None:
-        path = latest_checkpoint(self.run_dir / "checkpoints")
+    def write_state(self, path: Path) -> None:
+        """A checkpoint at `path` (for Ray Tune's own checkpoints)."""
+        torch.save(self._state(), path)
+
+    def _restore(self, path: Path, *, truncate_metrics: bool) -> None:
         state = load_checkpoint(path, self.cfg)
         self.learner.load_state_dict(state["learner"])
         self.disc.load_state_dict(state["discriminator"])
         self.pool.set_rng_states(state["rollout_rng"])
         self.phase, self.step = state["phase"], state["step"]
-        self.last_eval, self.elapsed = dict(state["last_eval"]), state["elapsed_s"]
-        RunLog.truncate(self.run_dir, state["metrics_lines"])
-        self.resumed_from = path
+        self.last_eval = dict(state["last_eval"])
+        if truncate_metrics:
+            self.elapsed = state["elapsed_s"]
+            RunLog.truncate(self.run_dir, state["metrics_lines"])
 
     def _finish(self) -> Result:
         cfg, rc = self.cfg, self.cfg.run
@@ -271,8 +286,9 @@ class Trainer:
         metrics = read_metrics(self.run_dir / "metrics.jsonl")
         plot_oracle_nll(metrics, self.run_dir / "oracle_nll.png", pretrain_epochs=cfg.train.pretrain_g_epochs,
                         title=f"NLL-oracle, {self.run_dir.name}")
+        first = metrics[0] if metrics else {}
         summary = {"data_source": self.task.source,
-                   "oracle_nll_random": metrics[0]["eval/oracle_nll"],
+                   "oracle_nll_random": first.get("eval/oracle_nll") if first.get("epoch") == 0 else None,
                    "oracle_nll_after_pretraining": self.last_eval.get("pretrain_g"),
                    "oracle_nll_after_adversarial": self.last_eval.get("adversarial"),
                    "oracle_nll_of_training_data": self.task.oracle.nll(self.task.real),

@@ -73,10 +73,18 @@ def test_filter_sizes_must_fit_the_sequence():
 
 
 def test_shipped_configs_load():
+    """Every configs/*.yaml loads: a sweep file (with a tune: section) as a sweep, others as configs."""
+    import yaml
+
+    from seqgan_ray.sweep import load_sweep
+
     paths = sorted((ROOT / "configs").glob("*.yaml"))
     assert paths, f"no configs/*.yaml under {ROOT}"
     for path in paths:
-        assert isinstance(load_config(path), Config), path
+        if "tune" in (yaml.safe_load(path.read_text()) or {}):
+            assert isinstance(load_sweep(path)[0], Config), path
+        else:
+            assert isinstance(load_config(path), Config), path
 
 
 # ------------------------------------------------------------------ token files

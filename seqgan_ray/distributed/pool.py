@@ -47,8 +47,11 @@ def start_actor(cls: type, res: ActorResources, cfg: Config, seed: int, *, pool:
     opts: dict[str, Any] = res.options()
     if pool:
         # Restarted by Ray when it dies; the pool re-sends weights and re-submits the lost
-        # work. SPREAD puts the pool's actors on as many nodes as can take them.
-        opts.update(max_restarts=-1, max_task_retries=0, scheduling_strategy="SPREAD")
+        # work. SPREAD puts the pool's actors on as many nodes as can take them, except
+        # inside a placement group (a Tune trial), whose bundles were reserved for them.
+        opts.update(max_restarts=-1, max_task_retries=0)
+        if ray.util.get_current_placement_group() is None:
+            opts["scheduling_strategy"] = "SPREAD"
     return ray.remote(**opts)(cls).remote(cfg, seed, threads=res.threads)
 
 
