@@ -96,6 +96,8 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
         raise ConfigError(f"{where}tune.search_space is empty; give at least one key to search")
     for key, spec in sweep.search_space.items():
         _check_space(base, key, spec, where)
+    # Trials run in their own folders: make the data path independent of the working directory.
+    base.data.oracle_dir = str(Path(base.data.oracle_dir).resolve())
     return base, sweep
 
 

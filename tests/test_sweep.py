@@ -29,6 +29,7 @@ def test_the_shipped_sweep_file_parses():
     assert sweep.metric == "eval/oracle_nll" and sweep.scheduler == "asha"
     assert set(sweep.search_space) == {"rollout.num_rollouts", "generator.adv_lr", "rollout.update_rate"}
     assert not searches_pretraining(sweep) and base.train.adv_iterations == 12
+    assert Path(base.data.oracle_dir).is_absolute()  # trials run in their own folders
 
 
 @pytest.mark.parametrize("space,message", [
