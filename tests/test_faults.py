@@ -199,3 +199,12 @@ def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     adv = [r["step"] for r in _stable(metrics) if r["phase"] == "adversarial" and "gen/pg_loss" in r]
     assert adv == list(range(1, 31))
+
+
+def test_a_batch_larger_than_the_data_is_an_error_before_anything_is_written(tmp_path):
+    from seqgan_ray.data import DataError
+
+    cfg = _cfg(data={"num_train": 8})  # generator.batch_size is 16
+    with pytest.raises(DataError, match=r"8 training sequences, fewer than one batch \(generator.batch_size=16"):
+        train(cfg, load_task(cfg.data), local_roles(cfg), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
