@@ -300,7 +300,8 @@ def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -
                      "iterations": m.get("training_iteration", 0),
                      "status": "ERROR" if r.error else "TERMINATED", "trial_dir": r.path})
     sign = 1 if sweep.mode == "min" else -1
-    rows.sort(key=lambda row: sign * row[sweep.metric] if row[sweep.metric] is not None else math.inf)
+    rows.sort(key=lambda row: (sign * row[sweep.metric] if row[sweep.metric] is not None else math.inf,
+                               str(row["trial_dir"])))  # ties in a fixed order
     with open(sweep_dir / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else keys)
         writer.writeheader()
