@@ -196,10 +196,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
 
 def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None = None) -> Path:
     """Pretrain once (unless searched), run the trials, write results.csv and best_config.yaml."""
-    import ray
     from ray import tune
-
-    from .train import train_with_recovery, ray_roles
 
     sweep_dir = (resume_dir or Path(sweep.out_dir) / sweep.name).resolve()
     setup_file = sweep_dir / "sweep_setup.pkl"

@@ -22,7 +22,7 @@ import torch
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from ..config import Config
-from ..roles import DiscriminatorTrainer, GeneratorLearner, RolloutWorker, StateDict
+from ..roles import RolloutWorker, StateDict
 from .cluster import ActorResources
 
 log = logging.getLogger(__name__)
