@@ -90,9 +90,9 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
         base, sweep = load_sweep(args.config, args.overrides)
     spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
     connect(spec, argv)
-    sweep_dir = run_sweep(base, sweep, spec, resume_dir=args.resume)
+    sweep_dir, unfinished = run_sweep(base, sweep, spec, resume_dir=args.resume)
     print(f"sweep folder: {sweep_dir}", file=sys.stderr)
-    return 0
+    return 130 if unfinished else 0
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:

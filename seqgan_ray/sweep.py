@@ -194,8 +194,9 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- the sweep
 
-def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None = None) -> Path:
-    """Pretrain once (unless searched), run the trials, write results.csv and best_config.yaml."""
+def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None = None) -> tuple[Path, int]:
+    """Pretrain once (unless searched), run the trials, write results.csv and best_config.yaml.
+    Returns the sweep folder and how many trials did not finish (an interrupted sweep)."""
     from ray import tune
 
     sweep_dir = (resume_dir or Path(sweep.out_dir) / sweep.name).resolve()
@@ -227,8 +228,7 @@ def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(sweep_dir.parent),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1))
     results = tuner.fit()
-    _write_results(results, base, sweep, sweep_dir)
-    return sweep_dir
+    return sweep_dir, _write_results(results, base, sweep, sweep_dir)
 
 
 def load_sweep_setup(sweep_dir: Path) -> tuple[Config, SweepConfig]:
@@ -288,14 +288,21 @@ def _pretrain_once(base: Config, spec, run_dir: Path) -> Path:
     return latest_checkpoint(run_dir / "checkpoints")
 
 
-def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -> None:
+def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -> int:
     keys = list(sweep.search_space)
-    rows = []
+    rows, unfinished = [], 0
     for r in results:
-        m = r.metrics or {}
-        rows.append({**{k: r.config.get(k) for k in keys}, sweep.metric: m.get(sweep.metric),
-                     "iterations": m.get("training_iteration", 0),
+        if r.config is None or sweep.metric not in (r.metrics or {}):  # not started, or interrupted
+            unfinished += 1
+            continue
+        rows.append({**{k: r.config.get(k) for k in keys}, sweep.metric: r.metrics.get(sweep.metric),
+                     "iterations": r.metrics.get("training_iteration", 0),
                      "status": "ERROR" if r.error else "TERMINATED", "trial_dir": r.path})
+    if unfinished:
+        print(f"{unfinished} trial(s) did not finish; continue the sweep with: "
+              f"python run.py tune --resume {sweep_dir}", file=sys.stderr)
+    if not rows:
+        return unfinished
     sign = 1 if sweep.mode == "min" else -1
     rows.sort(key=lambda row: (sign * row[sweep.metric] if row[sweep.metric] is not None else math.inf,
                                str(row["trial_dir"])))  # ties in a fixed order
@@ -310,12 +317,13 @@ def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -
     best = next((row for row in rows if row[sweep.metric] is not None), None)
     if best is None:
         print("no trial reported the metric; see the trial folders for errors", file=sys.stderr)
-        return
+        return unfinished
     cfg = trial_config(base.to_dict(), {k: best[k] for k in keys})
     cfg.run.name = ""
     save_config(cfg, sweep_dir / "best_config.yaml")
     print(f"best {sweep.metric} = {best[sweep.metric]:.4f}; its config: {sweep_dir / 'best_config.yaml'} "
           f"(python run.py --config {sweep_dir / 'best_config.yaml'}); table: {sweep_dir / 'results.csv'}")
+    return unfinished
 
 
 def _fmt(value: Any) -> str:

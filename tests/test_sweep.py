@@ -84,3 +84,33 @@ def test_tiny_asha_sweep_runs_writes_table_and_best_config_and_resumes(tmp_path)
                            env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-4000:]
     assert list(csv.DictReader(open(sweep_dir / "results.csv"))) == rows
+
+
+@pytest.mark.e2e
+def test_an_interrupted_sweep_resumes_and_finishes_its_trials(tmp_path):
+    import signal
+    import time
+
+    base = {**TINY, "train": {**TINY["train"], "adv_iterations": 40, "checkpoint_every": 10}}
+    sweep_file = _sweep_file(tmp_path, {
+        "name": "cut", "out_dir": str(tmp_path / "tune"), "num_samples": 3, "scheduler": "fifo",
+        "driver_cpus": 0.2, "search_space": {"generator.adv_lr": {"loguniform": [1e-3, 1e-2]}}}, base)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = tmp_path / "out.txt"
+    with open(out, "w") as f:  # trials run one at a time: each reserves 1.7 of the 2 CPUs
+        proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "tune", "--config", str(sweep_file)],
+                                cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        deadline = time.time() + 400
+        while time.time() < deadline and "TERMINATED" not in out.read_text():
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=200)
+    text = out.read_text()
+    assert proc.returncode == 130, text[-3000:]
+    assert "continue the sweep with: python run.py tune --resume" in text
+    sweep_dir = tmp_path / "tune" / "cut"
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "tune", "--resume", str(sweep_dir)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(csv.DictReader(open(sweep_dir / "results.csv")))
+    assert len(rows) == 3 and all(r["iterations"] == "40" and r["status"] == "TERMINATED" for r in rows)
