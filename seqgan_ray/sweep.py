@@ -226,7 +226,7 @@ def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
                                         scheduler=_scheduler(sweep), max_concurrent_trials=sweep.max_concurrent or None),
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(sweep_dir.parent),
-                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=1))
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 2), verbose=1))
     results = tuner.fit()
     return sweep_dir, _write_results(results, base, sweep, sweep_dir)
 
