@@ -58,15 +58,11 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["tune"]:
-        args = build_tune_parser().parse_args(argv[1:])
-        try:
-            return _tune(args, argv)
-        except (ConfigError, DataError, ClusterError, CheckpointError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-    args = build_parser().parse_args(argv)
+        args, command = build_tune_parser().parse_args(argv[1:]), _tune
+    else:
+        args, command = build_parser().parse_args(argv), _train
     try:
-        return _train(args, argv)
+        return command(args, argv)
     except (ConfigError, DataError, ClusterError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -171,7 +171,7 @@ def all_keys(cfg: Config | None = None) -> list[str]:
             for f in dataclasses.fields(getattr(cfg, s.name))]
 
 
-def _unknown(key: str, valid: list[str], where: str) -> ConfigError:
+def unknown_key(key: str, valid: list[str], where: str) -> ConfigError:
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
     return ConfigError(f"{where}unknown config key '{key}'{hint}")
@@ -210,7 +210,7 @@ def set_key(cfg: Config, key: str, value: Any, *, where: str = "") -> None:
     """Set `section.field` on `cfg`, checking the key and the value's type."""
     section, _, name = key.partition(".")
     if key not in all_keys(cfg):
-        raise _unknown(key, all_keys(cfg), where)
+        raise unknown_key(key, all_keys(cfg), where)
     sub = getattr(cfg, section)
     hints = typing.get_type_hints(type(sub))
     setattr(sub, name, _coerce(key, value, hints[name], where))
@@ -221,7 +221,7 @@ def merge_dict(cfg: Config, data: dict[str, Any], *, where: str = "") -> None:
         raise ConfigError(f"{where}a config must be a mapping of sections, got {type(data).__name__}")
     for section, values in data.items():
         if not isinstance(values, dict):
-            raise _unknown(str(section), [s.name for s in dataclasses.fields(cfg)], where) \
+            raise unknown_key(str(section), [s.name for s in dataclasses.fields(cfg)], where) \
                 if not hasattr(cfg, str(section)) else \
                 ConfigError(f"{where}section '{section}' must be a mapping of keys")
         for name, value in values.items():

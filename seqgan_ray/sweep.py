@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from .config import Config, ConfigError, all_keys, config_from_dict, merge_dict, save_config, set_key, validate
+from .config import Config, ConfigError, all_keys, unknown_key, config_from_dict, merge_dict, save_config, set_key, validate
 
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 METRICS = ("eval/oracle_nll", "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake")
@@ -79,10 +79,7 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
     names = {f.name for f in dataclasses.fields(SweepConfig)}
     for key in section:
         if key not in names:
-            import difflib
-
-            close = difflib.get_close_matches(key, sorted(names), n=1)
-            raise ConfigError(f"{where}unknown key 'tune.{key}'" + (f"; did you mean 'tune.{close[0]}'?" if close else ""))
+            raise unknown_key(f"tune.{key}", [f"tune.{n}" for n in sorted(names)], where)
     sweep = SweepConfig(**section)
     if sweep.metric not in METRICS:
         raise ConfigError(f"{where}tune.metric '{sweep.metric}' is never reported; choose one of {', '.join(METRICS)}")
@@ -103,7 +100,7 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
 
 def _check_space(base: Config, key: str, spec: Any, where: str) -> None:
     if key not in all_keys():
-        set_key(copy.deepcopy(base), key, None, where=f"{where}tune.search_space: ")  # raises with a hint
+        raise unknown_key(key, all_keys(), f"{where}tune.search_space: ")
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
         raise ConfigError(f"{where}tune.search_space.{key} must be one of {{kind: values}} with kind in "
                           f"{', '.join(KINDS)}, got {spec!r}")
