@@ -114,3 +114,9 @@ def test_an_interrupted_sweep_resumes_and_finishes_its_trials(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = list(csv.DictReader(open(sweep_dir / "results.csv")))
     assert len(rows) == 3 and all(r["iterations"] == "40" and r["status"] == "TERMINATED" for r in rows)
+
+
+def test_an_unknown_tune_key_is_named_with_the_closest_one(tmp_path):
+    with pytest.raises(ConfigError, match="did you mean 'tune.metric'"):
+        load_sweep(_sweep_file(tmp_path, {"metrik": "eval/oracle_nll",
+                                          "search_space": {"rollout.num_rollouts": {"choice": [2]}}}))
