@@ -16,6 +16,9 @@ import torch
 
 from .config import Config
 
+# Bumped when saved tensors change meaning: 2 = discriminator filters stored time-major
+# (filter_w / filter_b) instead of conv1d's layout (conv_w / conv_b).
+FORMAT = 2
 PHASE_ORDER = ("pretrain_g", "pretrain_d", "adversarial", "done")
 NAME = re.compile(r"^(?P<phase>[a-z_]+)_(?P<step>\d+)\.pt$")
 # Config keys that fix the shapes of the saved tensors.
@@ -62,6 +65,10 @@ def load_checkpoint(path: Path, cfg: Config) -> dict[str, Any]:
     missing = {"phase", "step", "config", "learner", "discriminator"} - set(state)
     if missing:
         raise CheckpointError(f"{path}: not a seqgan-ray checkpoint (no {sorted(missing)[0]})")
+    if state.get("format", 1) != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {state.get('format', 1)}, but this version of "
+                              f"seqgan-ray reads format {FORMAT}; start the run again (or resume it "
+                              f"with the version that wrote it)")
     want = cfg.to_dict()
     for key in SHAPE_KEYS:
         section, name = key.split(".")

@@ -19,10 +19,11 @@ State = tuple[Tensor, Tensor]  # (h, c), each (R, H)
 
 class LSTMPolicy(nn.Module):
     def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, seq_len: int,
-                 start_token: int = 0, *, init_std: float = 0.1, chunk_rows: int = 2048):
+                 start_token: int = 0, *, init_std: float = 0.1, chunk_rows: int = 0):
         super().__init__()
         self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
-        self.seq_len, self.start_token, self.chunk_rows = seq_len, start_token, chunk_rows
+        self.seq_len, self.start_token = seq_len, start_token
+        self.chunk_rows = chunk_rows or cache_rows(vocab_size)
         self.embedding = nn.Parameter(torch.empty(vocab_size, emb_dim))   # (V, E)
         self.W = nn.Parameter(torch.empty(emb_dim, 4 * hidden_dim))       # (E, 4H)
         self.U = nn.Parameter(torch.empty(hidden_dim, 4 * hidden_dim))    # (H, 4H)
@@ -57,6 +58,16 @@ class LSTMPolicy(nn.Module):
 
     def logits(self, h: Tensor) -> Tensor:
         return torch.addmm(self.b_out, h, self.W_out)  # (R, V)
+
+    def sample_next(self, h: Tensor, u: Tensor, *, temperature: float = 1.0) -> Tensor:
+        """Draw the next token (R,) from hidden states `h` (R, H) with uniforms `u` (R, 2).
+
+        Logits are made and sampled `chunk_rows` rows at a time, so each block is still in
+        the cache when the sampler reads it (the whole (R, V) array never exists).
+        """
+        n = self.chunk_rows
+        return torch.cat([sample_categorical(self.logits(h[i:i + n]) / temperature, u[i:i + n])
+                          for i in range(0, h.shape[0], n)])
 
     # ------------------------------------------------------------------ whole sequences
 
@@ -95,20 +106,16 @@ class LSTMPolicy(nn.Module):
     @torch.no_grad()
     def sample(self, num: int, *, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> Tensor:
-        """Draw `num` sequences (num, T) at the given temperature, in blocks of chunk_rows."""
-        out = []
-        for start in range(0, num, self.chunk_rows):
-            rows = min(self.chunk_rows, num - start)
-            state = self.initial_state(rows)
-            tok = torch.full((rows,), self.start_token, dtype=torch.long, device=self.W.device)
-            seq = []
-            for _ in range(self.seq_len):
-                state = self.step(tok, state)
-                u = torch.rand(rows, 2, generator=generator, device=self.W.device)
-                tok = sample_categorical(self.logits(state[0]) / temperature, u)
-                seq.append(tok)
-            out.append(torch.stack(seq, 1))
-        return torch.cat(out, 0)  # (num, T)
+        """Draw `num` sequences (num, T) at the given temperature."""
+        state = self.initial_state(num)
+        tok = torch.full((num,), self.start_token, dtype=torch.long, device=self.W.device)
+        seq = []
+        for _ in range(self.seq_len):
+            state = self.step(tok, state)
+            u = torch.rand(num, 2, generator=generator, device=self.W.device)
+            tok = self.sample_next(state[0], u, temperature=temperature)
+            seq.append(tok)
+        return torch.stack(seq, 1)  # (num, T)
 
 
 class TokenLogProb(torch.autograd.Function):
@@ -166,6 +173,13 @@ def sample_categorical(logits: Tensor, u: Tensor, *, block: int = 0) -> Tensor:
     inner = blocks.gather(1, b.unsqueeze(-1).expand(R, 1, bs)).squeeze(1).cumsum(-1)  # (R, bs)
     j = torch.searchsorted(inner, u[:, 1:].to(inner.dtype) * inner[:, -1:], right=True).clamp_(max=bs - 1)
     return (b * bs + j).squeeze(1).clamp_(max=V - 1)
+
+
+def cache_rows(vocab_size: int, budget_bytes: int = 5 << 20) -> int:
+    """Rows of float32 logits that fit `budget_bytes` (the CPU's L2/L3 share), a multiple of 64.
+
+    Measured here (V = 5000, 2 cores): sampling 256-row blocks ran 2-3x faster than 2048."""
+    return max(64, budget_bytes // (4 * vocab_size) // 64 * 64)
 
 
 def _block_size(V: int) -> int:

@@ -32,8 +32,7 @@ def rollout_uniforms(batch: int, seq_len: int, num_rollouts: int, *,
 
 
 @torch.no_grad()
-def complete_prefixes(policy: LSTMPolicy, seqs: Tensor, num_rollouts: int, u: Tensor,
-                      *, chunk_rows: int = 2048) -> Tensor:
+def complete_prefixes(policy: LSTMPolicy, seqs: Tensor, num_rollouts: int, u: Tensor) -> Tensor:
     """Sample N completions of every proper prefix of `seqs` (B, T) with `policy`.
 
     Returns (T−1, N, B, T): [t−1, n, b] keeps y_0..y_{t−1} of sequence b and samples the rest.
@@ -56,21 +55,19 @@ def complete_prefixes(policy: LSTMPolicy, seqs: Tensor, num_rollouts: int, u: Te
             h, c = torch.cat([h, new_h]), torch.cat([c, new_c])
         rows = p * N * B
         up = u[:, :p, p].permute(1, 0, 2, 3).reshape(rows, 2)  # (p*N*B, 2) in (t, n, b) order
-        prev = torch.cat([sample_categorical(policy.logits(h[i:i + chunk_rows]), up[i:i + chunk_rows])
-                          for i in range(0, rows, chunk_rows)])
+        prev = policy.sample_next(h, up)
         out[:rows, p] = prev
     return out.view(T - 1, N, B, T)
 
 
 @torch.no_grad()
 def mc_rewards(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: int, *,
-               u: Tensor | None = None, generator: torch.Generator | None = None,
-               chunk_rows: int = 2048) -> Tensor:
+               u: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
     """Eq. 4 for every token of `seqs` (B, T). Returns rewards (B, T)."""
     B, T = seqs.shape
     if u is None:
         u = rollout_uniforms(B, T, num_rollouts, generator=generator, device=seqs.device)
-    completions = complete_prefixes(policy, seqs, num_rollouts, u, chunk_rows=chunk_rows)
+    completions = complete_prefixes(policy, seqs, num_rollouts, u)
     scores = score(torch.cat([completions.reshape(-1, T), seqs]))  # ((T−1)·N·B + B,)
     q = scores[:-B].view(T - 1, num_rollouts, B).mean(dim=1)  # (T−1, B)
     return torch.cat([q.t(), scores[-B:, None]], dim=1)  # (B, T)

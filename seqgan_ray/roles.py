@@ -54,7 +54,7 @@ def make_discriminator(cfg: Config, seed: int) -> Discriminator:
     dc = cfg.discriminator
     return Discriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim,
                          filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
-                         dropout=dc.dropout, seed=seed)
+                         dropout=dc.dropout, precision=dc.precision, seed=seed)
 
 
 def cpu_state(module: torch.nn.Module) -> StateDict:
@@ -227,10 +227,8 @@ class RolloutWorker:
 
     def rewards(self, seqs: Tensor) -> Tensor:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), scored by P(real) under D_φ."""
-        rows = self.cfg.rollout.chunk_rows
-        rewards = mc_rewards(self.policy, lambda x: self.discriminator.prob_real(x, chunk_rows=rows),
-                             seqs.to(self.device), self.cfg.rollout.num_rollouts, generator=self.rng,
-                             chunk_rows=rows)
+        rewards = mc_rewards(self.policy, self.discriminator.prob_real, seqs.to(self.device),
+                             self.cfg.rollout.num_rollouts, generator=self.rng)
         return rewards.cpu()
 
     def get_rng_state(self) -> Tensor:

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import FORMAT, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, save_config
 from .data import DataError, write_token_file
 from .distributed.pool import RemoteRole, RolloutPool, start_actor
@@ -254,7 +254,7 @@ class Trainer:
             raise Interrupted(f"stopped at {self.phase} step {step}; checkpoint written")
 
     def _state(self) -> dict[str, Any]:
-        return {"phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
+        return {"format": FORMAT, "phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
                 "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
                 "rollout_rng": self.pool.rng_states(), "last_eval": dict(self.last_eval),
                 "metrics_lines": self.log.lines,

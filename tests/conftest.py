@@ -11,7 +11,7 @@ TINY = {
              "oracle_hidden_dim": 8, "oracle_dir": "/nonexistent-oracle-dir"},
     "generator": {"emb_dim": 8, "hidden_dim": 8, "batch_size": 16},
     "discriminator": {"emb_dim": 8, "filter_sizes": [1, 2, 4], "num_filters": [6, 6, 6], "batch_size": 32},
-    "rollout": {"num_rollouts": 4, "chunk_rows": 64},
+    "rollout": {"num_rollouts": 4},
     "train": {"pretrain_g_epochs": 2, "pretrain_d_rounds": 1, "pretrain_d_epochs": 1,
               "adv_iterations": 2, "d_steps": 1, "k_epochs": 1, "num_negatives": 128,
               "eval_every": 1, "eval_samples": 128, "checkpoint_every": 1},

@@ -92,6 +92,10 @@ def test_corrupt_and_mismatched_checkpoints_are_named(tmp_path):
     other = _cfg(generator={"hidden_dim": 16})
     with pytest.raises(CheckpointError, match=r"generator.hidden_dim=8, but the config says 16"):
         load_checkpoint(newest, other)
+    old = tmp_path / "old_format.pt"  # a checkpoint of format 1 (conv1d-layout filters)
+    torch.save({**torch.load(newest, weights_only=True), "format": 1}, old)
+    with pytest.raises(CheckpointError, match=r"format 1, but this version of seqgan-ray reads format 2"):
+        load_checkpoint(old, cfg)
     newest.write_bytes(newest.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=str(newest)):
         load_checkpoint(newest, cfg)

@@ -112,7 +112,7 @@ def test_step_matches_hidden_states():
 
 
 def test_sample_shape_range_and_seeding():
-    policy = _tiny_policy(torch.float32, chunk_rows=4)  # 10 rows: blocks of 4, 4, 2
+    policy = _tiny_policy(torch.float32, chunk_rows=4)  # 10 rows: logits in blocks of 4, 4, 2
     draw = lambda s: policy.sample(10, generator=torch.Generator().manual_seed(s))
     a = draw(0)
     assert a.shape == (10, 6) and a.dtype == torch.long
@@ -156,17 +156,46 @@ def test_discriminator_forward_shape():
     assert Discriminator(13, 7, emb_dim=4)(tokens).shape == (6, 2)  # paper filters for T=7
 
 
-def test_convolution_equals_conv1d():
-    d, k, E, nf = _disc(), 3, 5, 3
-    w = torch.randn(nf, E, k, generator=torch.Generator().manual_seed(1))  # conv1d layout (F, E, k)
-    b = torch.randn(nf, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        d.conv_w[1].copy_(w.reshape(nf, E * k))
-        d.conv_b[1].copy_(b)
-    tokens = torch.randint(0, 13, (4, 7), generator=torch.Generator().manual_seed(3))
+def _conv1d_reference(d, tokens):
+    """The features as conv1d + ReLU + max over time, from d's time-major filters."""
     x = d.embedding(tokens).transpose(1, 2)  # (B, E, T)
-    expected = F.relu(F.conv1d(x, w, b)).amax(dim=-1)  # (B, F)
-    torch.testing.assert_close(d.features(tokens)[:, 4:], expected, rtol=1e-5, atol=1e-5)
+    E = x.shape[1]
+    return torch.cat([F.relu(F.conv1d(x, w.view(len(w), k, E).transpose(1, 2), b)).amax(dim=-1)
+                      for k, w, b in zip(d.filter_sizes, d.filter_w, d.filter_b)], dim=1)
+
+
+def test_convolution_equals_conv1d_forward_and_gradients():
+    d = _disc().double()
+    with torch.no_grad():  # distinct biases, some negative, so ReLU and max both matter
+        for b in d.filter_b:
+            b.copy_(torch.linspace(-1, 1, len(b), dtype=torch.float64))
+    tokens = torch.randint(0, 13, (9, 7), generator=torch.Generator().manual_seed(3))
+    weights = torch.randn(9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    ours, ref = d.features(tokens), _conv1d_reference(d, tokens)
+    torch.testing.assert_close(ours, ref)
+    params = [d.embedding.weight, *d.filter_w, *d.filter_b]
+    for a, b in zip(torch.autograd.grad((ours * weights).sum(), params),
+                    torch.autograd.grad((ref * weights).sum(), params)):
+        torch.testing.assert_close(a, b)
+
+
+def test_bfloat16_discriminator_is_close_to_float32():
+    """bfloat16 runs the matmuls at 8 bits of mantissa, with float32 weights and outputs."""
+    d32 = Discriminator(50, 20, emb_dim=16, seed=0)
+    d16 = Discriminator(50, 20, emb_dim=16, precision="bfloat16", seed=0)
+    d16.load_state_dict(d32.state_dict())
+    tokens = torch.randint(0, 50, (200, 20), generator=torch.Generator().manual_seed(5))
+    p32, p16 = d32.prob_real(tokens), d16.prob_real(tokens)
+    assert p16.dtype == torch.float32
+    assert (p32 - p16).abs().max() < 0.01
+    loss32, loss16 = (d(tokens).logsumexp(-1).mean() for d in (d32.eval(), d16.eval()))
+    loss32.backward()
+    loss16.backward()
+    for a, b in zip(d32.parameters(), d16.parameters()):  # a few maxima move to another window
+        assert b.grad.dtype == torch.float32
+        assert (a.grad - b.grad).norm() <= 0.1 * a.grad.norm()
+    g32, g16 = (torch.cat([p.grad.flatten() for p in d.parameters()]) for d in (d32, d16))
+    assert (g32 - g16).norm() <= 0.02 * g32.norm()
 
 
 def test_prob_real_in_unit_interval_and_deterministic():

@@ -18,7 +18,7 @@ def _cfg(update_rate=0.8):
         "generator": {"emb_dim": 16, "hidden_dim": 16, "batch_size": 32},
         "discriminator": {"emb_dim": 8, "filter_sizes": [1, 2, 3], "num_filters": [4, 4, 4],
                           "batch_size": 32},
-        "rollout": {"num_rollouts": 2, "update_rate": update_rate, "chunk_rows": 64},
+        "rollout": {"num_rollouts": 2, "update_rate": update_rate},
     })
 
 
