@@ -53,12 +53,55 @@ def build_tune_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_prepare_parser() -> argparse.ArgumentParser:
+    from .corpus import DEFAULT_MAX_LEN
+
+    p = argparse.ArgumentParser(
+        prog="run.py prepare",
+        description="Turn your own text (whitespace-tokenized, one sentence a line, UTF-8) into a "
+                    "vocabulary and Parquet shards of token ids for training. Streams the text "
+                    "twice (count words, then write), so a corpus larger than memory works. "
+                    "Writes into a temporary folder renamed into place at the end: on an error "
+                    "nothing is written. See docs/text.md.",
+        epilog="Writes OUT/vocab.txt (line number = id; 0..3 are <pad> <bos> <eos> <unk>), "
+               "OUT/train/part-*.parquet and OUT/test/part-*.parquet (columns tokens: the word "
+               "ids then <eos>, unpadded; length) and OUT/metadata.json.")
+    p.add_argument("--input", type=Path, nargs="+", required=True, metavar="PATH",
+                   help="training text: files, or folders whose .txt files are read (sorted)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (e.g. data/my_corpus)")
+    held = p.add_mutually_exclusive_group()
+    held.add_argument("--test", type=Path, metavar="PATH",
+                      help="held-out text (file or folder); the vocabulary comes from --input only, "
+                           "its unknown words become <unk>")
+    held.add_argument("--test-fraction", type=float, metavar="F",
+                      help="carve this fraction (0 < F < 1) of the --input lines off as the test "
+                           "split, chosen per line by a seeded hash (duplicates stay together)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --test-fraction's choice (default 0)")
+    p.add_argument("--min-count", type=int, default=1, metavar="N",
+                   help="words seen fewer than N times in training lines become <unk> (default 1)")
+    p.add_argument("--no-lowercase", dest="lowercase", action="store_false",
+                   help="keep case (default: lowercase everything)")
+    p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, metavar="T",
+                   help=f"T, the sequence length the model uses: a sentence of L words needs "
+                        f"L + 1 <= T (default {DEFAULT_MAX_LEN}, enough for every COCO caption)")
+    p.add_argument("--long", choices=("drop", "truncate"), default="drop",
+                   help="sentences longer than T - 1 words: drop and count them (default), or keep "
+                        "their first T - 1 words")
+    p.add_argument("--shard-rows", type=int, default=100_000, metavar="N",
+                   help="sentences per Parquet shard (default 100000)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     from .train import Interrupted, NumericalError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["tune"]:
         args, command = build_tune_parser().parse_args(argv[1:]), _tune
+    elif argv[:1] == ["prepare"]:
+        args, command = build_prepare_parser().parse_args(argv[1:]), _prepare
     else:
         args, command = build_parser().parse_args(argv), _train
     try:
@@ -72,6 +115,25 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"{exc}; resume with: python run.py --resume {args.run_dir}", file=sys.stderr)
         return 130
+
+
+def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
+    from .corpus import PrepareOptions, prepare, summary, warnings
+
+    opts = PrepareOptions(inputs=tuple(args.input), out=args.out, test=args.test,
+                          test_fraction=args.test_fraction, seed=args.seed, min_count=args.min_count,
+                          lowercase=args.lowercase, max_len=args.max_len, long=args.long,
+                          shard_rows=args.shard_rows, force=args.force, progress=not args.quiet)
+    start = time.perf_counter()
+    try:
+        meta = prepare(opts)
+    except KeyboardInterrupt:
+        print(f"interrupted; {args.out} is as it was", file=sys.stderr)
+        return 130
+    for line in warnings(meta):
+        print(line, file=sys.stderr)
+    print("\n".join(summary(meta, args.out)) + f" in {time.perf_counter() - start:.1f} s")
+    return 0
 
 
 def _tune(args: argparse.Namespace, argv: list[str]) -> int:
