@@ -79,6 +79,9 @@ def build_prepare_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --test-fraction's choice (default 0)")
     p.add_argument("--min-count", type=int, default=1, metavar="N",
                    help="words seen fewer than N times in training lines become <unk> (default 1)")
+    p.add_argument("--vocab-from-test", action="store_true",
+                   help="build the vocabulary from the test text too, as Texygen does for COCO: no "
+                        "<unk> in the test split, so NLL-test is comparable with Texygen's")
     p.add_argument("--no-lowercase", dest="lowercase", action="store_false",
                    help="keep case (default: lowercase everything)")
     p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, metavar="T",
@@ -94,12 +97,28 @@ def build_prepare_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_sample_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py sample",
+        description="Print sequences sampled from a run's generator (its newest checkpoint): "
+                    "decoded sentences for a text run, token ids for the synthetic task.")
+    p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="a run folder, e.g. runs/coco")
+    p.add_argument("--num", type=int, default=20, help="how many (default 20)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="softmax temperature: < 1 sharper, > 1 more diverse (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--checkpoint", type=Path, help="a checkpoint file of the run (default: the newest)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     from .train import Interrupted, NumericalError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["tune"]:
         args, command = build_tune_parser().parse_args(argv[1:]), _tune
+    elif argv[:1] == ["sample"]:
+        args, command = build_sample_parser().parse_args(argv[1:]), _sample
     elif argv[:1] == ["prepare"]:
         args, command = build_prepare_parser().parse_args(argv[1:]), _prepare
     else:
@@ -122,6 +141,7 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
 
     opts = PrepareOptions(inputs=tuple(args.input), out=args.out, test=args.test,
                           test_fraction=args.test_fraction, seed=args.seed, min_count=args.min_count,
+                          vocab_from_test=args.vocab_from_test,
                           lowercase=args.lowercase, max_len=args.max_len, long=args.long,
                           shard_rows=args.shard_rows, force=args.force, progress=not args.quiet)
     start = time.perf_counter()
@@ -133,6 +153,38 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
     for line in warnings(meta):
         print(line, file=sys.stderr)
     print("\n".join(summary(meta, args.out)) + f" in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _sample(args: argparse.Namespace, argv: list[str]) -> int:
+    import torch
+
+    from .checkpoint import latest_checkpoint, load_checkpoint
+    from .corpus import Vocab
+    from .roles import make_generator
+
+    if not (args.run / "config.yaml").is_file():
+        raise CheckpointError(f"{args.run}: not a run folder (no config.yaml)")
+    if args.num < 1 or not args.temperature > 0:
+        raise ConfigError("--num must be >= 1 and --temperature > 0")
+    cfg = load_config(args.run / "config.yaml")
+    path = args.checkpoint or latest_checkpoint(args.run / "checkpoints")
+    state = load_checkpoint(path, cfg)
+    generator = make_generator(cfg, 0)
+    generator.load_state_dict(state["learner"]["generator"])
+    with torch.no_grad():
+        seqs = generator.sample(args.num, generator=torch.Generator().manual_seed(args.seed),
+                                temperature=args.temperature)
+    vocab_file = args.run / "vocab.txt"
+    if not vocab_file.is_file():  # the synthetic task: token ids
+        print("\n".join(" ".join(map(str, row)) for row in seqs.tolist()))
+        return 0
+    words = vocab_file.read_text(encoding="utf-8").splitlines()
+    if len(words) != cfg.data.vocab_size:
+        raise CheckpointError(f"{vocab_file} has {len(words)} words but {path} was trained with "
+                              f"data.vocab_size={cfg.data.vocab_size}; the vocabulary does not match")
+    vocab = Vocab(words)
+    print("\n".join(vocab.decode(row) for row in seqs.tolist()))
     return 0
 
 
@@ -154,7 +206,7 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    from .oracle import load_task
+    from .tasks import load_task
     from .train import local_roles, ray_roles, train, train_with_recovery
 
     if args.resume:
@@ -181,7 +233,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
         connect(spec, argv)
 
-    task = load_task(cfg.data)
+    task = load_task(cfg.data, run_dir)
     print(f"data: {task.source}", file=sys.stderr)
     if spec is None:
         print("roles: in-process (no Ray)", file=sys.stderr)
@@ -198,10 +250,23 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
               f"on {len(ray.nodes())} node(s)", file=sys.stderr)
         result = train_with_recovery(cfg, task, lambda: ray_roles(cfg, spec, size), run_dir,
                                      resume=bool(args.resume), retries=ROLE_RETRIES)
-    s = result.summary
-    f = lambda v: "n/a" if v is None else f"{v:.3f}"
-    print(f"run folder: {run_dir}\n"
-          f"NLL-oracle: random {f(s['oracle_nll_random'])}, after pretraining "
-          f"{f(s['oracle_nll_after_pretraining'])}, after adversarial {f(s['oracle_nll_after_adversarial'])} "
-          f"(training data {f(s['oracle_nll_of_training_data'])}); wall time {s['wall_time_s']:.0f} s")
+    print(f"run folder: {run_dir}\n{summary_text(result.summary)}")
     return 0
+
+
+def summary_text(s: dict) -> str:
+    """The end-of-run lines: the task's metrics untrained, after pretraining, after adversarial."""
+    f = lambda v: "n/a" if v is None else f"{v:.3f}"
+    if "oracle_nll_random" in s:
+        return (f"NLL-oracle: random {f(s['oracle_nll_random'])}, after pretraining "
+                f"{f(s['oracle_nll_after_pretraining'])}, after adversarial "
+                f"{f(s['oracle_nll_after_adversarial'])} (training data "
+                f"{f(s['oracle_nll_of_training_data'])}); wall time {s['wall_time_s']:.0f} s")
+    lines = []
+    for label, key in (("random", "eval_random"), ("after pretraining", "eval_after_pretraining"),
+                       ("after adversarial", "eval_after_adversarial")):
+        m = s.get(key) or {}
+        bleu = "/".join(f(m.get(f"eval/bleu{n}")) for n in range(2, 6))
+        sb = "/".join(f(m.get(f"eval/self_bleu{n}")) for n in range(2, 6))
+        lines.append(f"{label}: NLL-test {f(m.get('eval/nll_test'))}, BLEU-2..5 {bleu}, Self-BLEU-2..5 {sb}")
+    return "\n".join(lines) + f"\nwall time {s['wall_time_s']:.0f} s"

@@ -29,7 +29,17 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataConfig:
-    """The synthetic task: an oracle LSTM and sequences sampled from it."""
+    """The task: the synthetic one (an oracle LSTM and sequences sampled from it) or, with
+    `corpus` set, your own text."""
+
+    corpus: str = ""
+    """Text to train on: a folder made by `python run.py prepare`, or a text file (one sentence
+    a line) that is prepared into the run folder. Empty: the synthetic task. With a corpus,
+    vocab_size, seq_len, start_token and eos_token come from the corpus."""
+    test_text: str = ""
+    """Held-out text (when `corpus` is a text file) for NLL-test and BLEU."""
+    vocab_from_test: bool = False
+    """Build the vocabulary from test_text's words too, as Texygen does for COCO."""
 
     oracle_dir: str = "../shared/data/oracle"
     """Folder with the paper's `target_params.pkl` and `real_data.txt` (relative to the
@@ -44,6 +54,8 @@ class DataConfig:
     """T: length of every sequence."""
     start_token: int = 0
     """Input of the first LSTM step; also an ordinary token that can be emitted."""
+    eos_token: int = -1
+    """Token that ends a sequence (PAD follows it); -1: fixed-length sequences."""
     num_train: int = 9984
     """Sequences sampled from a generated oracle as training data (the paper's count)."""
     oracle_emb_dim: int = 32
@@ -114,6 +126,9 @@ class TrainConfig:
 
     pretrain_g_epochs: int = 25
     """MLE epochs over the training data (paper: 120)."""
+    pretrain_workers: int = 0
+    """0: MLE pretraining in the learner. N >= 1: on Ray Train with N data-parallel workers
+    streaming a text corpus's Parquet shards (resources: the cluster file's pretrain_worker)."""
     pretrain_d_rounds: int = 3
     """Rounds of: sample negatives, then `pretrain_d_epochs` epochs on real + fake (paper: 50)."""
     pretrain_d_epochs: int = 1
@@ -281,7 +296,7 @@ def validate(cfg: Config) -> None:
                 "train.keep_checkpoints", "train.g_steps"]
     non_negative = ["train.pretrain_g_epochs", "train.pretrain_d_rounds", "train.pretrain_d_epochs",
                     "train.adv_iterations", "train.d_steps", "train.k_epochs",
-                    "run.num_samples_saved", "rollout.chunk_rows"]
+                    "run.num_samples_saved", "rollout.chunk_rows", "train.pretrain_workers"]
     rates = ["generator.lr", "generator.adv_lr", "discriminator.lr"]
 
     def get(key: str) -> Any:
@@ -299,6 +314,9 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"'{key}' (a learning rate) must be > 0, got {get(key)}")
     if not 0.0 <= cfg.rollout.update_rate < 1.0:
         raise ConfigError(f"'rollout.update_rate' must be in [0, 1), got {cfg.rollout.update_rate}")
+    if cfg.train.pretrain_workers and not cfg.data.corpus:
+        raise ConfigError("'train.pretrain_workers' (MLE on Ray Train) streams a text corpus's Parquet "
+                          "shards; set data.corpus, or leave train.pretrain_workers at 0")
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.discriminator.precision!r}")

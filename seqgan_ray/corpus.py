@@ -59,6 +59,7 @@ class PrepareOptions:
     test_fraction: float | None = None
     seed: int = 0
     min_count: int = 1
+    vocab_from_test: bool = False  # count the test split's words too (Texygen's COCO setup)
     lowercase: bool = True
     max_len: int = DEFAULT_MAX_LEN
     long: str = "drop"
@@ -121,7 +122,7 @@ def prepare(opts: PrepareOptions) -> dict:
     counts: Counter[str] = Counter()
     stats = {s: SplitStats() for s in SPLITS}
     for split, words in _sentences(sources, opts, stats, "prepare 1/2: check, count words"):
-        if split == "train":
+        if split == "train" or opts.vocab_from_test:
             counts.update(words)
     _check_kept(stats, opts)
     vocab = Vocab(build_vocab(counts, opts.min_count), lowercase=opts.lowercase)
@@ -299,6 +300,7 @@ def _write(tmp: Path, vocab: Vocab, sources: list[Source], opts: PrepareOptions,
         "special_ids": {"pad": PAD, "bos": BOS, "eos": EOS, "unk": UNK},
         "lowercase": opts.lowercase,
         "min_count": opts.min_count,
+        "vocab_from_test": opts.vocab_from_test,
         "words_seen": words_seen,  # distinct words in the kept training lines, before min_count
         "long": opts.long,
         "shard_rows": opts.shard_rows,
@@ -523,6 +525,18 @@ def _read_shard(path: Path, T: int, vocab_size: int) -> np.ndarray:
                         f"--long truncate")
     if len(values) and not (0 <= values.min() and values.max() < vocab_size):
         raise DataError(f"{path}: token ids outside [0, {vocab_size}); prepare the corpus again")
+    return _pad(lengths, values, T)
+
+
+def pad_tokens(tokens: pa.Array | pa.ChunkedArray, T: int) -> np.ndarray:
+    """A `tokens` column (list<int32>, e.g. a batch from Ray Data) as (S, T) int64, PAD-padded."""
+    if isinstance(tokens, pa.ChunkedArray):
+        tokens = tokens.combine_chunks()
+    lengths = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
+    return _pad(lengths, tokens.flatten().to_numpy(zero_copy_only=False), T)
+
+
+def _pad(lengths: np.ndarray, values: np.ndarray, T: int) -> np.ndarray:
     out = np.full((len(lengths), T), PAD, dtype=np.int64)  # (S, T)
     rows = np.repeat(np.arange(len(lengths)), lengths)
     cols = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)

@@ -7,17 +7,22 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def mle_loss(log_probs: Tensor) -> Tensor:
-    """Mean per-token negative log-likelihood, from log G(y_t | y_<t) of shape (B, T)."""
-    return -log_probs.mean()
+def mle_loss(log_probs: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean per-token negative log-likelihood, from log G(y_t | y_<t) of shape (B, T), over
+    the tokens where `mask` (B, T) is true (all of them without one): padding does not count."""
+    if mask is None:
+        return -log_probs.mean()
+    return -(log_probs * mask).sum() / mask.sum().clamp(min=1)
 
 
-def policy_gradient_loss(log_probs: Tensor, rewards: Tensor) -> Tensor:
+def policy_gradient_loss(log_probs: Tensor, rewards: Tensor, mask: Tensor | None = None) -> Tensor:
     """Eq. 8: −Σ_{b,t} log G_θ(y_t | Y_1:t−1) · Q(Y_1:t−1, y_t), summed as the reference code does.
 
-    log_probs (B, T) carries the gradient; rewards (B, T) are constants.
+    log_probs (B, T) carries the gradient; rewards (B, T) are constants; tokens after a
+    sequence's end (where `mask` is false) are not the policy's choices and do not count.
     """
-    return -(log_probs * rewards.detach()).sum()
+    weighted = log_probs * rewards.detach()
+    return -(weighted if mask is None else weighted * mask).sum()
 
 
 def discriminator_loss(logits: Tensor, labels: Tensor, out_weight: Tensor, out_bias: Tensor,

@@ -11,12 +11,13 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from .config import DataConfig
-from .data import DataError, read_token_file
+from .data import DataError, read_token_file, write_token_file
 from .policy import LSTMPolicy
 
 PARAMS_FILE = "target_params.pkl"
@@ -30,6 +31,14 @@ class SyntheticTask:
     oracle: LSTMPolicy
     real: torch.Tensor  # (S, T) training sequences
     source: str         # one line saying where the oracle and data came from
+    metric = "eval/oracle_nll"  # what evaluation reports first and sweeps optimise by default
+
+    def evaluate(self, samples: torch.Tensor, nll: Callable[[torch.Tensor], float]) -> dict[str, float]:
+        """NLL-oracle: the oracle's mean per-token NLL of the generator's `samples` (S, T)."""
+        return {"eval/oracle_nll": self.oracle.nll(samples)}
+
+    def write_samples(self, path: Path, samples: torch.Tensor) -> None:
+        write_token_file(path, samples)
 
 
 def load_oracle_params(path: Path, *, seq_len: int, start_token: int = 0) -> LSTMPolicy:

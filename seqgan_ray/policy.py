@@ -15,14 +15,28 @@ import torch
 from torch import Tensor, nn
 
 State = tuple[Tensor, Tensor]  # (h, c), each (R, H)
+PAD = 0  # what follows the end token in a variable-length sequence
+
+
+def token_mask(seqs: Tensor, eos: int) -> Tensor:
+    """True for the tokens of each row of `seqs` (B, T) up to and including its first `eos`."""
+    is_eos = (seqs == eos).int()
+    return (is_eos.cumsum(1) - is_eos) == 0
+
+
+def end_at_eos(seqs: Tensor, eos: int) -> Tensor:
+    """`seqs` (B, T) with every token after a row's first `eos` replaced by PAD."""
+    return seqs.masked_fill(~token_mask(seqs, eos), PAD)
 
 
 class LSTMPolicy(nn.Module):
     def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, seq_len: int,
-                 start_token: int = 0, *, init_std: float = 0.1, chunk_rows: int = 0):
+                 start_token: int = 0, *, eos_token: int | None = None, init_std: float = 0.1,
+                 chunk_rows: int = 0):
         super().__init__()
         self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
         self.seq_len, self.start_token = seq_len, start_token
+        self.eos_token = eos_token  # None: fixed-length sequences (the synthetic task)
         self.chunk_rows = chunk_rows or cache_rows(vocab_size)
         self.embedding = nn.Parameter(torch.empty(vocab_size, emb_dim))   # (V, E)
         self.W = nn.Parameter(torch.empty(emb_dim, 4 * hidden_dim))       # (E, 4H)
@@ -71,6 +85,14 @@ class LSTMPolicy(nn.Module):
 
     # ------------------------------------------------------------------ whole sequences
 
+    def finish(self, seqs: Tensor) -> Tensor:
+        """Sequences as the policy emits them: PAD after the end token, if there is one."""
+        return seqs if self.eos_token is None else end_at_eos(seqs, self.eos_token)
+
+    def mask(self, seqs: Tensor) -> Tensor | None:
+        """Which tokens of `seqs` count in losses and rewards (None: all of them)."""
+        return None if self.eos_token is None else token_mask(seqs, self.eos_token)
+
     def inputs(self, seqs: Tensor) -> Tensor:
         """Teacher-forcing inputs: the start token, then the sequence shifted right. (B, T)"""
         start = seqs.new_full((seqs.shape[0], 1), self.start_token)
@@ -97,11 +119,15 @@ class LSTMPolicy(nn.Module):
 
     @torch.no_grad()
     def nll(self, seqs: Tensor, *, batch: int = 1024) -> float:
-        """Mean per-token negative log-likelihood of `seqs` (S, T) in nats."""
-        total = 0.0
+        """Mean per-token negative log-likelihood of `seqs` (S, T) in nats (tokens up to the
+        end token when sequences have one, the end token included)."""
+        total, count = 0.0, 0
         for i in range(0, seqs.shape[0], batch):
-            total += -self.log_probs(seqs[i:i + batch]).double().sum().item()
-        return total / seqs.numel()
+            block = seqs[i:i + batch]
+            logp, mask = self.log_probs(block).double(), self.mask(block)
+            total -= (logp if mask is None else logp[mask]).sum().item()
+            count += block.numel() if mask is None else int(mask.sum())
+        return total / count
 
     @torch.no_grad()
     def sample(self, num: int, *, generator: torch.Generator | None = None,
@@ -115,7 +141,7 @@ class LSTMPolicy(nn.Module):
             u = torch.rand(num, 2, generator=generator, device=self.W.device)
             tok = self.sample_next(state[0], u, temperature=temperature)
             seq.append(tok)
-        return torch.stack(seq, 1)  # (num, T)
+        return self.finish(torch.stack(seq, 1))  # (num, T)
 
 
 class TokenLogProb(torch.autograd.Function):

@@ -57,7 +57,7 @@ def complete_prefixes(policy: LSTMPolicy, seqs: Tensor, num_rollouts: int, u: Te
         up = u[:, :p, p].permute(1, 0, 2, 3).reshape(rows, 2)  # (p*N*B, 2) in (t, n, b) order
         prev = policy.sample_next(h, up)
         out[:rows, p] = prev
-    return out.view(T - 1, N, B, T)
+    return policy.finish(out).view(T - 1, N, B, T)
 
 
 @torch.no_grad()

@@ -45,6 +45,7 @@ def pick_device() -> torch.device:
 def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
     d, g = cfg.data, cfg.generator
     policy = LSTMPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token,
+                        eos_token=d.eos_token if d.eos_token >= 0 else None,
                         chunk_rows=cfg.rollout.chunk_rows)
     policy.reset_parameters(g.init_std, torch.Generator().manual_seed(seed))
     return policy
@@ -107,17 +108,28 @@ class GeneratorLearner:
         order = torch.randperm(self.data.shape[0], generator=self.rng, device=self.device)
         total, batches = 0.0, 0
         for i in range(0, len(order) - B + 1, B):  # full batches only, as the reference code
-            loss = mle_loss(self.generator.log_probs(self.data[order[i:i + B]]))
+            batch = self.data[order[i:i + B]]
+            loss = mle_loss(self.generator.log_probs(batch), self.generator.mask(batch))
             self._apply(loss, self.mle_opt)
             total, batches = total + loss.item(), batches + 1
         return total / max(batches, 1)
 
+    def nll(self, seqs: Tensor) -> float:
+        """G_θ's mean per-token NLL of `seqs` (S, T), e.g. NLL-test on held-out text."""
+        return self.generator.nll(seqs.to(self.device))
+
     def pg_step(self, seqs: Tensor, rewards: Tensor) -> GenStep:
         """Eq. 8: one policy-gradient update of θ on `seqs` (B, T) with `rewards` (B, T)."""
         seqs, rewards = seqs.to(self.device), rewards.to(self.device)
-        loss = policy_gradient_loss(self.generator.log_probs(seqs), rewards)
+        loss = policy_gradient_loss(self.generator.log_probs(seqs), rewards, self.generator.mask(seqs))
         norm = self._apply(loss, self.pg_opt)
         return GenStep(loss.item(), norm)
+
+    def load_pretrained(self, generator: StateDict, mle_opt: dict[str, Any]) -> None:
+        """θ and the MLE optimizer from pretraining done elsewhere (Ray Train)."""
+        self.generator.load_state_dict(generator)
+        self.mle_opt.load_state_dict(mle_opt)
+        _set_lr(self.mle_opt, self.cfg.generator.lr)
 
     def sync_rollout_policy(self) -> None:
         """β ← θ (at the start of adversarial training)."""

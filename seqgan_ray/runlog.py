@@ -78,15 +78,19 @@ def _clock(seconds: float) -> str:
     return f"{m // 60}h{m % 60:02d}m" if m >= 60 else f"{m}m{s:02d}s"
 
 
-def plot_oracle_nll(metrics: list[dict[str, Any]], png: Path, *, pretrain_epochs: int,
-                    title: str = "NLL-oracle") -> None:
-    """NLL-oracle against epochs across pretraining and adversarial training (paper, Fig. 2)."""
+LABELS = {"eval/oracle_nll": "NLL-oracle (nats per token)", "eval/nll_test": "NLL-test (nats per token)"}
+
+
+def plot_metric(metrics: list[dict[str, Any]], png: Path, *, key: str = "eval/oracle_nll",
+                pretrain_epochs: int, title: str = "NLL-oracle") -> None:
+    """`key` (NLL-oracle by default) against epochs across pretraining and adversarial
+    training, like the paper's Figure 2."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [(r["epoch"], r["eval/oracle_nll"]) for r in metrics if "eval/oracle_nll" in r]
+    points = [(r["epoch"], r[key]) for r in metrics if key in r]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     if points:
         xs, ys = zip(*points)
@@ -95,7 +99,7 @@ def plot_oracle_nll(metrics: list[dict[str, Any]], png: Path, *, pretrain_epochs
     ax.text(pretrain_epochs, ax.get_ylim()[1], " adversarial training starts", va="top", fontsize=8,
             color="gray")
     ax.set_xlabel("epoch (MLE pretraining, then adversarial iterations)")
-    ax.set_ylabel("NLL-oracle (nats per token)")
+    ax.set_ylabel(LABELS.get(key, key))
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -33,7 +33,8 @@ import yaml
 from .config import Config, ConfigError, all_keys, unknown_key, config_from_dict, merge_dict, save_config, set_key, validate
 
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
-METRICS = ("eval/oracle_nll", "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake")
+METRICS = ("eval/oracle_nll", "eval/nll_test", *(f"eval/{m}{n}" for m in ("bleu", "self_bleu") for n in range(2, 6)),
+           "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake")
 # Keys whose change alters pretraining; a search over any of them pretrains in every trial.
 PRETRAIN_PREFIXES = ("data.", "generator.emb_dim", "generator.hidden_dim", "generator.init_std",
                      "generator.lr", "generator.batch_size", "discriminator.", "train.pretrain_",
@@ -95,6 +96,9 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
         _check_space(base, key, spec, where)
     # Trials run in their own folders: make the data path independent of the working directory.
     base.data.oracle_dir = str(Path(base.data.oracle_dir).resolve())
+    for key in ("corpus", "test_text"):  # trials run in their own folders
+        if getattr(base.data, key):
+            setattr(base.data, key, str(Path(getattr(base.data, key)).resolve()))
     return base, sweep
 
 
@@ -157,7 +161,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
 
     from ray import tune
 
-    from .oracle import load_task
+    from .tasks import load_task
     from .train import Trainer, ray_roles
 
     cfg = trial_config(setup["base"], params)
@@ -183,7 +187,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
             tune.report(metrics)
 
     try:
-        Trainer(cfg, load_task(cfg.data), roles, run_dir, on_iteration=report).run(
+        Trainer(cfg, load_task(cfg.data, run_dir), roles, run_dir, on_iteration=report).run(
             resume=resume, start_from=start_from)
     finally:
         roles.shutdown()
@@ -272,7 +276,7 @@ def _scheduler(sweep: SweepConfig):
 def _pretrain_once(base: Config, spec, run_dir: Path) -> Path:
     """Pretrain G and D once for every trial; returns the checkpoint the trials start from."""
     from .checkpoint import latest_checkpoint
-    from .oracle import load_task
+    from .tasks import load_task
     from .train import ray_roles, train_with_recovery
 
     if (run_dir / "summary.json").is_file():
@@ -280,7 +284,7 @@ def _pretrain_once(base: Config, spec, run_dir: Path) -> Path:
     cfg = copy.deepcopy(base)
     cfg.train.adv_iterations = 0
     print(f"pretraining once for all trials into {run_dir}", file=sys.stderr)
-    train_with_recovery(cfg, load_task(cfg.data), lambda: ray_roles(cfg, spec, 1), run_dir,
+    train_with_recovery(cfg, load_task(cfg.data, run_dir), lambda: ray_roles(cfg, spec, 1), run_dir,
                         resume=run_dir.exists())
     return latest_checkpoint(run_dir / "checkpoints")
 

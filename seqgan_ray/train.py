@@ -26,12 +26,14 @@ from typing import Any, Callable
 import torch
 
 from .checkpoint import FORMAT, latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import Config, save_config
-from .data import DataError, write_token_file
+from .config import Config, ConfigError, save_config
+from .data import DataError
+from .distributed.cluster import ActorResources
 from .distributed.pool import RemoteRole, RolloutPool, start_actor
 from .oracle import SyntheticTask
 from .roles import DiscriminatorTrainer, GeneratorLearner
-from .runlog import Progress, RunLog, plot_oracle_nll, read_metrics
+from .runlog import Progress, RunLog, plot_metric, read_metrics
+from .tasks import TextTask
 
 PHASES = ("pretrain_g", "pretrain_d", "adversarial")
 
@@ -49,6 +51,7 @@ class Roles:
     learner: Any        # GeneratorLearner or a RemoteRole around its actor
     discriminator: Any  # DiscriminatorTrainer or a RemoteRole
     pool: RolloutPool
+    pretrain_worker: ActorResources | None = None  # Ray Train's MLE workers; None: no Ray
 
     def shutdown(self) -> None:
         self.pool.shutdown()
@@ -69,7 +72,8 @@ def ray_roles(cfg: Config, spec, pool_size: int, *, worker_cls: type | None = No
     seed = cfg.run.seed
     return Roles(RemoteRole(start_actor(learner_cls, spec.learner, cfg, seed)),
                  RemoteRole(start_actor(DiscriminatorTrainer, spec.discriminator, cfg, seed + 10)),
-                 RolloutPool.actors(cfg, seed + 100, pool_size, spec.rollout_worker, worker_cls=worker_cls))
+                 RolloutPool.actors(cfg, seed + 100, pool_size, spec.rollout_worker, worker_cls=worker_cls),
+                 pretrain_worker=spec.pretrain_worker)
 
 
 @dataclass
@@ -89,7 +93,7 @@ def _check_finite(phase: str, step: int, **values: float | torch.Tensor | None) 
 
 
 class Trainer:
-    def __init__(self, cfg: Config, task: SyntheticTask, roles: Roles, run_dir: Path, *,
+    def __init__(self, cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *,
                  on_iteration: Callable[["Trainer", dict[str, float]], None] | None = None):
         if task.real.shape[0] < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
             raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
@@ -98,7 +102,7 @@ class Trainer:
         self.cfg, self.task, self.roles, self.run_dir = cfg, task, roles, run_dir
         self.learner, self.disc, self.pool = roles.learner, roles.discriminator, roles.pool
         self.phase, self.step = PHASES[0], -1  # -1: not started; else steps done in `phase`
-        self.last_eval: dict[str, float] = {}
+        self.last_eval: dict[str, dict[str, float]] = {}  # phase -> its latest evaluation
         self.elapsed = 0.0  # wall time of earlier sessions of this run
         self.stop_requested = False
         self.on_iteration = on_iteration  # e.g. Ray Tune's report, after every adversarial iteration
@@ -139,6 +143,8 @@ class Trainer:
         if self.step < 0:
             self.evaluate(0)  # the untrained generator: the paper's "Random"
             self.step = 0
+        if tc.pretrain_workers:
+            return self.pretrain_generator_on_ray_train()
         bar = self._progress("pretrain G (MLE)", E)
         for epoch in range(self.step + 1, E + 1):
             t0 = time.perf_counter()
@@ -148,8 +154,28 @@ class Trainer:
                                                       "time/epoch_s": time.perf_counter() - t0})
             if epoch % tc.eval_every == 0 or epoch == E:
                 self.evaluate(epoch)
-            bar.update(epoch, f"nll {loss:.3f}  oracle {self._nll():.3f}")
+            bar.update(epoch, f"nll {loss:.3f}  {self._latest()}")
             self._end_step(epoch, last=epoch == E)
+        self._next_phase()
+
+    def pretrain_generator_on_ray_train(self) -> None:
+        """MLE on Ray Train's data-parallel workers, streaming the corpus's Parquet shards;
+        evaluated at the end. A resumed run starts this phase again from its beginning."""
+        from .distributed.pretrain import pretrain_on_ray_train
+
+        if self.roles.pretrain_worker is None:
+            raise ConfigError("train.pretrain_workers needs Ray (drop --no-ray, or set it to 0)")
+        E, workers = self.cfg.train.pretrain_g_epochs, self.cfg.train.pretrain_workers
+        print(f"pretrain G (MLE) on Ray Train: {workers} workers, {E} epochs", file=sys.stderr)
+        result = pretrain_on_ray_train(self.cfg, self.task.folder, num_workers=workers,
+                                       worker=self.roles.pretrain_worker, generator_state=self.learner.weights(),
+                                       storage=self.run_dir / "ray_train")
+        self.learner.load_pretrained(result.generator, result.mle_opt)
+        for epoch, (loss, seconds) in enumerate(zip(result.epoch_losses, result.epoch_seconds), 1):
+            _check_finite("pretrain_g", epoch, **{"MLE loss": loss})
+            self.log.log("pretrain_g", epoch, epoch, {"pretrain/gen_nll": loss, "time/epoch_s": seconds})
+        self.evaluate(E)
+        self._end_step(E, last=True)
         self._next_phase()
 
     def pretrain_discriminator(self) -> None:
@@ -212,8 +238,8 @@ class Trainer:
             metrics["time/iteration_s"] = time.perf_counter() - t_iter
             self.log.log("adversarial", it, E + it, metrics)
             if it % tc.eval_every == 0 or it == tc.adv_iterations:
-                metrics["eval/oracle_nll"] = self.evaluate(it)
-            bar.update(it, f"reward {rewards_mean:.3f}  oracle {self._nll():.3f}")
+                metrics.update(self.evaluate(it))
+            bar.update(it, f"reward {rewards_mean:.3f}  {self._latest()}")
             if self.on_iteration is not None:
                 self.step = it
                 self.on_iteration(self, metrics)
@@ -222,18 +248,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
 
-    def evaluate(self, step: int) -> float:
-        """NLL-oracle of eval_samples generator samples (nats per token)."""
+    def evaluate(self, step: int) -> dict[str, float]:
+        """The task's metrics of eval_samples generator samples: NLL-oracle for the synthetic
+        task; NLL-test, BLEU and Self-BLEU for text."""
         t0 = time.perf_counter()
-        nll = self.task.oracle.nll(self.learner.sample(self.cfg.train.eval_samples))
-        _check_finite(self.phase, step, **{"NLL-oracle": nll})
-        self.last_eval[self.phase] = nll
+        metrics = self.task.evaluate(self.learner.sample(self.cfg.train.eval_samples), self.learner.nll)
+        _check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
+        self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
-        self.log.log(self.phase, step, epoch, {"eval/oracle_nll": nll, "time/eval_s": time.perf_counter() - t0})
-        return nll
+        self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})
+        return metrics
 
-    def _nll(self) -> float:
-        return self.last_eval.get(self.phase, self.last_eval.get("pretrain_g", float("nan")))
+    def _latest(self) -> str:
+        """The latest value of the task's metric, for progress lines."""
+        latest = self.last_eval.get(self.phase, self.last_eval.get("pretrain_g", {}))
+        name = self.task.metric.removeprefix("eval/")
+        return f"{name} {latest.get(self.task.metric, float('nan')):.3f}"
 
     def _todo(self, phase: str) -> bool:
         return PHASES.index(phase) >= PHASES.index(self.phase) if self.phase in PHASES else False
@@ -281,19 +311,26 @@ class Trainer:
 
     def _finish(self) -> Result:
         cfg, rc = self.cfg, self.cfg.run
-        write_token_file(self.run_dir / "samples.txt", self.learner.sample(rc.num_samples_saved))
+        self.task.write_samples(self.run_dir / "samples.txt", self.learner.sample(rc.num_samples_saved))
         self.log.close()
         metrics = read_metrics(self.run_dir / "metrics.jsonl")
-        plot_oracle_nll(metrics, self.run_dir / "oracle_nll.png", pretrain_epochs=cfg.train.pretrain_g_epochs,
-                        title=f"NLL-oracle, {self.run_dir.name}")
+        key = self.task.metric
+        plot_metric(metrics, self.run_dir / f"{key.removeprefix('eval/')}.png", key=key,
+                    pretrain_epochs=cfg.train.pretrain_g_epochs, title=f"{key}, {self.run_dir.name}")
         first = metrics[0] if metrics else {}
-        summary = {"data_source": self.task.source,
-                   "oracle_nll_random": first.get("eval/oracle_nll") if first.get("epoch") == 0 else None,
-                   "oracle_nll_after_pretraining": self.last_eval.get("pretrain_g"),
-                   "oracle_nll_after_adversarial": self.last_eval.get("adversarial"),
-                   "oracle_nll_of_training_data": self.task.oracle.nll(self.task.real),
+        random = {k: v for k, v in first.items() if k.startswith("eval/")} if first.get("epoch") == 0 else {}
+        summary = {"data_source": self.task.source, "metric": key,
+                   "eval_random": random or None,
+                   "eval_after_pretraining": self.last_eval.get("pretrain_g"),
+                   "eval_after_adversarial": self.last_eval.get("adversarial"),
                    "rollout_workers": len(self.pool), "rollout_restarts": self.pool.restarts,
                    "wall_time_s": self.elapsed + time.perf_counter() - self.started}
+        if isinstance(self.task, SyntheticTask):  # the paper's Table 1 quantities, by name
+            summary.update({
+                "oracle_nll_random": random.get(key),
+                "oracle_nll_after_pretraining": self.last_eval.get("pretrain_g", {}).get(key),
+                "oracle_nll_after_adversarial": self.last_eval.get("adversarial", {}).get(key),
+                "oracle_nll_of_training_data": self.task.oracle.nll(self.task.real)})
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return Result(self.run_dir, summary)
 
@@ -323,12 +360,12 @@ class _stop_on_signals:
         return False
 
 
-def train(cfg: Config, task: SyntheticTask, roles: Roles, run_dir: Path, *, resume: bool = False) -> Result:
+def train(cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *, resume: bool = False) -> Result:
     """Run the whole schedule of `cfg.train` into `run_dir` (or continue it, with `resume`)."""
     return Trainer(cfg, task, roles, run_dir).run(resume=resume)
 
 
-def train_with_recovery(cfg: Config, task: SyntheticTask, make_roles: Callable[[], Roles], run_dir: Path,
+def train_with_recovery(cfg: Config, task: SyntheticTask | TextTask, make_roles: Callable[[], Roles], run_dir: Path,
                         *, resume: bool = False, retries: int = 2) -> Result:
     """`train` with Ray actors: if the learner or discriminator actor dies, start new roles and
     continue from the last checkpoint, at most `retries` times; then say how to resume."""

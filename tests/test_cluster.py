@@ -97,8 +97,11 @@ def test_two_node_cluster_places_rollout_actors_on_both_nodes(tmp_path):
 def test_gpu_file_is_used_only_on_the_head_node_of_that_cluster(tmp_path, monkeypatch):
     from seqgan_ray.distributed.cluster import connect
 
+    import ray
+
     spec = load_cluster(ROOT / "clusters" / "gpu.yaml")
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as in a fresh `run.py` process
     with pytest.raises(ClusterError, match="no ~/ray_bootstrap_config.yaml"):
         connect(spec, ["--cluster", "clusters/gpu.yaml"])
     (tmp_path / "ray_bootstrap_config.yaml").write_text("cluster_name: another-cluster\n")

@@ -40,6 +40,7 @@ class ClusterSpec:
     rollout_worker: ActorResources
     learner: ActorResources
     discriminator: ActorResources
+    pretrain_worker: ActorResources = field(default_factory=ActorResources)  # Ray Train's MLE workers
     gpu_capacity: float = 0.0  # GPUs the file's worker node types can bring, at most
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -62,7 +63,8 @@ class ClusterSpec:
                 f"  ray down {self.path} -y")
 
 
-APP_KEYS = {"embedded", "num_cpus", "rollout_workers", "rollout_worker", "learner", "discriminator"}
+APP_KEYS = {"embedded", "num_cpus", "rollout_workers", "rollout_worker", "learner", "discriminator",
+            "pretrain_worker"}
 
 
 def validate_with_ray(raw: dict[str, Any], path: Path) -> None:
@@ -118,7 +120,8 @@ def load_cluster(path: str | Path) -> ClusterSpec:
     return ClusterSpec(path=path, name=raw["cluster_name"], embedded=bool(app.get("embedded", False)),
                        num_cpus=app.get("num_cpus"), rollout_workers=workers,
                        rollout_worker=resources("rollout_worker"), learner=resources("learner"),
-                       discriminator=resources("discriminator"), gpu_capacity=float(gpu_capacity),
+                       discriminator=resources("discriminator"),
+                       pretrain_worker=resources("pretrain_worker"), gpu_capacity=float(gpu_capacity),
                        raw=raw)
 
 
