@@ -1,7 +1,7 @@
 """Speed benchmark: rewards, discriminator training, an adversarial iteration, the rollout
 pool and scaling, measured side by side in one run.
 
-    python -m seqgan_ray.bench                          # everything: ~9 min on 2 busy cores
+    python -m seqgan_ray.bench                          # everything: ~6 min on 2 quiet cores
     python -m seqgan_ray.bench --sections rewards,flops --json bench.json
     python -m seqgan_ray.bench --quick                  # small sizes: ~1 min, most of it starting Ray
 

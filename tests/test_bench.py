@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,12 @@ def _numbers(obj):
 def test_quick_bench_prints_each_section_and_finite_positive_figures(tmp_path):
     out = tmp_path / "bench.json"
     sections = ("rewards", "flops", "scaling")
+    # One thread, and OpenMP threads that sleep instead of spinning: on a CPU shared with
+    # other jobs (CI, a test run beside it) spinning threads made this 5-10x slower.
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     proc = subprocess.run([sys.executable, "-m", "seqgan_ray.bench", "--quick", "--sections", ",".join(sections),
-                           "--threads", "2", "--json", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                           "--threads", "1", "--json", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "torch" in proc.stdout.splitlines()[0] and "bf16_native" in proc.stdout.splitlines()[0]
     for name in sections:
