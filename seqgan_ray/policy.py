@@ -79,9 +79,13 @@ class LSTMPolicy(nn.Module):
         Logits are made and sampled `chunk_rows` rows at a time, so each block is still in
         the cache when the sampler reads it (the whole (R, V) array never exists).
         """
-        n = self.chunk_rows
-        return torch.cat([sample_categorical(self.logits(h[i:i + n]) / temperature, u[i:i + n])
-                          for i in range(0, h.shape[0], n)])
+        n, blocks = self.chunk_rows, []
+        for i in range(0, h.shape[0], n):
+            logits = self.logits(h[i:i + n])
+            if temperature != 1.0:  # a whole extra pass over the logits; rollouts never pay it
+                logits = logits.div_(temperature)
+            blocks.append(sample_categorical(logits, u[i:i + n]))
+        return torch.cat(blocks)
 
     # ------------------------------------------------------------------ whole sequences
 

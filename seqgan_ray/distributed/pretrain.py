@@ -86,15 +86,16 @@ def _train_loop(config: dict[str, Any]) -> None:
     import ray.train
     import torch.distributed as dist
     from ray.train import Checkpoint
+    from ray.train.torch import get_device
 
     from ..config import config_from_dict
     from ..corpus import pad_tokens
     from ..losses import mle_loss
-    from ..roles import make_generator, pick_device
+    from ..roles import make_generator
 
     cfg = config_from_dict(config["cfg"])
     torch.set_num_threads(config["threads"])
-    device = ray.train.torch.get_device() if torch.cuda.is_available() else pick_device()
+    device = get_device()  # this worker's GPU under nccl, else the CPU
     generator = make_generator(cfg, 0).to(device)
     generator.load_state_dict(config["generator"])
     params = list(generator.parameters())
