@@ -97,6 +97,28 @@ def build_prepare_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_reproduce_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py reproduce",
+        description="Reproduce the paper's synthetic experiment (Table 1 and Figure 2): pretrain once "
+                    "per seed, then train every run of the reproduce file (MLE, scheduled sampling, "
+                    "PG-BLEU, SeqGAN, ...) from that checkpoint, and write the report. Resumable: "
+                    "finished runs are skipped, interrupted ones continue from their checkpoints.",
+        epilog="The file is a config plus a 'reproduce:' section; see configs/reproduce_synthetic.yaml "
+               "and docs/results/synthetic.md.")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the shared config")
+    p.add_argument("--config", type=Path, default=Path("configs/reproduce_synthetic.yaml"),
+                   help="reproduce file (default configs/reproduce_synthetic.yaml)")
+    p.add_argument("--cluster", type=Path, default=None, help="ray up cluster file (default clusters/local.yaml)")
+    p.add_argument("--no-ray", action="store_true", help="every role in this process, without Ray")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: rewrite the report from the runs on disk")
+    p.add_argument("--background", action="store_true",
+                   help="run detached from this terminal, output to <out_dir>/reproduce.log; start "
+                        "the same command again to continue it after a stop")
+    return p
+
+
 def build_sample_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py sample",
@@ -119,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         args, command = build_tune_parser().parse_args(argv[1:]), _tune
     elif argv[:1] == ["sample"]:
         args, command = build_sample_parser().parse_args(argv[1:]), _sample
+    elif argv[:1] == ["reproduce"]:
+        args, command = build_reproduce_parser().parse_args(argv[1:]), _reproduce
     elif argv[:1] == ["prepare"]:
         args, command = build_prepare_parser().parse_args(argv[1:]), _prepare
     else:
@@ -132,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except Interrupted as exc:
-        print(f"{exc}; resume with: python run.py --resume {args.run_dir}", file=sys.stderr)
+        again = (f"python run.py reproduce --config {args.config}" if command is _reproduce
+                 else f"python run.py --resume {args.run_dir}")
+        print(f"{exc}; resume with: {again}", file=sys.stderr)
         return 130
 
 
@@ -185,6 +211,30 @@ def _sample(args: argparse.Namespace, argv: list[str]) -> int:
                               f"data.vocab_size={cfg.data.vocab_size}; the vocabulary does not match")
     vocab = Vocab(words)
     print("\n".join(vocab.decode(row) for row in seqs.tolist()))
+    return 0
+
+
+def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
+    from .reproduce import load_plan, run_plan, start_in_background, write_report
+
+    plan = load_plan(args.config, args.overrides)
+    command = " ".join(["python run.py reproduce", f"--config {args.config}", *args.overrides])
+    args.run_dir = plan.rep.out_dir  # named by the interruption message
+    if args.background:
+        log = Path(plan.rep.out_dir) / "reproduce.log"
+        pid = start_in_background(argv, log)
+        print(f"started in the background (PID {pid}); follow it with: tail -f {log}\n"
+              f"stop it with kill {pid}, and continue with the same command", file=sys.stderr)
+        return 0
+    if not args.report_only:
+        spec = None
+        if not args.no_ray:
+            from .distributed.cluster import connect, load_cluster
+
+            spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
+            connect(spec, argv)
+        run_plan(plan, spec)
+    print(f"report: {write_report(plan, command)}")
     return 0
 
 
@@ -270,3 +320,7 @@ def summary_text(s: dict) -> str:
         sb = "/".join(f(m.get(f"eval/self_bleu{n}")) for n in range(2, 6))
         lines.append(f"{label}: NLL-test {f(m.get('eval/nll_test'))}, BLEU-2..5 {bleu}, Self-BLEU-2..5 {sb}")
     return "\n".join(lines) + f"\nwall time {s['wall_time_s']:.0f} s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

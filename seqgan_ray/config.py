@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 PRECISIONS = ("float32", "bfloat16")  # discriminator.precision
+METHODS = ("seqgan", "mle", "scheduled_sampling")  # train.method
 
 
 class ConfigError(ValueError):
@@ -115,6 +116,12 @@ class RolloutConfig:
     """N: completions sampled from every prefix."""
     update_rate: float = 0.8
     """r in β ← r·β + (1−r)·θ after every generator update; 0 means β = θ."""
+    reward: str = "discriminator"
+    """What scores a completed sequence in Eq. 4: `discriminator` (D_φ's P(real): SeqGAN),
+    `bleu` (BLEU-bleu_n against the training data: the paper's PG-BLEU; D is then not
+    trained), or `module:Class` of your own (docs/rewards.md)."""
+    bleu_n: int = 4
+    """n of the `bleu` reward: BLEU-n with uniform weights and Texygen's smoothing."""
     chunk_rows: int = 0
     """Rows of logits per sampling block; 0 picks about 5 MB of them, which stays in the
     CPU's cache (256 rows at V = 5000: 2-3x faster than 2048)."""
@@ -124,6 +131,14 @@ class RolloutConfig:
 class TrainConfig:
     """The schedule of Algorithm 1. Defaults: a quick laptop run; see paper_synthetic.yaml."""
 
+    method: str = "seqgan"
+    """What follows pretraining, for adv_iterations iterations: `seqgan` (Algorithm 1; its
+    reward is rollout.reward), `mle` (one more MLE epoch an iteration: the MLE baseline as long
+    as the adversarial phase) or `scheduled_sampling` (the same epochs, feeding the model's
+    own samples as inputs; Bengio et al. 2015)."""
+    sampling_max: float = 0.25
+    """scheduled_sampling: the chance that an input is the model's own sample rises linearly
+    from 0 to this over the adv_iterations epochs."""
     pretrain_g_epochs: int = 25
     """MLE epochs over the training data (paper: 120)."""
     pretrain_workers: int = 0
@@ -317,6 +332,16 @@ def validate(cfg: Config) -> None:
     if cfg.train.pretrain_workers and not cfg.data.corpus:
         raise ConfigError("'train.pretrain_workers' (MLE on Ray Train) streams a text corpus's Parquet "
                           "shards; set data.corpus, or leave train.pretrain_workers at 0")
+    if cfg.train.method not in METHODS:
+        raise ConfigError(f"'train.method' must be one of {', '.join(METHODS)}, got {cfg.train.method!r}")
+    if not 0.0 <= cfg.train.sampling_max <= 1.0:
+        raise ConfigError(f"'train.sampling_max' must be in [0, 1], got {cfg.train.sampling_max}")
+    reward = cfg.rollout.reward
+    if reward not in ("discriminator", "bleu") and not _is_import_path(reward):
+        raise ConfigError(f"'rollout.reward' must be discriminator, bleu or module:Class (your own "
+                          f"reward, see docs/rewards.md), got {reward!r}")
+    if cfg.rollout.bleu_n < 2:
+        raise ConfigError(f"'rollout.bleu_n' must be >= 2 (BLEU-2 and up), got {cfg.rollout.bleu_n}")
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.discriminator.precision!r}")
@@ -334,6 +359,11 @@ def validate(cfg: Config) -> None:
     if fs and (min(fs) < 1 or max(fs) > cfg.data.seq_len or min(nf) < 1):
         raise ConfigError(f"'discriminator.filter_sizes' must lie in 1..data.seq_len "
                           f"({cfg.data.seq_len}) with num_filters >= 1, got {fs} / {nf}")
+
+
+def _is_import_path(text: str) -> bool:
+    module, _, name = text.partition(":")
+    return bool(module) and name.isidentifier() and all(p.isidentifier() for p in module.split("."))
 
 
 def save_config(cfg: Config, path: Path) -> None:

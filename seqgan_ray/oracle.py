@@ -34,8 +34,11 @@ class SyntheticTask:
     metric = "eval/oracle_nll"  # what evaluation reports first and sweeps optimise by default
 
     def evaluate(self, samples: torch.Tensor, nll: Callable[[torch.Tensor], float]) -> dict[str, float]:
-        """NLL-oracle: the oracle's mean per-token NLL of the generator's `samples` (S, T)."""
-        return {"eval/oracle_nll": self.oracle.nll(samples)}
+        """NLL-oracle: the oracle's mean per-token NLL of the generator's `samples` (S, T), and
+        the half-width of its 95% confidence interval over the S independent samples."""
+        per_seq = self.oracle.sequence_nll(samples)  # (S,) mean per token of each sequence
+        half = 1.96 * per_seq.std().item() / len(per_seq) ** 0.5 if len(per_seq) > 1 else float("nan")
+        return {"eval/oracle_nll": per_seq.mean().item(), "eval/oracle_nll_ci95": half}
 
     def write_samples(self, path: Path, samples: torch.Tensor) -> None:
         write_token_file(path, samples)

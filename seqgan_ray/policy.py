@@ -118,6 +118,28 @@ class LSTMPolicy(nn.Module):
     def log_probs(self, seqs: Tensor) -> Tensor:
         """log G(y_t | y_<t) for every position of `seqs` (B, T). Returns (B, T)."""
         h, _ = self.hidden_states(seqs)  # (B, T, H)
+        return self._token_log_probs(h, seqs)
+
+    def log_probs_scheduled(self, seqs: Tensor, prob: float, *,
+                            generator: torch.Generator | None = None) -> Tensor:
+        """Scheduled sampling (Bengio et al. 2015): log G(y_t | inputs) where each input after
+        the start token is, with probability `prob`, the model's own sample from the step
+        before instead of the true y_{t−1}. Gradients flow through the states, not the draws."""
+        B, T = seqs.shape
+        state = self.initial_state(B)
+        tok = seqs.new_full((B,), self.start_token)
+        hs = []
+        for t in range(T):
+            state = self.step(tok, state)
+            hs.append(state[0])
+            if t + 1 < T:
+                u = torch.rand(B, 3, generator=generator, device=seqs.device)
+                with torch.no_grad():
+                    own = self.sample_next(state[0].detach(), u[:, :2])
+                tok = torch.where(u[:, 2] < prob, own, seqs[:, t])
+        return self._token_log_probs(torch.stack(hs, 1), seqs)
+
+    def _token_log_probs(self, h: Tensor, seqs: Tensor) -> Tensor:
         logp = TokenLogProb.apply(h.reshape(-1, self.hidden_dim), self.W_out, self.b_out, seqs.reshape(-1))
         return logp.view(seqs.shape)
 
@@ -132,6 +154,16 @@ class LSTMPolicy(nn.Module):
             total -= (logp if mask is None else logp[mask]).sum().item()
             count += block.numel() if mask is None else int(mask.sum())
         return total / count
+
+    @torch.no_grad()
+    def sequence_nll(self, seqs: Tensor, *, batch: int = 1024) -> Tensor:
+        """Each row's mean per-token NLL (S,) in float64, over the tokens `mask` counts."""
+        out = []
+        for i in range(0, seqs.shape[0], batch):
+            block = seqs[i:i + batch]
+            nll, mask = -self.log_probs(block).double(), self.mask(block)
+            out.append(nll.mean(1) if mask is None else (nll * mask).sum(1) / mask.sum(1))
+        return torch.cat(out)
 
     @torch.no_grad()
     def sample(self, num: int, *, generator: torch.Generator | None = None,

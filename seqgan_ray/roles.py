@@ -23,6 +23,7 @@ from .discriminator import Discriminator
 from .losses import discriminator_loss, mle_loss, policy_gradient_loss
 from .policy import LSTMPolicy
 from .rewards import mc_rewards
+from .scores import Reward, make_reward
 
 StateDict = dict[str, Tensor]
 
@@ -101,15 +102,19 @@ class GeneratorLearner:
         opt.step()
         return float(norm)
 
-    def pretrain_epoch(self) -> float:
-        """One MLE epoch over the data in shuffled batches; returns the mean NLL per token."""
+    def pretrain_epoch(self, sampling_prob: float = 0.0) -> float:
+        """One MLE epoch over the data in shuffled batches; returns the mean NLL per token.
+        With `sampling_prob` > 0, scheduled sampling: inputs are the model's own samples with
+        that probability."""
         assert self.data is not None, "call set_data first"
-        B = self.cfg.generator.batch_size
+        g, B = self.generator, self.cfg.generator.batch_size
         order = torch.randperm(self.data.shape[0], generator=self.rng, device=self.device)
         total, batches = 0.0, 0
         for i in range(0, len(order) - B + 1, B):  # full batches only, as the reference code
             batch = self.data[order[i:i + B]]
-            loss = mle_loss(self.generator.log_probs(batch), self.generator.mask(batch))
+            logp = (g.log_probs_scheduled(batch, sampling_prob, generator=self.rng) if sampling_prob > 0
+                    else g.log_probs(batch))
+            loss = mle_loss(logp, g.mask(batch))
             self._apply(loss, self.mle_opt)
             total, batches = total + loss.item(), batches + 1
         return total / max(batches, 1)
@@ -228,6 +233,11 @@ class RolloutWorker:
         self.discriminator = make_discriminator(cfg, seed).requires_grad_(False).eval().to(self.device)
         self.rng = torch.Generator(self.device).manual_seed(seed)
         self.version = -1
+        self.reward: Reward | None = None  # None: D_φ's P(real), SeqGAN's reward
+
+    def set_data(self, real: Tensor) -> None:
+        """The training sequences, for a reward that needs them (rollout.reward: bleu, ...)."""
+        self.reward = make_reward(self.cfg, real.to(self.device))
 
     def set_weights(self, policy: StateDict | None, discriminator: StateDict | None,
                     version: int = 0) -> None:
@@ -238,8 +248,12 @@ class RolloutWorker:
         self.version = version
 
     def rewards(self, seqs: Tensor) -> Tensor:
-        """Eq. 4 rewards (B, T) for `seqs` (B, T), scored by P(real) under D_φ."""
-        rewards = mc_rewards(self.policy, self.discriminator.prob_real, seqs.to(self.device),
+        """Eq. 4 rewards (B, T) for `seqs` (B, T), scored by P(real) under D_φ (or by the
+        configured reward)."""
+        if self.reward is None and self.cfg.rollout.reward != "discriminator":
+            raise RuntimeError(f"rollout.reward={self.cfg.rollout.reward} needs the data: call set_data first")
+        score = self.discriminator.prob_real if self.reward is None else self.reward
+        rewards = mc_rewards(self.policy, score, seqs.to(self.device),
                              self.cfg.rollout.num_rollouts, generator=self.rng)
         return rewards.cpu()
 

@@ -32,6 +32,7 @@ from .distributed.cluster import ActorResources
 from .distributed.pool import RemoteRole, RolloutPool, start_actor
 from .oracle import SyntheticTask
 from .roles import DiscriminatorTrainer, GeneratorLearner
+from .scores import load_reward
 from .runlog import Progress, RunLog, plot_metric, read_metrics
 from .tasks import TextTask
 
@@ -99,6 +100,8 @@ class Trainer:
             raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
                             f"batch (generator.batch_size={cfg.generator.batch_size}, "
                             f"discriminator.batch_size={cfg.discriminator.batch_size})")
+        if cfg.rollout.reward != "discriminator":
+            load_reward(cfg.rollout.reward)  # a bad module:Class fails here, not in an actor
         self.cfg, self.task, self.roles, self.run_dir = cfg, task, roles, run_dir
         self.learner, self.disc, self.pool = roles.learner, roles.discriminator, roles.pool
         self.phase, self.step = PHASES[0], -1  # -1: not started; else steps done in `phase`
@@ -125,6 +128,8 @@ class Trainer:
         self.started = time.perf_counter()
         self.learner.set_data(self.task.real)
         self.disc.set_data(self.task.real)
+        if not self._uses_discriminator:
+            self.pool.set_data(self.task.real)
         try:
             with _stop_on_signals(self):
                 if self._todo("pretrain_g"):
@@ -194,57 +199,82 @@ class Trainer:
         self._next_phase()
 
     def adversarial(self) -> None:
-        """Algorithm 1's loop: policy gradient with rollout rewards, then D training."""
-        cfg, tc, E = self.cfg, self.cfg.train, self.cfg.train.pretrain_g_epochs
-        learner, disc, pool = self.learner, self.disc, self.pool
-        if self.step <= 0:
-            learner.sync_rollout_policy()  # β ← θ
-            self.step = 0
-        pool.set_weights(learner.rollout_weights(), disc.weights())
-        bar = self._progress("adversarial", tc.adv_iterations)
+        """Algorithm 1's loop (train.method seqgan): policy gradient with rollout rewards, then
+        D training. The baselines' iterations (mle, scheduled_sampling) are MLE epochs instead."""
+        tc = self.cfg.train
+        iteration = self._policy_gradient_iteration if tc.method == "seqgan" else self._mle_iteration
+        if tc.method == "seqgan":
+            if self.step <= 0:
+                self.learner.sync_rollout_policy()  # β ← θ
+            self.pool.set_weights(self.learner.rollout_weights(),
+                                  self.disc.weights() if self._uses_discriminator else None)
+        self.step = max(self.step, 0)
+        bar = self._progress(f"adversarial ({tc.method})" if tc.method != "seqgan" else "adversarial",
+                             tc.adv_iterations)
         for it in range(self.step + 1, tc.adv_iterations + 1):
             t_iter = time.perf_counter()
-            times = dict.fromkeys(("time/sample_s", "time/rollout_s", "time/g_update_s"), 0.0)
-            rewards_mean = pg_loss = 0.0
-            for _ in range(tc.g_steps):
-                t0 = time.perf_counter()
-                seqs = learner.sample(cfg.generator.batch_size)      # (B, T)
-                t1 = time.perf_counter()
-                rewards = pool.rewards(seqs)                         # (B, T), Eq. 4
-                _check_finite("adversarial", it, rewards=rewards)
-                t2 = time.perf_counter()
-                step = learner.pg_step(seqs, rewards)                # Eq. 8
-                _check_finite("adversarial", it, **{"policy-gradient loss": step.loss,
-                                                    "generator gradient norm": step.grad_norm})
-                t3 = time.perf_counter()
-                for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
-                    times[key] += dt
-                rewards_mean += rewards.mean().item() / tc.g_steps
-                pg_loss += step.loss / tc.g_steps
-            learner.update_rollout_policy()                          # β ← r·β + (1−r)·θ
-            t0 = time.perf_counter()
-            d = None
-            for _ in range(tc.d_steps):
-                d = disc.train(learner.sample(tc.num_negatives), tc.k_epochs)  # Eq. 5
-                _check_finite("adversarial", it, **{"discriminator loss": d.loss})
-            t_d = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            pool.set_weights(learner.rollout_weights(), disc.weights())
-            metrics = {"gen/pg_loss": pg_loss, "gen/reward_mean": rewards_mean, **times,
-                       "time/d_train_s": t_d, "time/broadcast_s": time.perf_counter() - t0,
-                       "pool/restarts": float(pool.restarts)}
-            if d is not None:
-                metrics.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})
+            metrics, note = iteration(it)
             metrics["time/iteration_s"] = time.perf_counter() - t_iter
-            self.log.log("adversarial", it, E + it, metrics)
+            self.log.log("adversarial", it, tc.pretrain_g_epochs + it, metrics)
             if it % tc.eval_every == 0 or it == tc.adv_iterations:
                 metrics.update(self.evaluate(it))
-            bar.update(it, f"reward {rewards_mean:.3f}  {self._latest()}")
+            bar.update(it, f"{note}  {self._latest()}")
             if self.on_iteration is not None:
                 self.step = it
                 self.on_iteration(self, metrics)
             self._end_step(it, last=it == tc.adv_iterations)
         self._next_phase()
+
+    @property
+    def _uses_discriminator(self) -> bool:
+        return self.cfg.rollout.reward == "discriminator"
+
+    def _policy_gradient_iteration(self, it: int) -> tuple[dict[str, float], str]:
+        """g_steps × (sample, Eq. 4 rewards, Eq. 8); β update; d_steps × D training (Eq. 5)
+        when the reward is D's; then the new β and φ to the rollout pool."""
+        cfg, tc = self.cfg, self.cfg.train
+        learner, disc, pool = self.learner, self.disc, self.pool
+        times = dict.fromkeys(("time/sample_s", "time/rollout_s", "time/g_update_s"), 0.0)
+        rewards_mean = pg_loss = 0.0
+        for _ in range(tc.g_steps):
+            t0 = time.perf_counter()
+            seqs = learner.sample(cfg.generator.batch_size)      # (B, T)
+            t1 = time.perf_counter()
+            rewards = pool.rewards(seqs)                         # (B, T), Eq. 4
+            _check_finite("adversarial", it, rewards=rewards)
+            t2 = time.perf_counter()
+            step = learner.pg_step(seqs, rewards)                # Eq. 8
+            _check_finite("adversarial", it, **{"policy-gradient loss": step.loss,
+                                                "generator gradient norm": step.grad_norm})
+            t3 = time.perf_counter()
+            for key, dt in zip(times, (t1 - t0, t2 - t1, t3 - t2)):
+                times[key] += dt
+            rewards_mean += rewards.mean().item() / tc.g_steps
+            pg_loss += step.loss / tc.g_steps
+        learner.update_rollout_policy()                          # β ← r·β + (1−r)·θ
+        t0 = time.perf_counter()
+        d = None
+        for _ in range(tc.d_steps if self._uses_discriminator else 0):
+            d = disc.train(learner.sample(tc.num_negatives), tc.k_epochs)  # Eq. 5
+            _check_finite("adversarial", it, **{"discriminator loss": d.loss})
+        t_d = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pool.set_weights(learner.rollout_weights(), disc.weights() if d is not None else None)
+        metrics = {"gen/pg_loss": pg_loss, "gen/reward_mean": rewards_mean, **times,
+                   "time/d_train_s": t_d, "time/broadcast_s": time.perf_counter() - t0,
+                   "pool/restarts": float(pool.restarts)}
+        if d is not None:
+            metrics.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})
+        return metrics, f"reward {rewards_mean:.3f}"
+
+    def _mle_iteration(self, it: int) -> tuple[dict[str, float], str]:
+        """One more MLE epoch (method mle), or one of scheduled sampling, whose chance of
+        feeding the model's own sample rises linearly to train.sampling_max."""
+        tc = self.cfg.train
+        prob = tc.sampling_max * it / tc.adv_iterations if tc.method == "scheduled_sampling" else 0.0
+        loss = self.learner.pretrain_epoch(prob)
+        _check_finite("adversarial", it, **{"MLE loss": loss})
+        return {"gen/mle_nll": loss, "gen/sampling_prob": prob}, f"nll {loss:.3f}"
 
     # ------------------------------------------------------------------ pieces
 
@@ -360,13 +390,15 @@ class _stop_on_signals:
         return False
 
 
-def train(cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *, resume: bool = False) -> Result:
-    """Run the whole schedule of `cfg.train` into `run_dir` (or continue it, with `resume`)."""
-    return Trainer(cfg, task, roles, run_dir).run(resume=resume)
+def train(cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *, resume: bool = False,
+          start_from: Path | None = None) -> Result:
+    """Run the whole schedule of `cfg.train` into `run_dir` (or continue it, with `resume`;
+    or start from another run's checkpoint, `start_from`)."""
+    return Trainer(cfg, task, roles, run_dir).run(resume=resume, start_from=start_from)
 
 
 def train_with_recovery(cfg: Config, task: SyntheticTask | TextTask, make_roles: Callable[[], Roles], run_dir: Path,
-                        *, resume: bool = False, retries: int = 2) -> Result:
+                        *, resume: bool = False, start_from: Path | None = None, retries: int = 2) -> Result:
     """`train` with Ray actors: if the learner or discriminator actor dies, start new roles and
     continue from the last checkpoint, at most `retries` times; then say how to resume."""
     from .checkpoint import CheckpointError
@@ -375,7 +407,7 @@ def train_with_recovery(cfg: Config, task: SyntheticTask | TextTask, make_roles:
     for attempt in range(retries + 1):
         roles = make_roles()
         try:
-            return train(cfg, task, roles, run_dir, resume=resume)
+            return train(cfg, task, roles, run_dir, resume=resume, start_from=None if resume else start_from)
         except ACTOR_ERRORS as exc:
             has_checkpoint = any((run_dir / "checkpoints").glob("*.pt"))
             if attempt == retries or not has_checkpoint:

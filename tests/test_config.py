@@ -73,16 +73,21 @@ def test_filter_sizes_must_fit_the_sequence():
 
 
 def test_shipped_configs_load():
-    """Every configs/*.yaml loads: a sweep file (with a tune: section) as a sweep, others as configs."""
+    """Every configs/*.yaml loads: a sweep file (with a tune: section) as a sweep, a reproduce
+    file as a plan, others as configs."""
     import yaml
 
+    from seqgan_ray.reproduce import load_plan
     from seqgan_ray.sweep import load_sweep
 
     paths = sorted((ROOT / "configs").glob("*.yaml"))
     assert paths, f"no configs/*.yaml under {ROOT}"
     for path in paths:
-        if "tune" in (yaml.safe_load(path.read_text()) or {}):
+        sections = yaml.safe_load(path.read_text()) or {}
+        if "tune" in sections:
             assert isinstance(load_sweep(path)[0], Config), path
+        elif "reproduce" in sections:
+            assert load_plan(path).run_configs, path
         else:
             assert isinstance(load_config(path), Config), path
 

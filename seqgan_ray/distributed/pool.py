@@ -80,6 +80,7 @@ class RolloutPool:
         self.version = 0
         self.restarts = 0
         self._weights: tuple[Any, Any] = (None, None)
+        self._data: Any = None  # the training data (a ref, for actors), for rewards that need it
 
     @classmethod
     def local(cls, cfg: Config, seed: int, size: int = 1) -> "RolloutPool":
@@ -106,6 +107,15 @@ class RolloutPool:
         self._weights = (p_ref, d_ref)
         ray.get([w.set_weights.remote(p_ref, d_ref, self.version) for w in self.workers])
 
+    def set_data(self, real: torch.Tensor) -> None:
+        """Give every worker the training data (one ray.put), for rewards that score against it."""
+        if not self.remote:
+            for w in self.workers:
+                w.set_data(real)
+            return
+        self._data = ray.put(real)
+        ray.get([w.set_data.remote(self._data) for w in self.workers])
+
     def rewards(self, seqs: torch.Tensor) -> torch.Tensor:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), the rows split across the workers."""
         shards = [s for s in np.array_split(np.arange(seqs.shape[0]), len(self.workers)) if len(s)]
@@ -127,6 +137,8 @@ class RolloutPool:
                 worker = self.workers[i]
                 _wait_until_alive(worker)
                 worker.set_weights.remote(*self._weights, self.version)
+                if self._data is not None:
+                    worker.set_data.remote(self._data)
                 pending[i] = worker.rewards.remote(seqs[shards[i]])
         return torch.cat([results[i] for i in range(len(shards))])
 

@@ -1,0 +1,397 @@
+"""The paper's synthetic experiment, Table 1 and Figure 2, as one resumable command.
+
+    python run.py reproduce --config configs/reproduce_synthetic.yaml [--background]
+
+A reproduce file is a config (shared by every run) plus a `reproduce:` section naming the
+runs, each a few overrides of that config:
+
+    reproduce:
+      runs:
+        mle: {train.method: mle}
+        pg_bleu: {rollout.reward: bleu}
+        seqgan: {}
+
+For every seed, the generator and discriminator are pretrained once into
+`<out_dir>/seed<k>/pretrain` (Random is its evaluation before the first epoch, "MLE after
+pretraining" its last); every run then starts from that checkpoint and trains
+adv_iterations iterations into `<out_dir>/seed<k>/<name>`. A run that has finished is
+skipped, one that was interrupted resumes from its newest checkpoint, so the command can be
+stopped and started again at any point. At the end (and with `--report-only`) it writes
+the report: a table beside the paper's with 95% confidence intervals, a plot like the
+paper's Figure 2, the wall time of each run, and the configs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import Config, ConfigError, load_config, merge_dict, parse_override, set_key, unknown_key, validate
+
+# Yu et al. 2017, Table 1: NLL-oracle of each method on the synthetic task.
+PAPER = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
+PAPER_LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling",
+                "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN"}
+NOTES_MARKER = "<!-- notes: everything below this line is kept when the report is rewritten -->"
+# Keys that may differ between the pretraining run on disk and the config: they do not change
+# pretraining (the adversarial phase's settings, and where and how much is written).
+UNCHECKED = {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
+             "train.checkpoint_every", "train.keep_checkpoints", "train.g_steps", "train.d_steps",
+             "train.k_epochs", "train.method", "train.sampling_max", "generator.adv_lr"}
+
+
+@dataclass
+class ReproduceConfig:
+    """The `reproduce:` section of a reproduce file."""
+
+    out_dir: str = "runs/reproduce"
+    report: str = "docs/results/synthetic.md"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline: str = "mle"   # the run SeqGAN must beat, as long as the adversarial phase
+    target: str = "seqgan"  # the run the bar is about
+
+
+@dataclass
+class Plan:
+    base: Config
+    rep: ReproduceConfig
+    source: Path                                # the reproduce file
+    run_configs: dict[str, Config] = field(default_factory=dict)
+
+    def folder(self, seed: int) -> Path:
+        return Path(self.rep.out_dir) / f"seed{seed}"
+
+    def pretrain_config(self, seed: int) -> Config:
+        cfg = copy.deepcopy(self.base)
+        cfg.train.adv_iterations = 0
+        cfg.run.seed = seed
+        return cfg
+
+    def config(self, name: str, seed: int) -> Config:
+        cfg = copy.deepcopy(self.run_configs[name])
+        cfg.run.seed = seed
+        return cfg
+
+
+def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
+    """Read a reproduce file; every error names the key and comes before any training."""
+    if not Path(path).is_file():
+        raise ConfigError(f"reproduce file {path} does not exist")
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    where = f"{path}: "
+    section = data.pop("reproduce", None)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}no 'reproduce:' section (runs, seeds, out_dir, report)")
+    base = Config()
+    merge_dict(base, data, where=where)
+    for text in overrides:
+        set_key(base, *parse_override(text), where="override: ")
+    validate(base)
+    names = {f.name for f in dataclasses.fields(ReproduceConfig)}
+    for key in section:
+        if key not in names:
+            raise unknown_key(f"reproduce.{key}", [f"reproduce.{n}" for n in sorted(names)], where)
+    rep = ReproduceConfig(**section)
+    if not rep.runs or not isinstance(rep.runs, dict):
+        raise ConfigError(f"{where}reproduce.runs is empty; name at least one run (e.g. seqgan: {{}})")
+    if not rep.seeds or not all(isinstance(s, int) for s in rep.seeds):
+        raise ConfigError(f"{where}reproduce.seeds must be a list of integers, got {rep.seeds!r}")
+    plan = Plan(base, rep, Path(path))
+    for name, changes in rep.runs.items():
+        if name == "pretrain" or not str(name).isidentifier():
+            raise ConfigError(f"{where}reproduce.runs: '{name}' cannot name a run (use letters, digits, _)")
+        cfg = copy.deepcopy(base)
+        for key, value in (changes or {}).items():
+            if key.partition(".")[2].startswith("pretrain_") or key.startswith(("data.", "generator.emb",
+                                                                                    "generator.hidden")):
+                raise ConfigError(f"{where}reproduce.runs.{name}: {key} changes pretraining, which every "
+                                  f"run shares; set it in the config sections instead")
+            set_key(cfg, key, value, where=f"{where}reproduce.runs.{name}: ")
+        validate(cfg)
+        plan.run_configs[name] = cfg
+    for key in ("baseline", "target"):
+        if getattr(rep, key) not in rep.runs:
+            raise ConfigError(f"{where}reproduce.{key} '{getattr(rep, key)}' is not one of reproduce.runs")
+    return plan
+
+
+# --------------------------------------------------------------------------- running
+
+def run_plan(plan: Plan, spec) -> None:
+    """Pretrain each seed once, then every run from it; finished runs are skipped."""
+    from .checkpoint import latest_checkpoint
+    from .tasks import load_task
+
+    total = len(plan.rep.seeds) * (1 + len(plan.run_configs))
+    done = 0
+    for seed in plan.rep.seeds:
+        folder = plan.folder(seed)
+        pre_dir = folder / "pretrain"
+        cfg = plan.pretrain_config(seed)
+        _check_same_pretraining(pre_dir, cfg)
+        done += 1
+        _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None)
+        start = latest_checkpoint(pre_dir / "checkpoints")
+        for name in plan.run_configs:
+            done += 1
+            _train_one(f"[{done}/{total}] seed {seed}: {name}", plan.config(name, seed), folder / name,
+                       spec, start_from=start)
+
+
+def _check_same_pretraining(run_dir: Path, cfg: Config) -> None:
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        return
+    have, want = load_config(saved).to_dict(), cfg.to_dict()
+    for section, values in want.items():
+        for key, value in values.items():
+            name = f"{section}.{key}"
+            if name not in UNCHECKED and section != "rollout" and have[section][key] != value:
+                raise ConfigError(f"{run_dir} was pretrained with {name}={have[section][key]!r}, but the "
+                                  f"reproduce file says {value!r}; delete {run_dir} to pretrain again, "
+                                  f"or set reproduce.out_dir to another folder")
+
+
+def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path | None) -> None:
+    from .tasks import load_task
+    from .train import local_roles, ray_roles, train, train_with_recovery
+
+    if (run_dir / "summary.json").is_file():
+        print(f"{label}: done ({run_dir})", file=sys.stderr)
+        return
+    resume = any((run_dir / "checkpoints").glob("*.pt"))
+    print(f"{label}: {'resuming' if resume else 'starting'} {run_dir}", file=sys.stderr)
+    task = load_task(cfg.data, run_dir)
+    if spec is None:
+        roles = local_roles(cfg)
+        try:
+            train(cfg, task, roles, run_dir, resume=resume, start_from=None if resume else start_from)
+        finally:
+            roles.shutdown()
+        return
+    import ray
+
+    size = spec.pool_size(ray.cluster_resources())
+    train_with_recovery(cfg, task, lambda: ray_roles(cfg, spec, size), run_dir, resume=resume,
+                        start_from=start_from)
+
+
+def start_in_background(argv: list[str], log: Path) -> int:
+    """Run this same command detached from the terminal, output to `log`; returns its PID."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    args = [a for a in argv if a != "--background"]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "seqgan_ray.cli", *args], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc.pid
+
+
+# --------------------------------------------------------------------------- the report
+
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+@dataclass
+class Outcome:
+    """One row of the table: the final NLL-oracle of a run, over the seeds that finished."""
+
+    values: list[float]       # one per seed
+    sample_ci: list[float]    # the 95% half-width from each seed's evaluation samples
+    wall_s: list[float]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def ci(self) -> float:
+        """95% half-width: over seeds when there are several, else from the samples."""
+        k = len(self.values)
+        if k == 1:
+            return self.sample_ci[0]
+        sd = math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (k - 1))
+        return T_975.get(k - 1, 1.96) * sd / math.sqrt(k)
+
+
+def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    from .runlog import read_metrics
+
+    if not (run_dir / "summary.json").is_file():
+        return None
+    return json.loads((run_dir / "summary.json").read_text()), read_metrics(run_dir / "metrics.jsonl")
+
+
+def _evals(metrics: list[dict[str, Any]], phase: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in metrics if "eval/oracle_nll" in r and (phase is None or r["phase"] == phase)]
+
+
+def collect(plan: Plan) -> dict[str, Outcome]:
+    """Final NLL-oracle of Random, MLE after pretraining and every finished run, per seed."""
+    rows: dict[str, Outcome] = {}
+
+    def add(name: str, record: dict[str, Any], wall: float) -> None:
+        o = rows.setdefault(name, Outcome([], [], []))
+        o.values.append(record["eval/oracle_nll"])
+        o.sample_ci.append(record.get("eval/oracle_nll_ci95", float("nan")))
+        o.wall_s.append(wall)
+
+    for seed in plan.rep.seeds:
+        folder = plan.folder(seed)
+        pre = _read(folder / "pretrain")
+        if pre is None:
+            continue
+        evals = _evals(pre[1], "pretrain_g")
+        add("random", evals[0], 0.0)
+        add("mle_pretrained", evals[-1], pre[0]["wall_time_s"])
+        for name in plan.run_configs:
+            run = _read(folder / name)
+            if run is not None:
+                add(name, _evals(run[1], "adversarial")[-1], run[0]["wall_time_s"])
+    return rows
+
+
+def write_report(plan: Plan, argv_text: str) -> Path:
+    """docs/results/synthetic.md (and its figure) from the runs on disk; notes below the
+    marker are kept."""
+    path = Path(plan.rep.report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = path.with_name(path.stem + "_figure2.png")
+    rows = collect(plan)
+    plot_figure2(plan, figure)
+    notes = ""
+    if path.is_file() and NOTES_MARKER in path.read_text():
+        notes = path.read_text().split(NOTES_MARKER, 1)[1]
+    path.write_text(render(plan, rows, figure.name, argv_text) + "\n" + NOTES_MARKER + (notes or "\n"))
+    return path
+
+
+def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> str:
+    base, rep = plan.base, plan.rep
+    seeds = ", ".join(map(str, rep.seeds))
+    ci_how = ("over the seeds (t-interval)" if len(rep.seeds) > 1 else
+              f"from the {base.train.eval_samples} evaluation samples of the run's last evaluation "
+              f"(1.96 · sd of the per-sequence NLL / √n)")
+    tc = base.train
+    source = plan.folder(rep.seeds[0]) / "pretrain" / "data_source.txt"
+    lines = [
+        "# The paper's synthetic experiment: Table 1 and Figure 2",
+        "",
+        f"Data: {source.read_text().strip() if source.is_file() else 'no run yet'}.",
+        "",
+        f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
+        f"runs and rewrites this file above the notes marker.",
+        "",
+        f"Schedule: {tc.pretrain_g_epochs} MLE epochs, {tc.pretrain_d_rounds} × {tc.pretrain_d_epochs} "
+        f"discriminator pretraining epochs, then {tc.adv_iterations} iterations of each method "
+        f"(SeqGAN: {tc.g_steps} generator step, {tc.d_steps} × {tc.k_epochs} discriminator epochs an "
+        f"iteration; the baselines: one epoch an iteration). Seeds: {seeds}. NLL-oracle is the "
+        f"oracle's mean per-token NLL of {tc.eval_samples} generator samples; ± is a 95% interval "
+        f"{ci_how}.",
+        "",
+        "| method | paper | ours | ± 95% | our run | wall time |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def row(label: str, key: str, paper: float | None, run: str) -> None:
+        o = rows.get(key)
+        ours = f"{o.mean:.3f}" if o else "not run yet"
+        ci = f"{o.ci:.3f}" if o else ""
+        wall = _duration(sum(o.wall_s) / len(o.wall_s)) if o and any(o.wall_s) else ""
+        lines.append(f"| {label} | {paper if paper is not None else ''} | {ours} | {ci} | {run} | {wall} |")
+
+    row("Random", "random", PAPER["random"], "`pretrain`, before epoch 1")
+    row("MLE, after pretraining", "mle_pretrained", None, f"`pretrain`, epoch {tc.pretrain_g_epochs}")
+    for name, cfg in plan.run_configs.items():
+        kind = _kind(cfg)
+        label = PAPER_LABELS.get(kind, name)
+        if name != kind:
+            label = f"{label} (`{name}`)"
+        row(label, name, PAPER.get(kind) if name == kind else None, f"`{name}`: {_describe(cfg, base)}")
+    lines += ["", *verdict(plan, rows), "", f"![NLL-oracle against epochs]({figure})", "",
+              f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
+              f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
+              f"(seed {rep.seeds[0]}).", "", "## Configs", "",
+              f"Every run: `{plan.source}` (below, as read); each run changes only the keys in the "
+              f"table's 'our run' column; `{rep.out_dir}/seed<k>/<run>/config.yaml` holds each "
+              f"run's whole config.", "", "```yaml", plan.source.read_text().rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def verdict(plan: Plan, rows: dict[str, Outcome]) -> list[str]:
+    """The issue's bar, checked from the numbers: target <= 8.74 and below the baseline by a
+    margin the intervals support."""
+    t, b = rows.get(plan.rep.target), rows.get(plan.rep.baseline)
+    if t is None or b is None:
+        return [f"The bar ({plan.rep.target} <= 8.74, below `{plan.rep.baseline}`) is checked once both runs finish."]
+    margin = b.mean - t.mean
+    joint = math.hypot(t.ci, b.ci)
+    out = [f"- `{plan.rep.target}` reaches {t.mean:.3f} ± {t.ci:.3f}: "
+           f"{'at or below' if t.mean <= 8.74 else 'above'} the bar of 8.74 (paper: 8.736)."]
+    side = "below" if margin > 0 else "above"
+    out.append(f"- It is {abs(margin):.3f} {side} `{plan.rep.baseline}` (MLE for as many epochs), and the "
+               f"95% interval of that difference is ±{joint:.3f}: "
+               + ("the margin is supported." if margin > joint else "the margin is **not** supported."))
+    return out
+
+
+def _kind(cfg: Config) -> str:
+    if cfg.train.method != "seqgan":
+        return cfg.train.method
+    return {"discriminator": "seqgan", "bleu": "pg_bleu"}.get(cfg.rollout.reward, cfg.rollout.reward)
+
+
+def _describe(cfg: Config, base: Config) -> str:
+    have, was = cfg.to_dict(), base.to_dict()
+    diff = [f"{s}.{k}={v}" for s, vals in have.items() for k, v in vals.items()
+            if v != was[s][k] and f"{s}.{k}" != "run.seed"]
+    return ", ".join(diff) or "the config as is"
+
+
+def _duration(seconds: float) -> str:
+    m = int(seconds // 60)
+    return f"{m // 60} h {m % 60:02d} min" if m >= 60 else f"{m} min {int(seconds % 60):02d} s"
+
+
+def plot_figure2(plan: Plan, png: Path) -> None:
+    """NLL-oracle against epochs, pretraining then every run, for the first seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = plan.folder(plan.rep.seeds[0])
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    pre = _read(folder / "pretrain")
+    last = None
+    if pre is not None:
+        ev = _evals(pre[1])
+        last = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
+        ax.plot([r["epoch"] for r in ev if r["epoch"] > 0], [r["eval/oracle_nll"] for r in ev if r["epoch"] > 0],
+                color="black", marker=".", label="MLE pretraining")
+    for name in plan.run_configs:
+        run = _read(folder / name)
+        if run is None or last is None:
+            continue
+        ev = _evals(run[1], "adversarial")
+        ax.plot([last[0]] + [r["epoch"] for r in ev], [last[1]] + [r["eval/oracle_nll"] for r in ev],
+                marker=".", label=name)
+    ax.axvline(plan.base.train.pretrain_g_epochs, color="gray", linestyle="--", linewidth=1)
+    ax.set_xlabel("epoch (MLE pretraining, then one per iteration)")
+    ax.set_ylabel("NLL-oracle (nats per token)")
+    ax.set_title("Synthetic task, the paper's oracle")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,98 @@
+"""`run.py reproduce`: the reproduce file, one pretraining shared by the runs, resuming, the report."""
+
+import json
+
+import pytest
+import yaml
+
+from seqgan_ray.cli import main
+from seqgan_ray.config import ConfigError
+from seqgan_ray.reproduce import NOTES_MARKER, load_plan
+from tests.conftest import TINY
+
+
+def _file(tmp_path, runs, **section):
+    data = {k: dict(v) for k, v in TINY.items()}
+    data["train"].update(adv_iterations=2, checkpoint_every=10)
+    data["reproduce"] = {"out_dir": str(tmp_path / "runs"), "report": str(tmp_path / "doc" / "synthetic.md"),
+                         "runs": runs, "baseline": "mle", **section}
+    path = tmp_path / "reproduce.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"runs": {}}, "reproduce.runs is empty"),
+    ({"runs": {"mle": {"train.method": "mle"}}, "colour": 1}, "unknown config key 'reproduce.colour'"),
+    ({"runs": {"mle": {"train.pretrain_g_epochs": 3}}}, "changes pretraining"),
+    ({"runs": {"mle": {"train.method": "mel"}}}, "train.method"),
+    ({"runs": {"mle": {"rollout.num_rolouts": 3}}}, "did you mean 'rollout.num_rollouts'"),
+    ({"runs": {"seqgan": {}}}, "reproduce.baseline 'mle' is not one of reproduce.runs"),
+])
+def test_reproduce_file_errors_name_the_key(tmp_path, section, message):
+    path = _file(tmp_path, **section)
+    with pytest.raises(ConfigError, match=message):
+        load_plan(path)
+
+
+def test_no_reproduce_section(tmp_path):
+    path = tmp_path / "plain.yaml"
+    path.write_text("train: {adv_iterations: 2}\n")
+    with pytest.raises(ConfigError, match="no 'reproduce:' section"):
+        load_plan(path)
+
+
+def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
+    runs = {"seqgan": {}, "mle": {"train.method": "mle"}}
+    path = _file(tmp_path, runs, target="seqgan")
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    out = tmp_path / "runs" / "seed0"
+    pre = json.loads((out / "pretrain" / "summary.json").read_text())
+    for name in runs:
+        summary = json.loads((out / name / "summary.json").read_text())
+        # Every run starts from the shared pretraining: the same NLL-oracle after it.
+        assert summary["oracle_nll_after_pretraining"] == pre["oracle_nll_after_pretraining"]
+        assert summary["oracle_nll_after_adversarial"] > 0
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    assert "| SeqGAN | 8.736 |" in report and "| MLE | 9.038 |" in report and "| Random | 10.31 |" in report
+    assert "seeded N(0, 1) oracle" in report and (tmp_path / "doc" / "synthetic_figure2.png").stat().st_size > 0
+    assert "`seqgan` reaches" in report and NOTES_MARKER in report
+
+    # Notes below the marker survive; a new run is added, the finished ones are skipped.
+    (tmp_path / "doc" / "synthetic.md").write_text(report + "\nWhat we tried: nothing yet.\n")
+    runs["scheduled_sampling"] = {"train.method": "scheduled_sampling"}
+    path = _file(tmp_path, runs, target="seqgan")
+    before = (out / "seqgan" / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    err = capsys.readouterr().err
+    assert "seqgan: done" in err and "pretraining: done" in err and "scheduled_sampling: starting" in err
+    assert (out / "seqgan" / "metrics.jsonl").read_text() == before
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    assert "| Scheduled Sampling | 8.985 |" in report and "What we tried: nothing yet." in report
+
+    # An interrupted run (checkpoints, no summary) resumes where it stopped.
+    (out / "mle" / "summary.json").unlink()
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    assert "mle: resuming" in capsys.readouterr().err
+
+    # Pretraining that no longer matches the file is refused, naming the key.
+    data = yaml.safe_load(path.read_text())
+    data["train"]["pretrain_g_epochs"] = 3
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
+    assert "pretrained with train.pretrain_g_epochs=2" in capsys.readouterr().err
+
+
+def test_background_runs_detached_and_logs(tmp_path, capsys):
+    import time
+
+    path = _file(tmp_path, {"mle": {"train.method": "mle"}}, target="mle")
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--background"]) == 0
+    assert "started in the background" in capsys.readouterr().err
+    report, log = tmp_path / "doc" / "synthetic.md", tmp_path / "runs" / "reproduce.log"
+    deadline = time.monotonic() + 120
+    while not report.is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert report.is_file(), log.read_text() if log.is_file() else "no log"
+    assert "seed 0: mle: starting" in log.read_text()
