@@ -37,6 +37,22 @@ def discriminator_forward(seq_len: int, emb_dim: int, filter_sizes: list[int],
     return conv + 2 * F * 2 * F + 2 * F * 2
 
 
+def discriminator_rollout_scoring(seq_len: int, emb_dim: int, filter_sizes: list[int],
+                                  num_filters: list[int], batch: int, num_rollouts: int) -> int:
+    """D on the (T−1)·N·B completions of Eq. 4 as `Discriminator.prob_real_rollouts` does it:
+    the windows of each sequence once (their running max covers the windows inside every
+    prefix), then per completion of the prefix of length t only the windows starting at
+    max(0, t−k+1), and the highway and output layer of every completion."""
+    T, E, B, N = seq_len, emb_dim, batch, num_rollouts
+    full = discriminator_forward(T, E, filter_sizes, num_filters)
+    head = full - sum(2 * (T - k + 1) * E * k * n for k, n in zip(filter_sizes, num_filters))
+    conv = B * sum(2 * (T - k + 1) * E * k * n for k, n in zip(filter_sizes, num_filters))
+    for t in range(1, T):
+        conv += N * B * sum(2 * (T - max(0, t - k + 1) - k + 1) * E * k * n
+                            for k, n in zip(filter_sizes, num_filters))
+    return conv + (T - 1) * N * B * head
+
+
 @dataclass(frozen=True)
 class Work:
     """FLOPs split by who does them: the generator (always float32) and the discriminator
@@ -70,16 +86,20 @@ class Counts:
         self.oracle_row_step = generator_row_step(d.oracle_emb_dim, d.oracle_hidden_dim, d.vocab_size)
         sizes, maps = (dc.filter_sizes, dc.num_filters) if dc.filter_sizes else paper_filters(d.seq_len)
         self.d_forward = discriminator_forward(d.seq_len, dc.emb_dim, sizes, maps)
+        self.d_filters = (dc.emb_dim, sizes, maps)
 
     def sample(self, num: int) -> Work:
         """Draw `num` sequences from G."""
         return Work(generator=num * self.cfg.data.seq_len * self.row_step)
 
-    def rewards(self, batch: int) -> Work:
-        """One batch of Eq. 4: the completions, then D on every completion and the batch."""
+    def rewards(self, batch: int, *, shared_prefix: bool = True) -> Work:
+        """One batch of Eq. 4: the completions, then D on every completion and the batch;
+        with `shared_prefix` as the rollout workers score (windows inside a prefix once),
+        else every completion whole."""
         T, N = self.cfg.data.seq_len, self.cfg.rollout.num_rollouts
-        return Work(reward_row_steps(batch, T, N) * self.row_step,
-                    ((T - 1) * N * batch + batch) * self.d_forward)
+        scoring = (discriminator_rollout_scoring(T, *self.d_filters, batch, N) if shared_prefix
+                   else (T - 1) * N * batch * self.d_forward)
+        return Work(reward_row_steps(batch, T, N) * self.row_step, scoring + batch * self.d_forward)
 
     def generator_update(self, batch: int) -> Work:
         """MLE or policy-gradient step: forward and backward, 3x the forward."""

@@ -24,6 +24,7 @@ from torch import Tensor
 from .policy import LSTMPolicy, sample_categorical
 
 ScoreFn = Callable[[Tensor], Tensor]  # (R, T) token ids -> (R,) P(real)
+RolloutScoreFn = Callable[[Tensor, Tensor], Tensor]  # seqs (B, T), completions (T−1, N, B, T) -> (T−1, N, B)
 
 
 def rollout_uniforms(batch: int, seq_len: int, num_rollouts: int, *,
@@ -62,15 +63,24 @@ def complete_prefixes(policy: LSTMPolicy, seqs: Tensor, num_rollouts: int, u: Te
 
 @torch.no_grad()
 def mc_rewards(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: int, *,
-               u: Tensor | None = None, generator: torch.Generator | None = None) -> Tensor:
-    """Eq. 4 for every token of `seqs` (B, T). Returns rewards (B, T)."""
+               u: Tensor | None = None, generator: torch.Generator | None = None,
+               score_rollouts: RolloutScoreFn | None = None) -> Tensor:
+    """Eq. 4 for every token of `seqs` (B, T). Returns rewards (B, T).
+
+    `score_rollouts(seqs, completions)`, when given, scores the completions (T−1, N, B, T)
+    knowing their structure (D's shares the work of the windows inside each prefix);
+    otherwise `score` scores them as plain rows."""
     B, T = seqs.shape
+    N = num_rollouts
     if u is None:
-        u = rollout_uniforms(B, T, num_rollouts, generator=generator, device=seqs.device)
-    completions = complete_prefixes(policy, seqs, num_rollouts, u)
-    scores = score(torch.cat([completions.reshape(-1, T), seqs]))  # ((T−1)·N·B + B,)
-    q = scores[:-B].view(T - 1, num_rollouts, B).mean(dim=1)  # (T−1, B)
-    return torch.cat([q.t(), scores[-B:, None]], dim=1)  # (B, T)
+        u = rollout_uniforms(B, T, N, generator=generator, device=seqs.device)
+    completions = complete_prefixes(policy, seqs, N, u)
+    if score_rollouts is not None:
+        q, last = score_rollouts(seqs, completions).mean(dim=1), score(seqs)  # (T−1, B), (B,)
+    else:
+        scores = score(torch.cat([completions.reshape(-1, T), seqs]))  # ((T−1)·N·B + B,)
+        q, last = scores[:-B].view(T - 1, N, B).mean(dim=1), scores[-B:]
+    return torch.cat([q.t(), last[:, None]], dim=1)  # (B, T)
 
 
 @torch.no_grad()

@@ -252,9 +252,10 @@ class RolloutWorker:
         configured reward)."""
         if self.reward is None and self.cfg.rollout.reward != "discriminator":
             raise RuntimeError(f"rollout.reward={self.cfg.rollout.reward} needs the data: call set_data first")
-        score = self.discriminator.prob_real if self.reward is None else self.reward
-        rewards = mc_rewards(self.policy, score, seqs.to(self.device),
-                             self.cfg.rollout.num_rollouts, generator=self.rng)
+        d = self.discriminator
+        score, by_prefix = (d.prob_real, d.prob_real_rollouts) if self.reward is None else (self.reward, None)
+        rewards = mc_rewards(self.policy, score, seqs.to(self.device), self.cfg.rollout.num_rollouts,
+                             generator=self.rng, score_rollouts=by_prefix)
         return rewards.cpu()
 
     def get_rng_state(self) -> Tensor:

@@ -66,3 +66,29 @@ def test_sampler_never_draws_zero_probability_tokens():
     logits[:, 3] = 0.0
     u = torch.rand(1000, 2, generator=torch.Generator().manual_seed(0))
     assert (sample_categorical(logits, u, block=4) == 3).all()
+
+
+def test_prefix_shared_scoring_equals_scoring_every_row():
+    """D's rollout scoring computes the windows inside each kept prefix once per sequence;
+    it must give the same P(real) as scoring every completion whole, in both precisions, for
+    fixed-length and <eos>-padded sequences, with more rows than one block."""
+    from seqgan_ray.rewards import complete_prefixes
+
+    B, T, N, V = 6, 9, 5, 40
+    for eos in (None, 2):
+        policy = LSTMPolicy(V, 8, 8, T, eos_token=eos)
+        policy.reset_parameters(1.0, torch.Generator().manual_seed(3))
+        seqs = policy.sample(B, generator=torch.Generator().manual_seed(0))
+        completions = complete_prefixes(policy, seqs, N, rollout_uniforms(B, T, N, generator=torch.Generator().manual_seed(1)))
+        if eos is not None:
+            assert (completions == 0).any()  # some rows ended early and are padded
+        for precision in ("float32", "bfloat16"):
+            d = Discriminator(V, T, emb_dim=8, filter_sizes=[1, 2, 4, 9], num_filters=[5, 6, 7, 3],
+                              precision=precision, seed=4)
+            whole = d.prob_real(completions.reshape(-1, T)).view(T - 1, N, B)
+            shared = d.prob_real_rollouts(seqs, completions, chunk_rows=7)  # 7 does not divide N·B
+            torch.testing.assert_close(shared, whole, rtol=0, atol=1e-6)
+            rewards = mc_rewards(policy, d.prob_real, seqs, N, u=rollout_uniforms(B, T, N, generator=torch.Generator().manual_seed(1)),
+                                 score_rollouts=d.prob_real_rollouts)
+            torch.testing.assert_close(rewards[:, :-1], whole.mean(1).t(), rtol=0, atol=1e-6)
+            torch.testing.assert_close(rewards[:, -1], d.prob_real(seqs))
