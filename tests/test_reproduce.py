@@ -28,6 +28,7 @@ def _file(tmp_path, runs, **section):
     ({"runs": {"mle": {"train.method": "mel"}}}, "train.method"),
     ({"runs": {"mle": {"rollout.num_rolouts": 3}}}, "did you mean 'rollout.num_rollouts'"),
     ({"runs": {"seqgan": {}}}, "reproduce.baseline 'mle' is not one of reproduce.runs"),
+    ({"runs": {"mle": {"train.method": "mle"}}, "repeat": ["seqgan"]}, "reproduce.repeat: 'seqgan'"),
 ])
 def test_reproduce_file_errors_name_the_key(tmp_path, section, message):
     path = _file(tmp_path, **section)
@@ -96,3 +97,18 @@ def test_background_runs_detached_and_logs(tmp_path, capsys):
         time.sleep(0.5)
     assert report.is_file(), log.read_text() if log.is_file() else "no log"
     assert "seed 0: mle: starting" in log.read_text()
+
+
+def test_second_seed_repeats_only_the_named_runs(tmp_path):
+    runs = {"mle": {"train.method": "mle"}, "pg_bleu": {"rollout.reward": "bleu"}}
+    path = _file(tmp_path, runs, seeds=[0, 1], repeat=["mle"], target="pg_bleu")
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    out = tmp_path / "runs"
+    assert (out / "seed1" / "mle" / "summary.json").is_file() and not (out / "seed1" / "pg_bleu").exists()
+    s0, s1 = (json.loads((out / f"seed{k}" / "mle" / "summary.json").read_text()) for k in (0, 1))
+    assert s0["oracle_nll_after_adversarial"] != s1["oracle_nll_after_adversarial"]  # seeds differ
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    line = next(l for l in report.splitlines() if l.startswith("| MLE | 9.038"))
+    mean = (s0["oracle_nll_after_adversarial"] + s1["oracle_nll_after_adversarial"]) / 2
+    assert f"| {mean:.3f} |" in line and f"{s0['oracle_nll_after_adversarial']:.3f} / " in line
+    assert "(seeds after the first: mle only)" in report
