@@ -204,7 +204,8 @@ def paper_rewards(ctx: Context) -> dict[str, float]:
     if "rewards" not in ctx.memo:
         s = ctx.sizes
         policy, seqs, u = reward_inputs(ctx.config("float32"), s.batch)
-        fns = {p: (lambda d=scorer(ctx.config(p)): mc_rewards(policy, d.prob_real, seqs, s.rollouts, u=u))
+        fns = {p: (lambda d=scorer(ctx.config(p)): mc_rewards(policy, d.prob_real, seqs, s.rollouts, u=u,
+                                                              score_rollouts=d.prob_real_rollouts))
                for p in PRECISIONS}
         ctx.log(f"rewards: mc_rewards float32 / bfloat16 interleaved, {s.repeats} repeats")
         ctx.memo["rewards"] = interleaved(fns, s.repeats)
@@ -303,17 +304,20 @@ def matmul_peaks(ctx: Context) -> dict[str, dict[str, float]]:
 
 
 def reward_parts(ctx: Context) -> dict[str, float]:
-    """Median seconds of a reward batch's two halves: the completions ('gen', G in float32)
-    and scoring them by D (per precision), interleaved."""
+    """Median seconds of a reward batch's two halves, interleaved: the completions ('gen', G
+    in float32) and scoring them by D per precision, both as the rollout workers do it (the
+    windows inside each prefix once: '<precision>') and every row whole ('<precision> whole')."""
     s = ctx.sizes
     policy, seqs, u = reward_inputs(ctx.config("float32"), s.batch)
-    completions = complete_prefixes(policy, seqs, s.rollouts, u).reshape(-1, s.seq_len)
-    scored = torch.cat([completions, seqs])  # ((T−1)·N·B + B, T)
+    completions = complete_prefixes(policy, seqs, s.rollouts, u)
+    scored = torch.cat([completions.reshape(-1, s.seq_len), seqs])  # ((T−1)·N·B + B, T)
     scorers = {p: scorer(ctx.config(p)) for p in PRECISIONS}
-    ctx.log("flops: rewards split into completions and scoring, interleaved")
-    return interleaved({"gen": lambda: complete_prefixes(policy, seqs, s.rollouts, u),
-                        **{p: (lambda d=d: d.prob_real(scored)) for p, d in scorers.items()}},
-                       s.repeats, warmup=False)
+    ctx.log("flops: rewards split into completions and scoring (prefix-shared and whole), interleaved")
+    fns: dict[str, Callable[[], Any]] = {"gen": lambda: complete_prefixes(policy, seqs, s.rollouts, u)}
+    for p, d in scorers.items():
+        fns[p] = lambda d=d: (d.prob_real_rollouts(seqs, completions), d.prob_real(seqs))
+        fns[f"{p} whole"] = lambda d=d: d.prob_real(scored)
+    return interleaved(fns, s.repeats, warmup=False)
 
 
 def section_flops(ctx: Context) -> None:
@@ -329,13 +333,15 @@ def section_flops(ctx: Context) -> None:
     d_step = d_train_step({p: ctx.config(p) for p in PRECISIONS}, s.d_sequences, parts=6)
     counts = Counts(ctx.config("float32"))
     work = counts.rewards(s.batch)
+    whole = counts.rewards(s.batch, shared_prefix=False)
     train = counts.discriminator_training(64)
     out: dict[str, Any] = {"peak_gflops": {p: peaks[p]["peak"] for p in PRECISIONS}}
     rows = []
     for p in PRECISIONS:
         p32, pd = peaks["float32"]["peak"] * 1e9, peaks[p]["peak"] * 1e9
         items = {"rewards: completions (G)": (Work(generator=work.generator), t["gen"]),
-                 "rewards: scoring (D)": (Work(discriminator=work.discriminator), t[p]),
+                 "rewards: scoring (D), prefix-shared": (Work(discriminator=work.discriminator), t[p]),
+                 "rewards: scoring (D), every row whole": (Work(discriminator=whole.discriminator), t[f"{p} whole"]),
                  "rewards: mc_rewards total": (work, total[p]),
                  "D training step (B=64)": (train, d_step[p])}
         for name, (w, sec) in items.items():
@@ -347,6 +353,8 @@ def section_flops(ctx: Context) -> None:
     table(f"flops: achieved rate (B={s.batch}, T={s.seq_len}, N={s.rollouts}, V={s.vocab})",
           ["D precision", "work", "GFLOP", "s", "GFLOP/s", "% of peak"], rows,
           ["% of peak = (G FLOPs / float32 peak + D FLOPs / peak of D's precision) / measured time",
+           "prefix-shared scoring (what the rollout workers run) computes the windows inside each kept "
+           "prefix once per sequence: fewer FLOPs for the same scores than scoring every row whole",
            f"D training: DiscriminatorTrainer.train over {s.d_sequences} sequences in 6 interleaved parts, "
            "median part per step; training counted as 3x the forward"])
 
@@ -543,7 +551,7 @@ def section_scaling(ctx: Context) -> None:
         for p in PRECISIONS:
             d = scorer(ctx.config(p, T=T, N=N, V=V))
             mc_rewards(policy, d.prob_real, seqs[:1], 1, u=u[:1, ..., :1, :])  # warm-up, B = N = 1
-            fns[p] = lambda d=d: mc_rewards(policy, d.prob_real, seqs, N, u=u)
+            fns[p] = lambda d=d: mc_rewards(policy, d.prob_real, seqs, N, u=u, score_rollouts=d.prob_real_rollouts)
         rec: dict[str, Any] = {"T": T, "N": N, "V": V, "batch": B,
                                **interleaved(fns, s.scaling_repeats, warmup=False)}
         rec["gflop"] = Counts(ctx.config("float32", T=T, N=N, V=V)).rewards(B).total / 1e9
