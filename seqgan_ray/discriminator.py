@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import PRECISIONS
+from .kernels import Linear, linear
 
 # The paper's discriminator for T = 20 (window size, feature maps).
 PAPER_FILTERS = [(1, 100), (2, 200), (3, 200), (4, 200), (5, 200), (6, 100), (7, 100),
@@ -74,7 +75,7 @@ class MaxOverTimeConv(torch.autograd.Function):
         B, T, E = x.shape
         win = windows(x, k)
         w_lp = w.to(x.dtype)
-        best, where = torch.mm(win, w_lp.t()).view(B, T - k + 1, -1).max(dim=1)
+        best, where = linear(win, w_lp).view(B, T - k + 1, -1).max(dim=1)
         ctx.save_for_backward(win, w_lp, where)
         ctx.k, ctx.x_shape = k, x.shape
         return best.to(_wide(x.dtype))
@@ -87,8 +88,8 @@ class MaxOverTimeConv(torch.autograd.Function):
         g = torch.zeros(B, Tp, grad.shape[1], dtype=win.dtype, device=win.device)
         g.scatter_(1, where[:, None], grad.to(win.dtype)[:, None])
         g = g.view(B * Tp, -1)
-        grad_w = torch.mm(g.t(), win).to(_wide(win.dtype))
-        grad_win = torch.mm(g, w_lp).view(B, Tp, k, E)
+        grad_w = linear(g.t(), win.t()).to(_wide(win.dtype))
+        grad_win = linear(g, w_lp.t()).view(B, Tp, k, E)
         grad_x = torch.zeros(B, T, E, dtype=_wide(win.dtype), device=win.device)
         for j in range(k):
             grad_x[:, j:j + Tp] += grad_win[:, :, j]
@@ -151,7 +152,7 @@ class Discriminator(nn.Module):
         """Class logits (B, 2) from pooled features (B, F): highway, dropout, output layer."""
         w, b = self.highway.weight, self.highway.bias
         dt = self.compute_dtype
-        hw = F.linear(feat.to(dt), w.to(dt), b.to(dt))
+        hw = Linear.apply(feat.to(dt), w.to(dt), b.to(dt))
         h, t = hw.to(feat.dtype).chunk(2, dim=1)
         gate = torch.sigmoid(t)
         feat = gate * F.relu(h) + (1.0 - gate) * feat  # highway
@@ -188,7 +189,7 @@ class Discriminator(nn.Module):
         dt = self.compute_dtype
         filters = [(k, w.to(dt), b) for k, w, b in zip(self.filter_sizes, self.filter_w, self.filter_b)]
         x = self.embedding(seqs).to(dt)
-        prefix_max = [torch.mm(windows(x, k), w.t()).view(B, T - k + 1, -1).cummax(dim=1).values
+        prefix_max = [linear(windows(x, k), w).view(B, T - k + 1, -1).cummax(dim=1).values
                       for k, w, _ in filters]  # [k]: (B, T', F_k), max over windows starting <= s
         out = torch.empty(P, N * B, dtype=torch.float32, device=seqs.device)
         rows = completions.view(P, N * B, T)
@@ -199,7 +200,7 @@ class Discriminator(nn.Module):
                 r, feats = x.shape[0], []
                 for (k, w, b), pm in zip(filters, prefix_max):
                     s0 = max(0, t - k + 1)  # the first window that reaches the sampled tokens
-                    m = torch.mm(windows(x[:, s0:], k), w.t()).view(r, T - s0 - k + 1, -1).amax(dim=1)
+                    m = linear(windows(x[:, s0:], k), w).view(r, T - s0 - k + 1, -1).amax(dim=1)
                     if t >= k:  # windows 0 .. t−k lie inside the prefix
                         m = torch.maximum(m, pm[which[i:i + r], t - k])
                     feats.append(F.relu(m.to(torch.float32) + b))

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .kernels import affine, linear
+
 State = tuple[Tensor, Tensor]  # (h, c), each (R, H)
 PAD = 0  # what follows the end token in a variable-length sequence
 
@@ -60,18 +62,18 @@ class LSTMPolicy(nn.Module):
 
     def step(self, tokens: Tensor, state: State) -> State:
         """Consume `tokens` (R,) from `state`; return the new (h, c). Logits come from `logits`."""
-        return self._cell(torch.addmm(self.b, self.embedding[tokens], self.W), state)
+        return self._cell(affine(self.embedding[tokens], self.W, self.b), state)
 
     def _cell(self, x_gates: Tensor, state: State) -> State:
         """The LSTM cell, given the input's share of the gates x·W + b (R, 4H)."""
         h, c = state
-        i, f, o, g = torch.addmm(x_gates, h, self.U).chunk(4, dim=-1)  # each (R, H)
+        i, f, o, g = (x_gates + affine(h, self.U)).chunk(4, dim=-1)  # each (R, H)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, c
 
     def logits(self, h: Tensor) -> Tensor:
-        return torch.addmm(self.b_out, h, self.W_out)  # (R, V)
+        return affine(h, self.W_out, self.b_out)  # (R, V)
 
     def sample_next(self, h: Tensor, u: Tensor, *, temperature: float = 1.0) -> Tensor:
         """Draw the next token (R,) from hidden states `h` (R, H) with uniforms `u` (R, 2).
@@ -106,7 +108,7 @@ class LSTMPolicy(nn.Module):
         """Run teacher-forced over `seqs` (B, T). Returns h and c after each step, (B, T, H);
         step t has consumed the start token and y_0..y_{t-1}, so h[:, t] gives y_t's logits."""
         B, T = seqs.shape
-        x = self.embedding[self.inputs(seqs)] @ self.W + self.b  # (B, T, 4H)
+        x = affine(self.embedding[self.inputs(seqs)].view(B * T, -1), self.W, self.b).view(B, T, -1)  # (B, T, 4H)
         state = self.initial_state(B)
         hs, cs = [], []
         for x_t in x.unbind(1):  # unbind: one backward op, not T zero-filled selects
@@ -196,7 +198,7 @@ class TokenLogProb(torch.autograd.Function):
         out = torch.empty(h.shape[0], dtype=h.dtype, device=h.device)
         lse = torch.empty_like(out)
         for i in range(0, h.shape[0], TokenLogProb.BLOCK):
-            logits = torch.addmm(b, h[i:i + TokenLogProb.BLOCK], W)  # (block, V)
+            logits = linear(h[i:i + TokenLogProb.BLOCK], W.t(), b)  # (block, V)
             lse[i:i + len(logits)] = torch.logsumexp(logits, dim=-1)
             out[i:i + len(logits)] = logits.gather(1, target[i:i + len(logits), None]).squeeze(1)
         ctx.save_for_backward(h, W, b, target, lse)
@@ -208,10 +210,10 @@ class TokenLogProb(torch.autograd.Function):
         gh, gW, gb = torch.empty_like(h), torch.zeros_like(W), torch.zeros_like(b)
         for i in range(0, h.shape[0], TokenLogProb.BLOCK):
             j = slice(i, i + TokenLogProb.BLOCK)
-            g = torch.addmm(b, h[j], W).sub_(lse[j, None]).exp_().mul_(-grad[j, None])  # −softmax·grad
+            g = linear(h[j], W.t(), b).sub_(lse[j, None]).exp_().mul_(-grad[j, None])  # −softmax·grad
             g.scatter_add_(1, target[j, None], grad[j, None])  # (block, V)
-            torch.mm(g, W.t(), out=gh[j])
-            gW.addmm_(h[j].t(), g)
+            gh[j] = linear(g, W)
+            gW += linear(h[j].t(), g.t())
             gb.add_(g.sum(0))
         return gh, gW, gb, None
 
