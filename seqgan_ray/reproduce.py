@@ -32,22 +32,25 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
-from .config import Config, ConfigError, load_config, merge_dict, parse_override, set_key, unknown_key, validate
+from .config import (Config, ConfigError, load_config, merge_dict, parse_override, save_config, set_key,
+                     unknown_key, validate)
 
 # Yu et al. 2017, Table 1: NLL-oracle of each method on the synthetic task.
 PAPER = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 PAPER_LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling",
                 "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN"}
 NOTES_MARKER = "<!-- notes: everything below this line is kept when the report is rewritten -->"
-# Keys that may differ between the pretraining run on disk and the config: they do not change
-# pretraining (the adversarial phase's settings, and where and how much is written).
-UNCHECKED = {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
-             "train.checkpoint_every", "train.keep_checkpoints", "train.g_steps", "train.d_steps",
-             "train.k_epochs", "train.method", "train.sampling_max", "generator.adv_lr"}
+# Keys that may differ between a run on disk and the reproduce file: where and how much is
+# written, and the length (a finished run is extended to a longer adv_iterations).
+TRIVIA = {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
+          "train.checkpoint_every", "train.keep_checkpoints"}
+# ... and for the shared pretraining, the adversarial phase's settings too (and rollout.*).
+UNCHECKED = TRIVIA | {"train.g_steps", "train.d_steps", "train.k_epochs", "train.method", "train.sampling_max",
+                      "generator.adv_lr"}
 
 
 @dataclass
@@ -159,28 +162,42 @@ def run_plan(plan: Plan, spec) -> None:
                        spec, start_from=start)
 
 
+def _differences(run_dir: Path, cfg: Config, ignored: Callable[[str], bool]) -> list[tuple[str, Any, Any]]:
+    """(key, value in run_dir/config.yaml, value in cfg) for every key that differs."""
+    have, want = load_config(run_dir / "config.yaml").to_dict(), cfg.to_dict()
+    return [(f"{s}.{k}", have[s][k], v) for s, values in want.items() for k, v in values.items()
+            if not ignored(f"{s}.{k}") and have[s][k] != v]
+
+
 def _check_same_pretraining(run_dir: Path, cfg: Config) -> None:
-    saved = run_dir / "config.yaml"
-    if not saved.is_file():
+    if not (run_dir / "config.yaml").is_file():
         return
-    have, want = load_config(saved).to_dict(), cfg.to_dict()
-    for section, values in want.items():
-        for key, value in values.items():
-            name = f"{section}.{key}"
-            if name not in UNCHECKED and section != "rollout" and have[section][key] != value:
-                raise ConfigError(f"{run_dir} was pretrained with {name}={have[section][key]!r}, but the "
-                                  f"reproduce file says {value!r}; delete {run_dir} to pretrain again, "
-                                  f"or set reproduce.out_dir to another folder")
+    for name, have, want in _differences(run_dir, cfg, lambda k: k in UNCHECKED or k.startswith("rollout.")):
+        raise ConfigError(f"{run_dir} was pretrained with {name}={have!r}, but the reproduce file says "
+                          f"{want!r}; delete {run_dir} to pretrain again, or set reproduce.out_dir to "
+                          f"another folder")
 
 
 def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path | None) -> None:
+    """Train `run_dir` with `cfg`: skip it when finished, resume it when stopped, and extend a
+    finished run when the file asks for more adversarial iterations than it ran."""
     from .tasks import load_task
     from .train import local_roles, ray_roles, train, train_with_recovery
 
-    if (run_dir / "summary.json").is_file():
-        print(f"{label}: done ({run_dir})", file=sys.stderr)
-        return
     resume = any((run_dir / "checkpoints").glob("*.pt"))
+    if resume:
+        for name, have, want in _differences(run_dir, cfg, lambda k: k in TRIVIA):
+            raise ConfigError(f"{run_dir} was trained with {name}={have!r}, but the reproduce file says "
+                              f"{want!r}; delete {run_dir} to train it again")
+        ran = load_config(run_dir / "config.yaml").train.adv_iterations
+        if (run_dir / "summary.json").is_file():
+            if ran >= cfg.train.adv_iterations:
+                print(f"{label}: done ({run_dir})", file=sys.stderr)
+                return
+            print(f"{label}: extending {run_dir} from {ran} to {cfg.train.adv_iterations} iterations",
+                  file=sys.stderr)
+            (run_dir / "summary.json").unlink()  # written again at the end
+        save_config(cfg, run_dir / "config.yaml")
     print(f"{label}: {'resuming' if resume else 'starting'} {run_dir}", file=sys.stderr)
     task = load_task(cfg.data, run_dir)
     if spec is None:

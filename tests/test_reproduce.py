@@ -112,3 +112,26 @@ def test_second_seed_repeats_only_the_named_runs(tmp_path):
     mean = (s0["oracle_nll_after_adversarial"] + s1["oracle_nll_after_adversarial"]) / 2
     assert f"| {mean:.3f} |" in line and f"{s0['oracle_nll_after_adversarial']:.3f} / " in line
     assert "(seeds after the first: mle only)" in report
+
+
+def test_finished_runs_are_extended_and_changed_ones_refused(tmp_path, capsys):
+    from seqgan_ray.runlog import read_metrics
+
+    path = _file(tmp_path, {"mle": {"train.method": "mle"}}, target="mle")
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    run = tmp_path / "runs" / "seed0" / "mle"
+    data = yaml.safe_load(path.read_text())
+    data["train"]["adv_iterations"] = 3
+    path.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    assert "mle: extending" in capsys.readouterr().err
+    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if "gen/mle_nll" in r]
+    assert steps == [1, 2, 3]
+    assert json.loads((run / "summary.json").read_text())["oracle_nll_after_adversarial"] > 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["adv_iterations"] == 3
+
+    data["reproduce"]["runs"]["mle"] = {"train.method": "scheduled_sampling"}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
+    assert "was trained with train.method='mle'" in capsys.readouterr().err
