@@ -152,9 +152,9 @@ def run_plan(plan: Plan, spec) -> None:
         folder = plan.folder(seed)
         pre_dir = folder / "pretrain"
         cfg = plan.pretrain_config(seed)
-        _check_same_pretraining(pre_dir, cfg)
         done += 1
-        _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None)
+        _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
+                   ignored=_pretraining_only)
         start = latest_checkpoint(pre_dir / "checkpoints")
         for name in plan.runs_for(seed):
             done += 1
@@ -169,16 +169,13 @@ def _differences(run_dir: Path, cfg: Config, ignored: Callable[[str], bool]) -> 
             if not ignored(f"{s}.{k}") and have[s][k] != v]
 
 
-def _check_same_pretraining(run_dir: Path, cfg: Config) -> None:
-    if not (run_dir / "config.yaml").is_file():
-        return
-    for name, have, want in _differences(run_dir, cfg, lambda k: k in UNCHECKED or k.startswith("rollout.")):
-        raise ConfigError(f"{run_dir} was pretrained with {name}={have!r}, but the reproduce file says "
-                          f"{want!r}; delete {run_dir} to pretrain again, or set reproduce.out_dir to "
-                          f"another folder")
+def _pretraining_only(key: str) -> bool:
+    """Keys that do not matter to the shared pretraining run."""
+    return key in UNCHECKED or key.startswith("rollout.")
 
 
-def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path | None) -> None:
+def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path | None,
+               ignored: Callable[[str], bool] = TRIVIA.__contains__) -> None:
     """Train `run_dir` with `cfg`: skip it when finished, resume it when stopped, and extend a
     finished run when the file asks for more adversarial iterations than it ran."""
     from .tasks import load_task
@@ -186,9 +183,10 @@ def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path
 
     resume = any((run_dir / "checkpoints").glob("*.pt"))
     if resume:
-        for name, have, want in _differences(run_dir, cfg, lambda k: k in TRIVIA):
+        for name, have, want in _differences(run_dir, cfg, ignored):
             raise ConfigError(f"{run_dir} was trained with {name}={have!r}, but the reproduce file says "
-                              f"{want!r}; delete {run_dir} to train it again")
+                              f"{want!r}; delete {run_dir} to train it again, or set reproduce.out_dir "
+                              f"to another folder")
         ran = load_config(run_dir / "config.yaml").train.adv_iterations
         if (run_dir / "summary.json").is_file():
             if ran >= cfg.train.adv_iterations:

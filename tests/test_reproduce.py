@@ -82,7 +82,7 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     data["train"]["pretrain_g_epochs"] = 3
     path.write_text(yaml.safe_dump(data))
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
-    assert "pretrained with train.pretrain_g_epochs=2" in capsys.readouterr().err
+    assert "pretrain was trained with train.pretrain_g_epochs=2" in capsys.readouterr().err
 
 
 def test_background_runs_detached_and_logs(tmp_path, capsys):
