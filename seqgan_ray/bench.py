@@ -34,6 +34,7 @@ from .config import Config, load_config
 from .discriminator import bf16_supported, paper_filters
 from .flops import Counts, Work, adversarial_evals, pretrain_evals
 from .oracle import seeded_oracle
+from .kernels import linear
 from .rewards import complete_prefixes, mc_rewards, mc_rewards_reference, rollout_uniforms
 from .roles import DiscriminatorTrainer, GeneratorLearner, make_discriminator, make_generator
 
@@ -289,14 +290,16 @@ def mm_shapes(ctx: Context) -> dict[str, tuple[int, int, int]]:
 
 
 def matmul_peaks(ctx: Context) -> dict[str, dict[str, float]]:
-    """GFLOP/s of torch.mm per shape and precision; 'peak' is the best shape's."""
+    """GFLOP/s per shape and precision of the product the code runs (`kernels.linear`: oneDNN
+    on CPU) and of torch.mm (MKL for float32 on CPU) beside it; 'peak' is the best of all."""
     if "peaks" not in ctx.memo:
         out: dict[str, dict[str, float]] = {p: {} for p in PRECISIONS}
         for name, (M, K, N) in mm_shapes(ctx).items():
-            ctx.log(f"flops: torch.mm {name} ({M}x{K} @ {K}x{N})")
+            ctx.log(f"flops: linear and torch.mm {name} ({M}x{K} @ {K}x{N})")
             for p, dt in zip(PRECISIONS, (torch.float32, torch.bfloat16)):
                 a, w = torch.randn(M, K).to(dt), torch.randn(N, K).to(dt)
-                out[p][name] = rate(lambda: torch.mm(a, w.t()), 2 * M * K * N) / 1e9
+                out[p][name] = rate(lambda: linear(a, w), 2 * M * K * N) / 1e9
+                out[p][f"torch.mm {name}"] = rate(lambda: torch.mm(a, w.t()), 2 * M * K * N) / 1e9
         for p in PRECISIONS:
             out[p]["peak"] = max(out[p].values())
         ctx.memo["peaks"] = out
@@ -324,9 +327,11 @@ def section_flops(ctx: Context) -> None:
     s = ctx.sizes
     peaks = matmul_peaks(ctx)
     shapes = mm_shapes(ctx)
-    table("flops: torch.mm rate (GFLOP/s, median of 5)", ["shape", "M x K x N", *PRECISIONS],
-          [[k, "x".join(map(str, shapes[k])) if k in shapes else "best", *(peaks[p][k] for p in PRECISIONS)]
-           for k in [*shapes, "peak"]])
+    table("flops: matmul rate (GFLOP/s, median of 5): kernels.linear (what the code runs) and torch.mm",
+          ["shape", "M x K x N", *(f"{p} {how}" for p in PRECISIONS for how in ("linear", "torch.mm"))],
+          [[k, "x".join(map(str, shapes[k])), *(peaks[p][key] for p in PRECISIONS for key in (k, f"torch.mm {k}"))]
+           for k in shapes] + [["peak", "best", *(x for p in PRECISIONS for x in (peaks[p]["peak"], ""))]],
+          ["kernels.linear is oneDNN on CPU (float32 and bfloat16); torch.mm is MKL for float32 on CPU"])
     total = paper_rewards(ctx)  # also the warm-up of the split below
     t = reward_parts(ctx)
     ctx.log(f"flops: D training, {s.d_sequences} sequences per precision")

@@ -136,9 +136,9 @@ class TrainConfig:
     reward is rollout.reward), `mle` (one more MLE epoch an iteration: the MLE baseline as long
     as the adversarial phase) or `scheduled_sampling` (the same epochs, feeding the model's
     own samples as inputs; Bengio et al. 2015)."""
-    sampling_max: float = 0.25
-    """scheduled_sampling: the chance that an input is the model's own sample rises linearly
-    from 0 to this over the adv_iterations epochs."""
+    sampling_step: float = 0.002
+    """scheduled_sampling: the chance that an input is the model's own sample starts at 0 and
+    rises by this every epoch, up to 1 (0.002: the reference code's schedule_sampling.py)."""
     pretrain_g_epochs: int = 25
     """MLE epochs over the training data (paper: 120)."""
     pretrain_workers: int = 0
@@ -334,8 +334,8 @@ def validate(cfg: Config) -> None:
                           "shards; set data.corpus, or leave train.pretrain_workers at 0")
     if cfg.train.method not in METHODS:
         raise ConfigError(f"'train.method' must be one of {', '.join(METHODS)}, got {cfg.train.method!r}")
-    if not 0.0 <= cfg.train.sampling_max <= 1.0:
-        raise ConfigError(f"'train.sampling_max' must be in [0, 1], got {cfg.train.sampling_max}")
+    if not 0.0 < cfg.train.sampling_step <= 1.0:
+        raise ConfigError(f"'train.sampling_step' must be in (0, 1], got {cfg.train.sampling_step}")
     reward = cfg.rollout.reward
     if reward not in ("discriminator", "bleu") and not _is_import_path(reward):
         raise ConfigError(f"'rollout.reward' must be discriminator, bleu or module:Class (your own "

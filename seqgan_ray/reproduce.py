@@ -49,7 +49,7 @@ NOTES_MARKER = "<!-- notes: everything below this line is kept when the report i
 TRIVIA = {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
           "train.checkpoint_every", "train.keep_checkpoints"}
 # ... and for the shared pretraining, the adversarial phase's settings too (and rollout.*).
-UNCHECKED = TRIVIA | {"train.g_steps", "train.d_steps", "train.k_epochs", "train.method", "train.sampling_max",
+UNCHECKED = TRIVIA | {"train.g_steps", "train.d_steps", "train.k_epochs", "train.method", "train.sampling_step",
                       "generator.adv_lr"}
 
 

@@ -269,9 +269,9 @@ class Trainer:
 
     def _mle_iteration(self, it: int) -> tuple[dict[str, float], str]:
         """One more MLE epoch (method mle), or one of scheduled sampling, whose chance of
-        feeding the model's own sample rises linearly to train.sampling_max."""
+        feeding the model's own sample rises by train.sampling_step an epoch."""
         tc = self.cfg.train
-        prob = tc.sampling_max * it / tc.adv_iterations if tc.method == "scheduled_sampling" else 0.0
+        prob = min(1.0, tc.sampling_step * it) if tc.method == "scheduled_sampling" else 0.0
         loss = self.learner.pretrain_epoch(prob)
         _check_finite("adversarial", it, **{"MLE loss": loss})
         return {"gen/mle_nll": loss, "gen/sampling_prob": prob}, f"nll {loss:.3f}"

@@ -123,7 +123,7 @@ def test_a_users_reward_is_learned(tiny_cfg, tmp_path):
 @pytest.mark.parametrize("method", ["mle", "scheduled_sampling"])
 def test_mle_baselines_train_one_epoch_an_iteration(tiny_cfg, tmp_path, method):
     cfg = tiny_cfg
-    cfg.train.method, cfg.train.adv_iterations, cfg.train.sampling_max = method, 4, 0.5
+    cfg.train.method, cfg.train.adv_iterations, cfg.train.sampling_step = method, 4, 0.125
     result = train(cfg, load_task(cfg.data), local_roles(cfg), tmp_path)
     from seqgan_ray.runlog import read_metrics
 
