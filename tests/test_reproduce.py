@@ -45,7 +45,7 @@ def test_no_reproduce_section(tmp_path):
 
 def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     runs = {"seqgan": {}, "mle": {"train.method": "mle"}}
-    path = _file(tmp_path, runs, target="seqgan")
+    path = _file(tmp_path, runs)
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
     out = tmp_path / "runs" / "seed0"
     pre = json.loads((out / "pretrain" / "summary.json").read_text())
@@ -57,12 +57,13 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     report = (tmp_path / "doc" / "synthetic.md").read_text()
     assert "| SeqGAN | 8.736 |" in report and "| MLE | 9.038 |" in report and "| Random | 10.31 |" in report
     assert "seeded N(0, 1) oracle" in report and (tmp_path / "doc" / "synthetic_figure2.png").stat().st_size > 0
-    assert "`seqgan` reaches" in report and NOTES_MARKER in report
+    assert "- `seqgan` (rollout.update_rate=0.8): " in report and "the bar of 8.74" in report
+    assert NOTES_MARKER in report
 
     # Notes below the marker survive; a new run is added, the finished ones are skipped.
     (tmp_path / "doc" / "synthetic.md").write_text(report + "\nWhat we tried: nothing yet.\n")
     runs["scheduled_sampling"] = {"train.method": "scheduled_sampling"}
-    path = _file(tmp_path, runs, target="seqgan")
+    path = _file(tmp_path, runs)
     before = (out / "seqgan" / "metrics.jsonl").read_text()
     capsys.readouterr()
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
@@ -88,7 +89,7 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
 def test_background_runs_detached_and_logs(tmp_path, capsys):
     import time
 
-    path = _file(tmp_path, {"mle": {"train.method": "mle"}}, target="mle")
+    path = _file(tmp_path, {"mle": {"train.method": "mle"}})
     assert main(["reproduce", "--config", str(path), "--no-ray", "--background"]) == 0
     assert "started in the background" in capsys.readouterr().err
     report, log = tmp_path / "doc" / "synthetic.md", tmp_path / "runs" / "reproduce.log"
@@ -101,7 +102,7 @@ def test_background_runs_detached_and_logs(tmp_path, capsys):
 
 def test_second_seed_repeats_only_the_named_runs(tmp_path):
     runs = {"mle": {"train.method": "mle"}, "pg_bleu": {"rollout.reward": "bleu"}}
-    path = _file(tmp_path, runs, seeds=[0, 1], repeat=["mle"], target="pg_bleu")
+    path = _file(tmp_path, runs, seeds=[0, 1], repeat=["mle"])
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
     out = tmp_path / "runs"
     assert (out / "seed1" / "mle" / "summary.json").is_file() and not (out / "seed1" / "pg_bleu").exists()
@@ -117,7 +118,7 @@ def test_second_seed_repeats_only_the_named_runs(tmp_path):
 def test_finished_runs_are_extended_and_changed_ones_refused(tmp_path, capsys):
     from seqgan_ray.runlog import read_metrics
 
-    path = _file(tmp_path, {"mle": {"train.method": "mle"}}, target="mle")
+    path = _file(tmp_path, {"mle": {"train.method": "mle"}})
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
     run = tmp_path / "runs" / "seed0" / "mle"
     data = yaml.safe_load(path.read_text())
