@@ -231,6 +231,7 @@ class Outcome:
     values: list[float]       # one per seed
     sample_ci: list[float]    # the 95% half-width from each seed's evaluation samples
     wall_s: list[float]
+    nll_test: list[float] = field(default_factory=list)  # G's NLL of held-out oracle samples
 
     @property
     def mean(self) -> float:
@@ -264,15 +265,37 @@ def _evals(metrics: list[dict[str, Any]], phase: str | None = None) -> list[dict
     return [r for r in metrics if "eval/oracle_nll" in r and (phase is None or r["phase"] == phase)]
 
 
-def collect(plan: Plan) -> dict[str, Outcome]:
-    """Final NLL-oracle of Random, MLE after pretraining and every finished run, per seed."""
-    rows: dict[str, Outcome] = {}
+TEST_SEED = 2017  # held-out oracle samples for NLL-test, never the training data
 
-    def add(name: str, record: dict[str, Any], wall: float) -> None:
+
+def collect(plan: Plan) -> dict[str, Outcome]:
+    """Final NLL-oracle of Random, MLE after pretraining and every finished run, per seed,
+    and NLL-test: the final generator's NLL of held-out oracle samples (read from the run's
+    last checkpoint), which rises when a generator covers less of the oracle's sequences."""
+    import torch
+
+    from .checkpoint import latest_checkpoint, load_checkpoint
+    from .oracle import load_task
+    from .roles import make_generator
+
+    rows: dict[str, Outcome] = {}
+    cfg = plan.base
+    oracle = load_task(cfg.data).oracle
+    test = oracle.sample(cfg.train.eval_samples, generator=torch.Generator().manual_seed(TEST_SEED))
+
+    def nll_test(seed: int, run_dir: Path | None) -> float:
+        g = make_generator(cfg, seed)  # the learner's initial generator for this seed
+        if run_dir is not None:
+            state = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"), cfg)
+            g.load_state_dict(state["learner"]["generator"])
+        return g.nll(test)
+
+    def add(name: str, record: dict[str, Any], wall: float, nll: float) -> None:
         o = rows.setdefault(name, Outcome([], [], []))
         o.values.append(record["eval/oracle_nll"])
         o.sample_ci.append(record.get("eval/oracle_nll_ci95", float("nan")))
         o.wall_s.append(wall)
+        o.nll_test.append(nll)
 
     for seed in plan.rep.seeds:
         folder = plan.folder(seed)
@@ -280,12 +303,12 @@ def collect(plan: Plan) -> dict[str, Outcome]:
         if pre is None:
             continue
         evals = _evals(pre[1], "pretrain_g")
-        add("random", evals[0], 0.0)
-        add("mle_pretrained", evals[-1], pre[0]["wall_time_s"])
+        add("random", evals[0], 0.0, nll_test(seed, None))
+        add("mle_pretrained", evals[-1], pre[0]["wall_time_s"], nll_test(seed, folder / "pretrain"))
         for name in plan.runs_for(seed):
             run = _read(folder / name)
             if run is not None:
-                add(name, _evals(run[1], "adversarial")[-1], run[0]["wall_time_s"])
+                add(name, _evals(run[1], "adversarial")[-1], run[0]["wall_time_s"], nll_test(seed, folder / name))
     return rows
 
 
@@ -326,11 +349,14 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         f"discriminator pretraining epochs, then {tc.adv_iterations} iterations of each method "
         f"(SeqGAN: {tc.g_steps} generator step, {tc.d_steps} × {tc.k_epochs} discriminator epochs an "
         f"iteration; the baselines: one epoch an iteration). Seeds: {seeds}. NLL-oracle is the "
-        f"oracle's mean per-token NLL of {tc.eval_samples} generator samples; ± is a 95% interval "
-        f"{ci_how}.",
+        f"oracle's mean per-token NLL of {tc.eval_samples} generator samples (lower: samples the "
+        f"oracle finds likelier); ± is a 95% interval {ci_how}. NLL-test is the generator's NLL of "
+        f"{tc.eval_samples} held-out oracle samples (lower: it covers more of what the oracle "
+        f"generates); a generator that collapses onto a few likely sequences scores a low "
+        f"NLL-oracle and a high NLL-test.",
         "",
-        "| method | paper | ours | ± 95% | per seed | our run | wall time |",
-        "|---|---|---|---|---|---|---|",
+        "| method | paper | ours | ± 95% | per seed | NLL-test | our run | wall time |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def row(label: str, key: str, paper: float | None, run: str) -> None:
@@ -339,7 +365,8 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         ci = f"{o.ci:.3f}{'ᵗ' if o.over_seeds else ''}" if o else ""
         per_seed = " / ".join(f"{v:.3f}" for v in o.values) if o else ""
         wall = _duration(sum(o.wall_s) / len(o.wall_s)) if o and any(o.wall_s) else ""
-        lines.append(f"| {label} | {paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {run} | {wall} |")
+        test = f"{sum(o.nll_test) / len(o.nll_test):.3f}" if o else ""
+        lines.append(f"| {label} | {paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {test} | {run} | {wall} |")
 
     row("Random", "random", PAPER["random"], "`pretrain`, before epoch 1")
     row("MLE, after pretraining", "mle_pretrained", None, f"`pretrain`, epoch {tc.pretrain_g_epochs}")

@@ -58,6 +58,7 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     assert "| SeqGAN | 8.736 |" in report and "| MLE | 9.038 |" in report and "| Random | 10.31 |" in report
     assert "seeded N(0, 1) oracle" in report and (tmp_path / "doc" / "synthetic_figure2.png").stat().st_size > 0
     assert "- `seqgan` (rollout.update_rate=0.8): " in report and "the bar of 8.74" in report
+    assert "| NLL-test |" in report
     assert NOTES_MARKER in report
 
     # Notes below the marker survive; a new run is added, the finished ones are skipped.
