@@ -26,6 +26,9 @@ ORIGIN = ("the SeqGAN paper's oracle (LantaoYu/SeqGAN, save/target_params_py3.pk
           "put it there or set data.oracle_dir")
 
 
+TEST_SEED = 2017  # the held-out oracle samples of NLL-test
+
+
 @dataclass
 class SyntheticTask:
     oracle: LSTMPolicy
@@ -33,12 +36,19 @@ class SyntheticTask:
     source: str         # one line saying where the oracle and data came from
     metric = "eval/oracle_nll"  # what evaluation reports first and sweeps optimise by default
 
+    def __post_init__(self) -> None:
+        # Held out: fresh oracle samples, as many as the training sequences, always the same.
+        self.test = self.oracle.sample(len(self.real), generator=torch.Generator().manual_seed(TEST_SEED))
+
     def evaluate(self, samples: torch.Tensor, nll: Callable[[torch.Tensor], float]) -> dict[str, float]:
-        """NLL-oracle: the oracle's mean per-token NLL of the generator's `samples` (S, T), and
-        the half-width of its 95% confidence interval over the S independent samples."""
+        """NLL-oracle: the oracle's mean per-token NLL of the generator's `samples` (S, T), with
+        the half-width of its 95% confidence interval over the S independent samples; and
+        NLL-test: the generator's NLL of held-out oracle samples, which rises when it covers
+        less of the oracle's sequences (a collapse that a low NLL-oracle would hide)."""
         per_seq = self.oracle.sequence_nll(samples)  # (S,) mean per token of each sequence
         half = 1.96 * per_seq.std().item() / len(per_seq) ** 0.5 if len(per_seq) > 1 else float("nan")
-        return {"eval/oracle_nll": per_seq.mean().item(), "eval/oracle_nll_ci95": half}
+        return {"eval/oracle_nll": per_seq.mean().item(), "eval/oracle_nll_ci95": half,
+                "eval/nll_test": nll(self.test)}
 
     def write_samples(self, path: Path, samples: torch.Tensor) -> None:
         write_token_file(path, samples)

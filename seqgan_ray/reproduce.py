@@ -265,23 +265,17 @@ def _evals(metrics: list[dict[str, Any]], phase: str | None = None) -> list[dict
     return [r for r in metrics if "eval/oracle_nll" in r and (phase is None or r["phase"] == phase)]
 
 
-TEST_SEED = 2017  # held-out oracle samples for NLL-test, never the training data
-
-
 def collect(plan: Plan) -> dict[str, Outcome]:
     """Final NLL-oracle of Random, MLE after pretraining and every finished run, per seed,
     and NLL-test: the final generator's NLL of held-out oracle samples (read from the run's
     last checkpoint), which rises when a generator covers less of the oracle's sequences."""
-    import torch
-
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .oracle import load_task
     from .roles import make_generator
 
     rows: dict[str, Outcome] = {}
     cfg = plan.base
-    oracle = load_task(cfg.data).oracle
-    test = oracle.sample(cfg.train.eval_samples, generator=torch.Generator().manual_seed(TEST_SEED))
+    test = load_task(cfg.data).test  # what the runs' own evaluations score NLL-test on
 
     def nll_test(seed: int, run_dir: Path | None) -> float:
         g = make_generator(cfg, seed)  # the learner's initial generator for this seed
@@ -350,8 +344,8 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         f"(SeqGAN: {tc.g_steps} generator step, {tc.d_steps} × {tc.k_epochs} discriminator epochs an "
         f"iteration; the baselines: one epoch an iteration). Seeds: {seeds}. NLL-oracle is the "
         f"oracle's mean per-token NLL of {tc.eval_samples} generator samples (lower: samples the "
-        f"oracle finds likelier); ± is a 95% interval {ci_how}. NLL-test is the generator's NLL of "
-        f"{tc.eval_samples} held-out oracle samples (lower: it covers more of what the oracle "
+        f"oracle finds likelier); ± is a 95% interval {ci_how}. NLL-test is the final generator's NLL "
+        f"of held-out oracle samples, as many as the training sequences (lower: it covers more of what the oracle "
         f"generates); a generator that collapses onto a few likely sequences scores a low "
         f"NLL-oracle and a high NLL-test.",
         "",
