@@ -28,15 +28,22 @@ def _onednn_available() -> bool:
 ONEDNN = _onednn_available()
 
 
-def uses_onednn(x: Tensor) -> bool:
-    """Whether `linear` on `x` goes through oneDNN."""
-    return ONEDNN and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES and x.shape[0] > 0
+# Below this many multiply-adds a product stays with torch: oneDNN runs every product on all
+# its threads, and for the LSTM's per-step (64 x 32) · (32 x 128) the fork and join cost more
+# than the product (an actor's scheduled-sampling epoch took 50 s instead of 7).
+MIN_MACS = 1 << 22
+
+
+def uses_onednn(x: Tensor, w: Tensor | None = None) -> bool:
+    """Whether `linear(x, w)` goes through oneDNN."""
+    big = w is None or x.shape[0] * x.shape[1] * w.shape[0] >= MIN_MACS
+    return ONEDNN and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES and x.shape[0] > 0 and big
 
 
 def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
     """x (M, K) · w (N, K)ᵀ + b (N,) -> (M, N), without autograd. `w` may be a transposed
     view (w = m.t() gives x·m), which oneDNN reads without a copy."""
-    if uses_onednn(x):
+    if uses_onednn(x, w):
         return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
     return F.linear(x, w, b)
 

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
+from seqgan_ray import kernels
 from seqgan_ray.kernels import ONEDNN, Linear, affine, linear, uses_onednn
+
+
+@pytest.fixture(autouse=True)
+def every_size_through_onednn(monkeypatch):
+    """These shapes are small: send them through oneDNN anyway, the path under test."""
+    monkeypatch.setattr(kernels, "MIN_MACS", 0)
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2), (torch.float64, 1e-12)])
@@ -40,7 +47,9 @@ def test_linear_autograd_matches_torch():
     assert torch.autograd.gradcheck(lambda a, c: Linear.apply(a, c, None), (xd, wd))
 
 
-def test_cpu_float32_uses_onednn_when_present():
-    assert uses_onednn(torch.zeros(3, 2)) == ONEDNN
+def test_cpu_float32_uses_onednn_when_present(monkeypatch):
+    monkeypatch.setattr(kernels, "MIN_MACS", 1 << 22)
+    assert uses_onednn(torch.zeros(1024, 64), torch.zeros(64, 64)) == ONEDNN
+    assert not uses_onednn(torch.zeros(64, 32), torch.zeros(128, 32))  # too small to pay off
     assert not uses_onednn(torch.zeros(3, 2, dtype=torch.float64)) and not uses_onednn(torch.zeros(0, 2))
     assert linear(torch.zeros(0, 4), torch.ones(3, 4)).shape == (0, 3)
