@@ -294,6 +294,34 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     return cfg
 
 
+def load_with_section(path: str | Path, name: str, schema: type, overrides: list[str] = (), *,
+                      what: str, hint: str) -> tuple[Config, Any, str]:
+    """A config file with one more top-level section (`tune:`, `reproduce:`): the config (defaults,
+    the file's config sections, then `overrides`), the section as a `schema` dataclass, and the
+    "FILE: " prefix for error messages. Unknown keys in either are errors naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} file {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    where = f"{path}: "
+    section = data.pop(name, None) if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{where}no '{name}:' section ({hint})")
+    base = Config()
+    merge_dict(base, data, where=where)
+    for text in overrides:
+        set_key(base, *parse_override(text), where="override: ")
+    validate(base)
+    names = sorted(f.name for f in dataclasses.fields(schema))
+    for key in section:
+        if key not in names:
+            raise unknown_key(f"{name}.{key}", [f"{name}.{n}" for n in names], where)
+    return base, schema(**section), where
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
     cfg = Config()
     merge_dict(cfg, data)

@@ -24,7 +24,6 @@ paper's Figure 2, the wall time of each run, and the configs.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import subprocess
@@ -33,10 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
-from .config import (Config, ConfigError, load_config, merge_dict, parse_override, save_config, set_key,
-                     unknown_key, validate)
+from .config import Config, ConfigError, load_config, load_with_section, save_config, set_key, validate
 
 # Yu et al. 2017, Table 1: NLL-oracle of each method on the synthetic task.
 PAPER = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
@@ -95,23 +91,8 @@ class Plan:
 
 def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     """Read a reproduce file; every error names the key and comes before any training."""
-    if not Path(path).is_file():
-        raise ConfigError(f"reproduce file {path} does not exist")
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    where = f"{path}: "
-    section = data.pop("reproduce", None)
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}no 'reproduce:' section (runs, seeds, out_dir, report)")
-    base = Config()
-    merge_dict(base, data, where=where)
-    for text in overrides:
-        set_key(base, *parse_override(text), where="override: ")
-    validate(base)
-    names = {f.name for f in dataclasses.fields(ReproduceConfig)}
-    for key in section:
-        if key not in names:
-            raise unknown_key(f"reproduce.{key}", [f"reproduce.{n}" for n in sorted(names)], where)
-    rep = ReproduceConfig(**section)
+    base, rep, where = load_with_section(path, "reproduce", ReproduceConfig, overrides, what="reproduce",
+                                         hint="runs, seeds, out_dir, report")
     if not rep.runs or not isinstance(rep.runs, dict):
         raise ConfigError(f"{where}reproduce.runs is empty; name at least one run (e.g. seqgan: {{}})")
     if not rep.seeds or not all(isinstance(s, int) for s in rep.seeds):
@@ -417,7 +398,9 @@ def _duration(seconds: float) -> str:
 
 
 def plot_figure2(plan: Plan, png: Path) -> None:
-    """NLL-oracle against epochs, pretraining then every run, for the first seed."""
+    """NLL-oracle against epochs, pretraining then every run, for the first seed. The y range
+    is the MLE plateau's neighbourhood; a run that falls far below it (a collapse) is cut off,
+    and its legend says where it ends."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -426,25 +409,32 @@ def plot_figure2(plan: Plan, png: Path) -> None:
     folder = plan.folder(plan.rep.seeds[0])
     fig, ax = plt.subplots(figsize=(8, 4.8))
     pre = _read(folder / "pretrain")
-    last = None
+    curves: dict[str, tuple[list[float], list[float]]] = {}
     if pre is not None:
-        ev = _evals(pre[1])
-        last = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
-        ax.plot([r["epoch"] for r in ev if r["epoch"] > 0], [r["eval/oracle_nll"] for r in ev if r["epoch"] > 0],
-                color="black", marker=".", label="MLE pretraining")
-    for name in plan.run_configs:
-        run = _read(folder / name)
-        if run is None or last is None:
-            continue
-        ev = _evals(run[1], "adversarial")
-        ax.plot([last[0]] + [r["epoch"] for r in ev], [last[1]] + [r["eval/oracle_nll"] for r in ev],
-                marker=".", label=name)
+        ev = [r for r in _evals(pre[1]) if r["epoch"] > 0]
+        curves["MLE pretraining"] = ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
+        start = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
+        for name in plan.run_configs:
+            run = _read(folder / name)
+            if run is not None:
+                ev = _evals(run[1], "adversarial")
+                curves[name] = ([start[0]] + [r["epoch"] for r in ev], [start[1]] + [r["eval/oracle_nll"] for r in ev])
+    lo = hi = None
+    if curves:
+        plateau = curves["MLE pretraining"][1][-1]
+        kept = [y for _, ys in curves.values() for y in ys if y > plateau - 1.0]
+        lo, hi = min(kept) - 0.05, max(kept) + 0.05
+    for name, (xs, ys) in curves.items():
+        label = name if lo is None or ys[-1] >= lo else f"{name} (falls below the plot: {ys[-1]:.2f} at the end)"
+        ax.plot(xs, ys, marker=".", label=label, color="black" if name == "MLE pretraining" else None)
+    if lo is not None:
+        ax.set_ylim(lo, hi)
     ax.axvline(plan.base.train.pretrain_g_epochs, color="gray", linestyle="--", linewidth=1)
     ax.set_xlabel("epoch (MLE pretraining, then one per iteration)")
     ax.set_ylabel("NLL-oracle (nats per token)")
     ax.set_title("Synthetic task, the paper's oracle")
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)

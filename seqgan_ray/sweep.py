@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import dataclasses
 import math
 import pickle
 import sys
@@ -28,9 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import Config, ConfigError, all_keys, unknown_key, config_from_dict, merge_dict, save_config, set_key, validate
+from .config import (Config, ConfigError, all_keys, config_from_dict, load_with_section, save_config, set_key,
+                     unknown_key, validate)
 
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 METRICS = ("eval/oracle_nll", "eval/nll_test", *(f"eval/{m}{n}" for m in ("bleu", "self_bleu") for n in range(2, 6)),
@@ -63,25 +61,8 @@ class SweepConfig:
 
 def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConfig]:
     """Read a sweep file; every error names the key and is raised before any trial starts."""
-    if not Path(path).is_file():
-        raise ConfigError(f"sweep file {path} does not exist")
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    where = f"{path}: "
-    section = data.pop("tune", None)
-    if not isinstance(section, dict):
-        raise ConfigError(f"{where}no 'tune:' section (metric, mode, search_space, ...)")
-    base = Config()
-    merge_dict(base, data, where=where)
-    from .config import parse_override
-
-    for text in overrides:
-        set_key(base, *parse_override(text), where="override: ")
-    validate(base)
-    names = {f.name for f in dataclasses.fields(SweepConfig)}
-    for key in section:
-        if key not in names:
-            raise unknown_key(f"tune.{key}", [f"tune.{n}" for n in sorted(names)], where)
-    sweep = SweepConfig(**section)
+    base, sweep, where = load_with_section(path, "tune", SweepConfig, overrides, what="sweep",
+                                           hint="metric, mode, search_space, ...")
     if sweep.metric not in METRICS:
         raise ConfigError(f"{where}tune.metric '{sweep.metric}' is never reported; choose one of {', '.join(METRICS)}")
     if sweep.mode not in ("min", "max"):
