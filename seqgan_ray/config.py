@@ -275,18 +275,20 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _read_yaml(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{what} file {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
     """Defaults, then the YAML file at `path`, then `key=value` overrides; validated."""
     cfg = Config()
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        merge_dict(cfg, data, where=f"{path}: ")
+        merge_dict(cfg, _read_yaml(Path(path), "config"), where=f"{path}: ")
     for text in overrides:
         key, value = parse_override(text)
         set_key(cfg, key, value, where="override: ")
@@ -299,13 +301,7 @@ def load_with_section(path: str | Path, name: str, schema: type, overrides: list
     """A config file with one more top-level section (`tune:`, `reproduce:`): the config (defaults,
     the file's config sections, then `overrides`), the section as a `schema` dataclass, and the
     "FILE: " prefix for error messages. Unknown keys in either are errors naming the key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = _read_yaml(Path(path), what)
     where = f"{path}: "
     section = data.pop(name, None) if isinstance(data, dict) else None
     if not isinstance(section, dict):
