@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -36,9 +37,11 @@ class SyntheticTask:
     source: str         # one line saying where the oracle and data came from
     metric = "eval/oracle_nll"  # what evaluation reports first and sweeps optimise by default
 
-    def __post_init__(self) -> None:
-        # Held out: fresh oracle samples, as many as the training sequences, always the same.
-        self.test = self.oracle.sample(len(self.real), generator=torch.Generator().manual_seed(TEST_SEED))
+    @cached_property
+    def test(self) -> torch.Tensor:
+        """Held out: fresh oracle samples, as many as the training sequences, always the same;
+        drawn on first use (an evaluation), not by every process that loads the task."""
+        return self.oracle.sample(len(self.real), generator=torch.Generator().manual_seed(TEST_SEED))
 
     def evaluate(self, samples: torch.Tensor, nll: Callable[[torch.Tensor], float]) -> dict[str, float]:
         """NLL-oracle: the oracle's mean per-token NLL of the generator's `samples` (S, T), with
