@@ -5,14 +5,16 @@ ReLU, max over time -> concatenate (F = Σ F_k) -> one highway layer -> dropout 
 Class 1 is "real"; the reward is P(real).
 
 Each convolution is one matmul of the windows (B·T', k·E) by the filters (F_k, k·E)
-(`MaxOverTimeConv`). Windows are stored time-major (index j·E + e for token j of the window,
-embedding unit e), so every window is one contiguous run of the (B, T, E) embeddings and
-gathering them is a plain copy. Bias and ReLU commute with the max over time, so they are
-applied to the (B, F_k) maxima, not to all B·T'·F_k outputs; the backward pass puts each
-gradient only at its maximum's position. `precision="bfloat16"` runs the convolutions and the
-highway layer in bfloat16 with float32 weights, gradients and optimizer state (on this
-project's 2-core AVX-512 machine: a training step 1.7x faster, scoring 2x; see
-docs/performance.md). The highway's transform and gate are one fused (F, 2F) linear layer.
+(`MaxOverTimeConvs`: every window size in one autograd function). Windows are stored
+time-major (index j·E + e for token j of the window, embedding unit e), so every window is one
+contiguous run of the (B, T, E) embeddings and gathering them is a plain copy. Bias and ReLU
+commute with the max over time, so they are applied to the (B, F_k) maxima, not to all
+B·T'·F_k outputs; the backward pass puts each gradient only at its maximum's position.
+`precision="bfloat16"` runs the convolutions and the highway layer in bfloat16 with float32
+weights, gradients and optimizer state (on this project's 2-core AVX-512 machine, against
+float32 through oneDNN: scoring rollouts 1.6x faster, a training step 1.1x; see
+docs/performance.md). The highway's transform and gate are
+one fused (F, 2F) linear layer.
 """
 
 from __future__ import annotations
@@ -50,11 +52,6 @@ def bf16_supported(device: torch.device | str = "cpu") -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def _wide(dtype: torch.dtype) -> torch.dtype:
-    """The dtype results are returned and accumulated in: float32 for bfloat16 work."""
-    return torch.float32 if dtype == torch.bfloat16 else dtype
-
-
 def windows(x: Tensor, k: int) -> Tensor:
     """The (B·T', k·E) windows of `x` (B, T, E), time-major, T' = T − k + 1 (a copy)."""
     B, T, E = x.shape
@@ -62,38 +59,54 @@ def windows(x: Tensor, k: int) -> Tensor:
     return x.as_strided((B, T - k + 1, k * E), (T * E, E, 1)).reshape(B * (T - k + 1), k * E)
 
 
-class MaxOverTimeConv(torch.autograd.Function):
-    """max over t of windows(x, k)[b, t] · w[f]: x (B, T, E), w (F, k·E) -> (B, F).
+class MaxOverTimeConvs(torch.autograd.Function):
+    """For every window size k: max over t of windows(x, k)[b, t] · w_k[f], concatenated over
+    k: x (B, T, E), w_k (F_k, k·E) -> (B, Σ F_k), in x's dtype.
 
-    Runs in x's dtype; a bfloat16 x gives float32 results and gradients. Backward scatters each (b, f) gradient to its argmax window, then
-    two matmuls give the filter and window gradients, and the k shifted slices of the window
-    gradient add up to the input gradient. Equal to conv1d + max (a test checks it).
+    The products run in `dtype` (x and the filters are cast once each); the results, the
+    gradients of x and of the filters come back in x's dtype, and the input gradients of all
+    window sizes add up there, so bfloat16 never accumulates. Backward puts each (b, f)
+    gradient on its maximum's window (shared equally by exact ties, a valid subgradient of the
+    max), then two matmuls give the filter and window gradients, and the k shifted slices of
+    the window gradient add up to the input gradient. Equal to conv1d + max (a test checks it).
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, w: Tensor, k: int) -> Tensor:
+    def forward(ctx, x: Tensor, dtype: torch.dtype, sizes: tuple[int, ...], keep: bool,
+                *ws: Tensor) -> Tensor:
+        """`keep`: whether a backward pass follows (then each size's windows, products and
+        maxima are kept for it; otherwise each is freed before the next is computed)."""
         B, T, E = x.shape
-        win = windows(x, k)
-        w_lp = w.to(x.dtype)
-        best, where = linear(win, w_lp).view(B, T - k + 1, -1).max(dim=1)
-        ctx.save_for_backward(win, w_lp, where)
-        ctx.k, ctx.x_shape = k, x.shape
-        return best.to(_wide(x.dtype))
+        xl = x.to(dtype)
+        saved, outs = [], []
+        for k, w in zip(sizes, ws):
+            win, wl = windows(xl, k), w.to(dtype)
+            y = linear(win, wl).view(B, T - k + 1, -1)
+            best = y.amax(dim=1)  # the values only: max with indices is ~10x slower on CPU
+            if keep:
+                saved += [win, wl, y, best]
+            outs.append(best)
+        ctx.save_for_backward(*saved)
+        ctx.sizes, ctx.x_shape, ctx.wide = sizes, x.shape, x.dtype
+        return torch.cat(outs, dim=1).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        win, w_lp, where = ctx.saved_tensors
-        k, (B, T, E) = ctx.k, ctx.x_shape
-        Tp = T - k + 1
-        g = torch.zeros(B, Tp, grad.shape[1], dtype=win.dtype, device=win.device)
-        g.scatter_(1, where[:, None], grad.to(win.dtype)[:, None])
-        g = g.view(B * Tp, -1)
-        grad_w = linear(g.t(), win.t()).to(_wide(win.dtype))
-        grad_win = linear(g, w_lp.t()).view(B, Tp, k, E)
-        grad_x = torch.zeros(B, T, E, dtype=_wide(win.dtype), device=win.device)
-        for j in range(k):
-            grad_x[:, j:j + Tp] += grad_win[:, :, j]
-        return grad_x.to(win.dtype), grad_w, None
+        (B, T, E), wide, saved = ctx.x_shape, ctx.wide, ctx.saved_tensors
+        grad_x = torch.zeros(B, T, E, dtype=wide, device=grad.device)
+        grad_ws, start = [], 0
+        for i, k in enumerate(ctx.sizes):
+            win, wl, y, best = saved[4 * i:4 * i + 4]
+            Tp, n = T - k + 1, best.shape[1]
+            g_k, start = grad[:, start:start + n], start + n
+            hit = y == best[:, None]                       # (B, T', F): where each max is
+            share = (g_k / hit.sum(dim=1)).to(y.dtype)     # ties split the gradient
+            g = (hit * share[:, None]).view(B * Tp, n)
+            grad_ws.append(linear(g.t(), win.t()).to(wide))
+            grad_win = linear(g, wl.t()).view(B, Tp, k, E).to(wide)
+            for j in range(k):
+                grad_x[:, j:j + Tp] += grad_win[:, :, j]
+        return grad_x, None, None, None, *grad_ws
 
 
 class Discriminator(nn.Module):
@@ -139,9 +152,10 @@ class Discriminator(nn.Module):
 
     def features(self, tokens: Tensor) -> Tensor:
         """Max-over-time pooled convolution features of `tokens` (B, T). Returns (B, F)."""
-        x = self.embedding(tokens).to(self.compute_dtype)  # (B, T, E)
-        return torch.cat([F.relu(MaxOverTimeConv.apply(x, w, k) + b)  # bias, ReLU after the max
-                          for k, w, b in zip(self.filter_sizes, self.filter_w, self.filter_b)], dim=1)
+        x = self.embedding(tokens)  # (B, T, E)
+        best = MaxOverTimeConvs.apply(x, self.compute_dtype, tuple(self.filter_sizes),
+                                      torch.is_grad_enabled(), *self.filter_w)
+        return F.relu(best + torch.cat(list(self.filter_b)))  # bias and ReLU after the max
 
     def forward(self, tokens: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Class logits (B, 2) for `tokens` (B, T); class 1 is real. In training mode dropout

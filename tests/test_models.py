@@ -179,6 +179,21 @@ def test_convolution_equals_conv1d_forward_and_gradients():
         torch.testing.assert_close(a, b)
 
 
+def test_tied_maxima_share_the_gradient_as_amax_does():
+    """A row of one repeated token has equal windows everywhere: every position is a maximum,
+    and each maximum's gradient counts once, split among them as conv1d + amax splits it
+    (given to every tied window in full, the filter gradients would be several times too big)."""
+    d = _disc().double()
+    tokens = torch.tensor([[4] * 7, [1, 2] * 3 + [1], [0, 5, 9, 5, 9, 5, 3]])
+    weights = torch.randn(3, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    ours, ref = d.features(tokens), _conv1d_reference(d, tokens)
+    torch.testing.assert_close(ours, ref)
+    params = [d.embedding.weight, *d.filter_w]
+    for a, b in zip(torch.autograd.grad((ours * weights).sum(), params),
+                    torch.autograd.grad((ref * weights).sum(), params)):
+        torch.testing.assert_close(a, b)
+
+
 def test_bfloat16_discriminator_is_close_to_float32():
     """bfloat16 runs the matmuls at 8 bits of mantissa, with float32 weights and outputs."""
     d32 = Discriminator(50, 20, emb_dim=16, seed=0)
