@@ -68,6 +68,19 @@ def test_sampler_never_draws_zero_probability_tokens():
     assert (sample_categorical(logits, u, block=4) == 3).all()
 
 
+def test_sampler_draws_the_same_tokens_whatever_the_logits_offset():
+    """softmax ignores a constant added to a row. Logits near 0 take the CPU's path without the
+    max subtraction; +200 (exp overflows) and -1000 (exp underflows) must fall back to it and
+    draw the same tokens from the same uniforms (up to rounding at a block's edge)."""
+    R, V = 20_000, 50
+    logits = torch.randn(R, V, generator=torch.Generator().manual_seed(2)) * 3
+    u = torch.rand(R, 2, generator=torch.Generator().manual_seed(3))
+    base = sample_categorical(logits, u, block=7)
+    for shift in (200.0, -1000.0):
+        same = (sample_categorical(logits + shift, u, block=7) == base).float().mean().item()
+        assert same > 0.999, (shift, same)
+
+
 def test_prefix_shared_scoring_equals_scoring_every_row():
     """D's rollout scoring computes the windows inside each kept prefix once per sequence;
     it must give the same P(real) as scoring every completion whole, in both precisions, for
