@@ -336,7 +336,7 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
 
     def row(label: str, key: str, paper: float | None, run: str) -> None:
         o = rows.get(key)
-        ours = f"{o.mean:.3f}" if o else "not run yet"
+        ours = f"{o.mean:.3f}" if o else (_in_progress(plan, key) or "not run yet")
         ci = f"{o.ci:.3f}{'ᵗ' if o.over_seeds else ''}" if o else ""
         per_seed = " / ".join(f"{v:.3f}" for v in o.values) if o else ""
         wall = _duration(sum(o.wall_s) / len(o.wall_s)) if o and any(o.wall_s) else ""
@@ -377,6 +377,22 @@ def verdict(plan: Plan, rows: dict[str, Outcome]) -> list[str]:
                    f"`{plan.rep.baseline}`, whose difference has a 95% interval of ±{joint:.3f}: the margin "
                    f"is {'supported' if margin > joint else '**not** supported'}.")
     return out or [f"The bar (a SeqGAN run <= {BAR}, below `{plan.rep.baseline}`) is checked once they finish."]
+
+
+def _in_progress(plan: Plan, name: str) -> str | None:
+    """How far a run that started but has not finished has got, on the first seed: its last
+    adversarial iteration and last evaluation (a long run may span several sessions)."""
+    from .runlog import read_metrics
+
+    cfg, run_dir = plan.run_configs.get(name), plan.folder(plan.rep.seeds[0]) / name
+    if cfg is None or (run_dir / "summary.json").is_file() or not (run_dir / "metrics.jsonl").is_file():
+        return None
+    done = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("phase") == "adversarial"]
+    if not done:
+        return None
+    evals = _evals(done)
+    last = f"; {evals[-1]['eval/oracle_nll']:.3f} at iteration {evals[-1]['step']}" if evals else ""
+    return f"in progress: iteration {done[-1]['step']} of {cfg.train.adv_iterations}{last}"
 
 
 def _kind(cfg: Config) -> str:

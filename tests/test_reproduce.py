@@ -74,8 +74,12 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     report = (tmp_path / "doc" / "synthetic.md").read_text()
     assert "| Scheduled Sampling | 8.985 |" in report and "What we tried: nothing yet." in report
 
-    # An interrupted run (checkpoints, no summary) resumes where it stopped.
+    # An interrupted run (checkpoints, no summary) is reported as in progress, and resumes
+    # where it stopped.
     (out / "mle" / "summary.json").unlink()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--report-only"]) == 0
+    line = next(l for l in (tmp_path / "doc" / "synthetic.md").read_text().splitlines() if l.startswith("| MLE |"))
+    assert "| in progress: iteration 2 of 2; " in line and " at iteration 2 |" in line
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
     assert "mle: resuming" in capsys.readouterr().err
 
