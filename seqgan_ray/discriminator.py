@@ -13,8 +13,7 @@ B·T'·F_k outputs; the backward pass puts each gradient only at its maximum's p
 `precision="bfloat16"` runs the convolutions and the highway layer in bfloat16 with float32
 weights, gradients and optimizer state (on this project's 2-core AVX-512 machine, against
 float32 through oneDNN: scoring rollouts 1.6x faster, a training step 1.1x; see
-docs/performance.md). The highway's transform and gate are
-one fused (F, 2F) linear layer.
+docs/performance.md). The highway's transform and gate are one fused (F, 2F) linear layer.
 """
 
 from __future__ import annotations
@@ -82,7 +81,7 @@ class MaxOverTimeConvs(torch.autograd.Function):
         for k, w in zip(sizes, ws):
             win, wl = windows(xl, k), w.to(dtype)
             y = linear(win, wl).view(B, T - k + 1, -1)
-            best = y.amax(dim=1)  # the values only: max with indices is ~10x slower on CPU
+            best = y.amax(dim=1)  # the values only: max with indices is ~12x slower on CPU
             if keep:
                 saved += [win, wl, y, best]
             outs.append(best)
