@@ -1,4 +1,5 @@
-"""Checkpoints: one file per (phase, step), written atomically, the newest N kept.
+"""Checkpoints: one file per (phase, step), written atomically; the newest N are kept, and
+the last of every earlier phase (a run can start again from its pretrained generator).
 
 A checkpoint holds everything needed to continue: the generator, the rollout policy β, the
 discriminator, both roles' optimizers and RNG states, the rollout workers' RNG states, the
@@ -36,14 +37,18 @@ def _order(path: Path) -> tuple[int, int]:
 
 
 def save_checkpoint(folder: Path, name: str, state: dict[str, Any], *, keep: int) -> Path:
-    """Write `state` atomically (temporary file, then rename) and keep the newest `keep`."""
+    """Write `state` atomically (temporary file, then rename); keep the newest `keep` and the
+    newest of each phase (at most two more files: the ends of G's and D's pretraining)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.pt"
     tmp = folder / f".{name}.pt.tmp"
     torch.save(state, tmp)
     os.replace(tmp, path)
-    for old in sorted(folder.glob("*.pt"), key=_order)[:-keep]:
-        old.unlink()
+    ckpts = sorted((p for p in folder.glob("*.pt") if _order(p)[0] >= 0), key=_order)
+    newest_of_phase = {NAME.match(p.name)["phase"]: p for p in ckpts}  # sorted: the last one wins
+    for old in ckpts[:-keep]:
+        if old not in newest_of_phase.values():
+            old.unlink()
     return path
 
 

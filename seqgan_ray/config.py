@@ -165,7 +165,8 @@ class TrainConfig:
     checkpoint_every: int = 10
     """Write a checkpoint every this many adversarial iterations (and at each phase's end)."""
     keep_checkpoints: int = 3
-    """How many checkpoints to keep; the newest are kept."""
+    """How many of the newest checkpoints to keep; the last of each earlier phase (the
+    pretrained G and D, which other runs can start from) is kept as well."""
 
 
 @dataclass

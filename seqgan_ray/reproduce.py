@@ -14,7 +14,9 @@ runs, each a few overrides of that config:
 For every seed, the generator and discriminator are pretrained once into
 `<out_dir>/seed<k>/pretrain` (Random is its evaluation before the first epoch, "MLE after
 pretraining" its last); every run then starts from that checkpoint and trains
-adv_iterations iterations into `<out_dir>/seed<k>/<name>`. A run that has finished is
+adv_iterations iterations into `<out_dir>/seed<k>/<name>`. A run may pretrain D its own way
+(train.pretrain_d_rounds / pretrain_d_epochs, e.g. the paper's 50 x 3): it starts from the
+shared generator pretraining, before D's, and pretrains its own D. A run that has finished is
 skipped, one that was interrupted resumes from its newest checkpoint, so the command can be
 stopped and started again at any point. At the end (and with `--report-only`) it writes
 the report: a table beside the paper's with 95% confidence intervals, a plot like the
@@ -44,6 +46,8 @@ NOTES_MARKER = "<!-- notes: everything below this line is kept when the report i
 # written, and the length (a finished run is extended to a longer adv_iterations).
 TRIVIA = {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
           "train.checkpoint_every", "train.keep_checkpoints"}
+# Pretraining keys a run may change: it then pretrains its own D from the shared pretrained G.
+OWN_D_PRETRAINING = ("train.pretrain_d_rounds", "train.pretrain_d_epochs")
 # ... and for the shared pretraining, the adversarial phase's settings too (and rollout.*).
 UNCHECKED = TRIVIA | {"train.g_steps", "train.d_steps", "train.k_epochs", "train.method", "train.sampling_step",
                       "generator.adv_lr"}
@@ -83,6 +87,12 @@ class Plan:
             return list(self.run_configs)
         return [name for name in self.run_configs if name in self.rep.repeat]
 
+    def own_d_pretraining(self, name: str) -> bool:
+        """Whether run `name` pretrains D differently from the shared pretraining."""
+        run, base = self.run_configs[name].to_dict(), self.base.to_dict()
+        keys = [k.split(".")[1] for k in OWN_D_PRETRAINING]
+        return any(run["train"][k] != base["train"][k] for k in keys)
+
     def config(self, name: str, seed: int) -> Config:
         cfg = copy.deepcopy(self.run_configs[name])
         cfg.run.seed = seed
@@ -103,10 +113,10 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
             raise ConfigError(f"{where}reproduce.runs: '{name}' cannot name a run (use letters, digits, _)")
         cfg = copy.deepcopy(base)
         for key, value in (changes or {}).items():
-            if key.partition(".")[2].startswith("pretrain_") or key.startswith(("data.", "generator.emb",
-                                                                                    "generator.hidden")):
-                raise ConfigError(f"{where}reproduce.runs.{name}: {key} changes pretraining, which every "
-                                  f"run shares; set it in the config sections instead")
+            if _changes_shared_pretraining(key):
+                raise ConfigError(f"{where}reproduce.runs.{name}: {key} changes the generator's "
+                                  f"pretraining, which every run shares; set it in the config sections "
+                                  f"instead (a run may change only {' and '.join(OWN_D_PRETRAINING)})")
             set_key(cfg, key, value, where=f"{where}reproduce.runs.{name}: ")
         validate(cfg)
         plan.run_configs[name] = cfg
@@ -116,6 +126,13 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     if rep.baseline not in rep.runs:
         raise ConfigError(f"{where}reproduce.baseline '{rep.baseline}' is not one of reproduce.runs")
     return plan
+
+
+def _changes_shared_pretraining(key: str) -> bool:
+    if key in OWN_D_PRETRAINING:
+        return False
+    return key.partition(".")[2].startswith("pretrain_") or key.startswith(("data.", "generator.emb",
+                                                                            "generator.hidden"))
 
 
 # --------------------------------------------------------------------------- running
@@ -133,11 +150,22 @@ def run_plan(plan: Plan, spec) -> None:
         done += 1
         _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
                    ignored=_pretraining_only)
-        start = latest_checkpoint(pre_dir / "checkpoints")
+        pretrained = latest_checkpoint(pre_dir / "checkpoints")
         for name in plan.runs_for(seed):
             done += 1
-            _train_one(f"[{done}/{total}] seed {seed}: {name}", plan.config(name, seed), folder / name,
-                       spec, start_from=start)
+            cfg = plan.config(name, seed)
+            start = _generator_pretrained(pre_dir, cfg) if plan.own_d_pretraining(name) else pretrained
+            _train_one(f"[{done}/{total}] seed {seed}: {name}", cfg, folder / name, spec, start_from=start)
+
+
+def _generator_pretrained(pre_dir: Path, cfg: Config) -> Path:
+    """The shared pretraining's checkpoint at the end of MLE, before D's pretraining."""
+    path = pre_dir / "checkpoints" / f"pretrain_g_{cfg.train.pretrain_g_epochs:06d}.pt"
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: a run that pretrains its own discriminator starts from "
+                          f"it (earlier versions kept only the newest checkpoints); delete {pre_dir} "
+                          f"to pretrain again")
+    return path
 
 
 def _differences(run_dir: Path, cfg: Config, ignored: Callable[[str], bool]) -> list[tuple[str, Any, Any]]:

@@ -212,3 +212,15 @@ def test_a_batch_larger_than_the_data_is_an_error_before_anything_is_written(tmp
     with pytest.raises(DataError, match=r"8 training sequences, fewer than one batch \(generator.batch_size=16"):
         train(cfg, load_task(cfg.data), local_roles(cfg), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_pruning_keeps_the_newest_and_the_end_of_each_phase(tmp_path):
+    from seqgan_ray.checkpoint import save_checkpoint
+
+    (tmp_path / "notes.pt").write_bytes(b"not ours")
+    for name in ("pretrain_g_000001", "pretrain_g_000002", "pretrain_d_000001", "pretrain_d_000002",
+                 "adversarial_000001", "adversarial_000002", "adversarial_000003"):
+        save_checkpoint(tmp_path, name, {"step": name}, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.pt")) == [
+        "adversarial_000002.pt", "adversarial_000003.pt", "notes.pt", "pretrain_d_000002.pt",
+        "pretrain_g_000002.pt"]

@@ -1,6 +1,7 @@
 """`run.py reproduce`: the reproduce file, one pretraining shared by the runs, resuming, the report."""
 
 import json
+import shutil
 
 import pytest
 import yaml
@@ -24,7 +25,7 @@ def _file(tmp_path, runs, **section):
 @pytest.mark.parametrize("section, message", [
     ({"runs": {}}, "reproduce.runs is empty"),
     ({"runs": {"mle": {"train.method": "mle"}}, "colour": 1}, "unknown config key 'reproduce.colour'"),
-    ({"runs": {"mle": {"train.pretrain_g_epochs": 3}}}, "changes pretraining"),
+    ({"runs": {"mle": {"train.pretrain_g_epochs": 3}}}, "changes the generator's pretraining"),
     ({"runs": {"mle": {"train.method": "mel"}}}, "train.method"),
     ({"runs": {"mle": {"rollout.num_rolouts": 3}}}, "did you mean 'rollout.num_rollouts'"),
     ({"runs": {"seqgan": {}}}, "reproduce.baseline 'mle' is not one of reproduce.runs"),
@@ -89,6 +90,32 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
     assert "pretrain was trained with train.pretrain_g_epochs=2" in capsys.readouterr().err
+
+
+def test_a_run_may_pretrain_its_own_discriminator(tmp_path, capsys):
+    from seqgan_ray.runlog import read_metrics
+
+    runs = {"mle": {"train.method": "mle"},
+            "seqgan_paper_d": {"train.pretrain_d_rounds": 3, "train.pretrain_d_epochs": 2}}
+    path = _file(tmp_path, runs)
+    data = yaml.safe_load(path.read_text())
+    data["train"]["keep_checkpoints"] = 1  # the shared G checkpoint must survive pruning all the same
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    out = tmp_path / "runs" / "seed0"
+    shared = json.loads((out / "pretrain" / "summary.json").read_text())
+    own = json.loads((out / "seqgan_paper_d" / "summary.json").read_text())
+    assert own["oracle_nll_after_pretraining"] == shared["oracle_nll_after_pretraining"]  # the same G
+    metrics = read_metrics(out / "seqgan_paper_d" / "metrics.jsonl")
+    assert [m["step"] for m in metrics if m["phase"] == "pretrain_d"] == [1, 2, 3]  # its own D pretraining
+    assert {m["phase"] for m in read_metrics(out / "mle" / "metrics.jsonl")} == {"adversarial"}
+
+    # A shared pretraining without its G checkpoint is named, with the fix.
+    (out / "pretrain" / "checkpoints" / "pretrain_g_000002.pt").unlink()
+    shutil.rmtree(out / "seqgan_paper_d")
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
+    assert "pretrain_g_000002.pt is missing" in capsys.readouterr().err
 
 
 def test_background_runs_detached_and_logs(tmp_path, capsys):
