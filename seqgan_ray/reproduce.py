@@ -441,6 +441,29 @@ def _duration(seconds: float) -> str:
     return f"{m // 60} h {m % 60:02d} min" if m >= 60 else f"{m} min {int(seconds % 60):02d} s"
 
 
+def figure2_curves(plan: Plan) -> dict[str, tuple[list[int], list[float]]]:
+    """label -> (epochs, NLL-oracle) on the first seed: the shared MLE pretraining, then every
+    run from its end; a run still in progress is drawn as far as it has got."""
+    from .runlog import read_metrics
+
+    folder = plan.folder(plan.rep.seeds[0])
+    pre = _read(folder / "pretrain")
+    if pre is None:
+        return {}
+    ev = [r for r in _evals(pre[1]) if r["epoch"] > 0]
+    curves = {"MLE pretraining": ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])}
+    start = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
+    for name in plan.run_configs:
+        run_dir = folder / name
+        if not (run_dir / "metrics.jsonl").is_file():
+            continue
+        ev = _evals(read_metrics(run_dir / "metrics.jsonl"), "adversarial")
+        label = name if (run_dir / "summary.json").is_file() else f"{name} (in progress)"
+        if ev:
+            curves[label] = ([start[0]] + [r["epoch"] for r in ev], [start[1]] + [r["eval/oracle_nll"] for r in ev])
+    return curves
+
+
 def plot_figure2(plan: Plan, png: Path) -> None:
     """NLL-oracle against epochs, pretraining then every run, for the first seed. The y range
     is the MLE plateau's neighbourhood; a run that falls far below it (a collapse) is cut off,
@@ -450,19 +473,8 @@ def plot_figure2(plan: Plan, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    folder = plan.folder(plan.rep.seeds[0])
+    curves = figure2_curves(plan)
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    pre = _read(folder / "pretrain")
-    curves: dict[str, tuple[list[float], list[float]]] = {}
-    if pre is not None:
-        ev = [r for r in _evals(pre[1]) if r["epoch"] > 0]
-        curves["MLE pretraining"] = ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
-        start = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
-        for name in plan.run_configs:
-            run = _read(folder / name)
-            if run is not None:
-                ev = _evals(run[1], "adversarial")
-                curves[name] = ([start[0]] + [r["epoch"] for r in ev], [start[1]] + [r["eval/oracle_nll"] for r in ev])
     lo = hi = None
     if curves:
         plateau = curves["MLE pretraining"][1][-1]

@@ -8,7 +8,7 @@ import yaml
 
 from seqgan_ray.cli import main
 from seqgan_ray.config import ConfigError
-from seqgan_ray.reproduce import NOTES_MARKER, load_plan
+from seqgan_ray.reproduce import NOTES_MARKER, figure2_curves, load_plan
 from tests.conftest import TINY
 
 
@@ -81,6 +81,9 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     assert main(["reproduce", "--config", str(path), "--no-ray", "--report-only"]) == 0
     line = next(l for l in (tmp_path / "doc" / "synthetic.md").read_text().splitlines() if l.startswith("| MLE |"))
     assert "| in progress: iteration 2 of 2; " in line and " at iteration 2 |" in line
+    curves = figure2_curves(load_plan(path))  # drawn as far as it has got
+    assert set(curves) == {"MLE pretraining", "seqgan", "scheduled_sampling", "mle (in progress)"}
+    assert curves["mle (in progress)"][0] == [2, 3, 4]  # from the end of pretraining, epoch by epoch
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
     assert "mle: resuming" in capsys.readouterr().err
 
