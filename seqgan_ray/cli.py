@@ -113,6 +113,9 @@ def build_reproduce_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-ray", action="store_true", help="every role in this process, without Ray")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: rewrite the report from the runs on disk")
+    p.add_argument("--runs", metavar="NAME[,NAME]", default=None,
+                   help="train only these runs of the file now (and the pretraining they start "
+                        "from), in the file's order; the report still covers every run")
     p.add_argument("--background", action="store_true",
                    help="run detached from this terminal, output to <out_dir>/reproduce.log; start "
                         "the same command again to continue it after a stop")
@@ -218,6 +221,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     from .reproduce import load_plan, run_plan, start_in_background, write_report
 
     plan = load_plan(args.config, args.overrides)
+    only = plan.select(args.runs.split(",")) if args.runs else None
     command = " ".join(["python run.py reproduce", f"--config {args.config}", *args.overrides])
     args.run_dir = plan.rep.out_dir  # named by the interruption message
     if args.background:
@@ -233,7 +237,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
             spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
             connect(spec, argv)
-        run_plan(plan, spec)
+        run_plan(plan, spec, only=only)
     print(f"report: {write_report(plan, command)}")
     return 0
 

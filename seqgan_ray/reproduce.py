@@ -87,6 +87,14 @@ class Plan:
             return list(self.run_configs)
         return [name for name in self.run_configs if name in self.rep.repeat]
 
+    def select(self, names: list[str]) -> list[str]:
+        """`names` checked against the file's runs (for --runs)."""
+        unknown = [n for n in names if n not in self.run_configs]
+        if unknown or not names:
+            raise ConfigError(f"--runs {','.join(names)}: {', '.join(unknown) or 'no name'} is not a run of "
+                              f"{self.source}; its runs are {', '.join(self.run_configs)}")
+        return names
+
     def own_d_pretraining(self, name: str) -> bool:
         """Whether run `name` pretrains D differently from the shared pretraining."""
         run, base = self.run_configs[name].to_dict(), self.base.to_dict()
@@ -137,11 +145,15 @@ def _changes_shared_pretraining(key: str) -> bool:
 
 # --------------------------------------------------------------------------- running
 
-def run_plan(plan: Plan, spec) -> None:
-    """Pretrain each seed once, then every run from it; finished runs are skipped."""
+def run_plan(plan: Plan, spec, *, only: list[str] | None = None) -> None:
+    """Pretrain each seed once, then every run (or those in `only`) from it; finished runs
+    are skipped."""
     from .checkpoint import latest_checkpoint
 
-    total = sum(1 + len(plan.runs_for(seed)) for seed in plan.rep.seeds)
+    def todo(seed: int) -> list[str]:
+        return [name for name in plan.runs_for(seed) if only is None or name in only]
+
+    total = sum(1 + len(todo(seed)) for seed in plan.rep.seeds)
     done = 0
     for seed in plan.rep.seeds:
         folder = plan.folder(seed)
@@ -151,7 +163,7 @@ def run_plan(plan: Plan, spec) -> None:
         _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
                    ignored=_pretraining_only)
         pretrained = latest_checkpoint(pre_dir / "checkpoints")
-        for name in plan.runs_for(seed):
+        for name in todo(seed):
             done += 1
             cfg = plan.config(name, seed)
             start = _generator_pretrained(pre_dir, cfg) if plan.own_d_pretraining(name) else pretrained

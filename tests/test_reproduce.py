@@ -121,6 +121,17 @@ def test_a_run_may_pretrain_its_own_discriminator(tmp_path, capsys):
     assert "pretrain_g_000002.pt is missing" in capsys.readouterr().err
 
 
+def test_runs_option_trains_only_the_named_runs(tmp_path, capsys):
+    path = _file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}})
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "seqgn"]) == 2
+    assert "seqgn is not a run of" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "mle"]) == 0
+    out = tmp_path / "runs" / "seed0"
+    assert (out / "mle" / "summary.json").is_file() and not (out / "seqgan").exists()
+    line = next(l for l in (tmp_path / "doc" / "synthetic.md").read_text().splitlines() if l.startswith("| SeqGAN |"))
+    assert "| not run yet |" in line
+
+
 def test_background_runs_detached_and_logs(tmp_path, capsys):
     import time
 
