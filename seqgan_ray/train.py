@@ -265,7 +265,7 @@ class Trainer:
                    "pool/restarts": float(pool.restarts)}
         if d is not None:
             metrics.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})
-        return metrics, f"reward {rewards_mean:.3f}"
+        return metrics, f"reward {rewards_mean:.2g}"
 
     def _mle_iteration(self, it: int) -> tuple[dict[str, float], str]:
         """One more MLE epoch (method mle), or one of scheduled sampling, whose chance of
