@@ -106,7 +106,9 @@ def build_reproduce_parser() -> argparse.ArgumentParser:
                     "finished runs are skipped, interrupted ones continue from their checkpoints.",
         epilog="The file is a config plus a 'reproduce:' section; see configs/reproduce_synthetic.yaml "
                "and docs/results/synthetic.md.")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides of the shared config")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="overrides of the shared config (generator.shuffle=false) or of the "
+                        "reproduce section (reproduce.out_dir=runs/other)")
     p.add_argument("--config", type=Path, default=Path("configs/reproduce_synthetic.yaml"),
                    help="reproduce file (default configs/reproduce_synthetic.yaml)")
     p.add_argument("--cluster", type=Path, default=None, help="ray up cluster file (default clusters/local.yaml)")

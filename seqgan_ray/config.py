@@ -83,6 +83,9 @@ class GeneratorConfig:
     """Global gradient-norm clip for both kinds of update."""
     batch_size: int = 64
     """Batch of MLE pretraining and of each policy-gradient step."""
+    shuffle: bool = True
+    """Shuffle the training sequences every MLE epoch; false walks them in the file's order
+    every epoch, the same batches each time, as the reference code's data loader does."""
 
 
 @dataclass
@@ -301,7 +304,8 @@ def load_with_section(path: str | Path, name: str, schema: type, overrides: list
                       what: str, hint: str) -> tuple[Config, Any, str]:
     """A config file with one more top-level section (`tune:`, `reproduce:`): the config (defaults,
     the file's config sections, then `overrides`), the section as a `schema` dataclass, and the
-    "FILE: " prefix for error messages. Unknown keys in either are errors naming the key."""
+    "FILE: " prefix for error messages. An override `<name>.key=value` sets a key of the section.
+    Unknown keys in either are errors naming the key."""
     data = _read_yaml(Path(path), what)
     where = f"{path}: "
     section = data.pop(name, None) if isinstance(data, dict) else None
@@ -309,10 +313,16 @@ def load_with_section(path: str | Path, name: str, schema: type, overrides: list
         raise ConfigError(f"{where}no '{name}:' section ({hint})")
     base = Config()
     merge_dict(base, data, where=where)
-    for text in overrides:
-        set_key(base, *parse_override(text), where="override: ")
-    validate(base)
     names = sorted(f.name for f in dataclasses.fields(schema))
+    for text in overrides:
+        key, value = parse_override(text)
+        if key.startswith(f"{name}."):
+            if key.split(".", 1)[1] not in names:
+                raise unknown_key(key, [f"{name}.{n}" for n in names], "override: ")
+            section[key.split(".", 1)[1]] = value
+        else:
+            set_key(base, key, value, where="override: ")
+    validate(base)
     for key in section:
         if key not in names:
             raise unknown_key(f"{name}.{key}", [f"{name}.{n}" for n in names], where)
@@ -357,6 +367,10 @@ def validate(cfg: Config) -> None:
     if cfg.train.pretrain_workers and not cfg.data.corpus:
         raise ConfigError("'train.pretrain_workers' (MLE on Ray Train) streams a text corpus's Parquet "
                           "shards; set data.corpus, or leave train.pretrain_workers at 0")
+    if cfg.train.pretrain_workers and not cfg.generator.shuffle:
+        raise ConfigError("'generator.shuffle' false (the file's order every epoch) is for MLE in one "
+                          "process; Ray Train's workers read the shards in a shuffled stream: leave "
+                          "train.pretrain_workers at 0, or generator.shuffle true")
     if cfg.train.method not in METHODS:
         raise ConfigError(f"'train.method' must be one of {', '.join(METHODS)}, got {cfg.train.method!r}")
     if not 0.0 < cfg.train.sampling_step <= 1.0:

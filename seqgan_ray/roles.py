@@ -103,12 +103,15 @@ class GeneratorLearner:
         return float(norm)
 
     def pretrain_epoch(self, sampling_prob: float = 0.0) -> float:
-        """One MLE epoch over the data in shuffled batches; returns the mean NLL per token.
+        """One MLE epoch over the data in batches (shuffled, or in order with
+        generator.shuffle false); returns the mean NLL per token.
         With `sampling_prob` > 0, scheduled sampling: inputs are the model's own samples with
         that probability."""
         assert self.data is not None, "call set_data first"
         g, B = self.generator, self.cfg.generator.batch_size
-        order = torch.randperm(self.data.shape[0], generator=self.rng, device=self.device)
+        n = self.data.shape[0]
+        order = (torch.randperm(n, generator=self.rng, device=self.device) if self.cfg.generator.shuffle
+                 else torch.arange(n, device=self.device))
         total, batches = 0.0, 0
         for i in range(0, len(order) - B + 1, B):  # full batches only, as the reference code
             batch = self.data[order[i:i + B]]

@@ -37,6 +37,15 @@ def test_reproduce_file_errors_name_the_key(tmp_path, section, message):
         load_plan(path)
 
 
+def test_overrides_reach_the_reproduce_section(tmp_path):
+    path = _file(tmp_path, {"mle": {"train.method": "mle"}})
+    plan = load_plan(path, ["generator.shuffle=false", "reproduce.out_dir=elsewhere", "reproduce.seeds=[3, 4]"])
+    assert plan.rep.out_dir == "elsewhere" and plan.rep.seeds == [3, 4]
+    assert plan.base.generator.shuffle is False and plan.run_configs["mle"].generator.shuffle is False
+    with pytest.raises(ConfigError, match="override: unknown config key 'reproduce.out_dri'; did you mean 'reproduce.out_dir'"):
+        load_plan(path, ["reproduce.out_dri=x"])
+
+
 def test_no_reproduce_section(tmp_path):
     path = tmp_path / "plain.yaml"
     path.write_text("train: {adv_iterations: 2}\n")

@@ -126,3 +126,20 @@ def test_learner_state_dict_roundtrip(steps_after):
         assert a.pretrain_epoch() == b.pretrain_epoch()
     assert torch.equal(a.sample(8), b.sample(8))
     assert torch.equal(a.rollout_policy.W, b.rollout_policy.W)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_mle_epoch_walks_the_data_in_order_only_without_shuffle(shuffle):
+    from seqgan_ray.losses import mle_loss
+
+    cfg = _cfg()
+    cfg.generator.shuffle = shuffle
+    data = _real(cfg, 256)
+    learner, twin = GeneratorLearner(cfg, seed=0), GeneratorLearner(cfg, seed=0)
+    learner.set_data(data)
+    learner.pretrain_epoch()
+    for i in range(0, 256, 32):  # the reference code's loader: the file's batches, in order
+        g = twin.generator
+        twin._apply(mle_loss(g.log_probs(data[i:i + 32]), g.mask(data[i:i + 32])), twin.mle_opt)
+    same = all(torch.equal(a, b) for a, b in zip(_params(learner.generator), _params(twin.generator)))
+    assert same == (not shuffle)

@@ -156,8 +156,10 @@ def test_mle_pretraining_on_ray_train_then_adversarial_training(ray_cluster, tmp
     assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "pretrain_g_000002.pt"
 
 
-def test_ray_train_pretraining_needs_a_corpus():
+def test_ray_train_pretraining_needs_a_corpus_and_shuffled_batches():
     from seqgan_ray.config import ConfigError, load_config
 
     with pytest.raises(ConfigError, match="train.pretrain_workers"):
         load_config(None, ["train.pretrain_workers=2"])
+    with pytest.raises(ConfigError, match="generator.shuffle"):
+        load_config(None, ["train.pretrain_workers=2", "data.corpus=x", "generator.shuffle=false"])
