@@ -70,6 +70,7 @@ class Plan:
     base: Config
     rep: ReproduceConfig
     source: Path                                # the reproduce file
+    overrides: list[str] = field(default_factory=list)  # key=value from the command line
     run_configs: dict[str, Config] = field(default_factory=dict)
 
     def folder(self, seed: int) -> Path:
@@ -115,7 +116,7 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
         raise ConfigError(f"{where}reproduce.runs is empty; name at least one run (e.g. seqgan: {{}})")
     if not rep.seeds or not all(isinstance(s, int) for s in rep.seeds):
         raise ConfigError(f"{where}reproduce.seeds must be a list of integers, got {rep.seeds!r}")
-    plan = Plan(base, rep, Path(path))
+    plan = Plan(base, rep, Path(path), list(overrides))
     for name, changes in rep.runs.items():
         if name == "pretrain" or not str(name).isidentifier():
             raise ConfigError(f"{where}reproduce.runs: '{name}' cannot name a run (use letters, digits, _)")
@@ -395,7 +396,8 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
               f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
               f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
               f"(seed {rep.seeds[0]}).", "", "## Configs", "",
-              f"Every run: `{plan.source}` (below, as read); each run changes only the keys in the "
+              f"Every run: `{plan.source}` (below, as read){_with_overrides(plan)}; each run changes "
+              f"only the keys in the "
               f"table's 'our run' column; `{rep.out_dir}/seed<k>/<run>/config.yaml` holds each "
               f"run's whole config.", "", "```yaml", plan.source.read_text().rstrip(), "```"]
     return "\n".join(lines) + "\n"
@@ -433,6 +435,10 @@ def _in_progress(plan: Plan, name: str) -> str | None:
     evals = _evals(done)
     last = f"; {evals[-1]['eval/oracle_nll']:.3f} at iteration {evals[-1]['step']}" if evals else ""
     return f"in progress: iteration {done[-1]['step']} of {cfg.train.adv_iterations}{last}"
+
+
+def _with_overrides(plan: Plan) -> str:
+    return f", with `{' '.join(plan.overrides)}` from the command line" if plan.overrides else ""
 
 
 def _kind(cfg: Config) -> str:

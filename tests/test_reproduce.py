@@ -8,7 +8,7 @@ import yaml
 
 from seqgan_ray.cli import main
 from seqgan_ray.config import ConfigError
-from seqgan_ray.reproduce import NOTES_MARKER, figure2_curves, load_plan
+from seqgan_ray.reproduce import NOTES_MARKER, figure2_curves, load_plan, render
 from tests.conftest import TINY
 
 
@@ -42,6 +42,8 @@ def test_overrides_reach_the_reproduce_section(tmp_path):
     plan = load_plan(path, ["generator.shuffle=false", "reproduce.out_dir=elsewhere", "reproduce.seeds=[3, 4]"])
     assert plan.rep.out_dir == "elsewhere" and plan.rep.seeds == [3, 4]
     assert plan.base.generator.shuffle is False and plan.run_configs["mle"].generator.shuffle is False
+    report = render(plan, {}, "figure.png", "python run.py reproduce ...")
+    assert "(below, as read), with `generator.shuffle=false reproduce.out_dir=elsewhere" in report
     with pytest.raises(ConfigError, match="override: unknown config key 'reproduce.out_dri'; did you mean 'reproduce.out_dir'"):
         load_plan(path, ["reproduce.out_dri=x"])
 
