@@ -223,7 +223,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     from .reproduce import load_plan, run_plan, start_in_background, write_report
 
     plan = load_plan(args.config, args.overrides)
-    only = plan.select(args.runs.split(",")) if args.runs else None
+    only = plan.select(args.runs.split(",")) if args.runs is not None else None
     command = " ".join(["python run.py reproduce", f"--config {args.config}", *args.overrides])
     args.run_dir = plan.rep.out_dir  # named by the interruption message
     if args.background:

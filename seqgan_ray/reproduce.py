@@ -91,16 +91,15 @@ class Plan:
     def select(self, names: list[str]) -> list[str]:
         """`names` checked against the file's runs (for --runs)."""
         unknown = [n for n in names if n not in self.run_configs]
-        if unknown or not names:
-            raise ConfigError(f"--runs {','.join(names)}: {', '.join(unknown) or 'no name'} is not a run of "
+        if unknown:
+            raise ConfigError(f"--runs {','.join(names)}: {', '.join(map(repr, unknown))} is not a run of "
                               f"{self.source}; its runs are {', '.join(self.run_configs)}")
         return names
 
     def own_d_pretraining(self, name: str) -> bool:
         """Whether run `name` pretrains D differently from the shared pretraining."""
-        run, base = self.run_configs[name].to_dict(), self.base.to_dict()
-        keys = [k.split(".")[1] for k in OWN_D_PRETRAINING]
-        return any(run["train"][k] != base["train"][k] for k in keys)
+        run, base = self.run_configs[name].train, self.base.train
+        return any(getattr(run, k.split(".")[1]) != getattr(base, k.split(".")[1]) for k in OWN_D_PRETRAINING)
 
     def config(self, name: str, seed: int) -> Config:
         cfg = copy.deepcopy(self.run_configs[name])

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 import yaml
 
 from seqgan_ray.cli import main
@@ -117,9 +118,11 @@ def test_a_run_may_pretrain_its_own_discriminator(tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
     out = tmp_path / "runs" / "seed0"
-    shared = json.loads((out / "pretrain" / "summary.json").read_text())
-    own = json.loads((out / "seqgan_paper_d" / "summary.json").read_text())
-    assert own["oracle_nll_after_pretraining"] == shared["oracle_nll_after_pretraining"]  # the same G
+    # Its D pretraining started from the shared pretrained G (which D pretraining leaves as it is).
+    shared = torch.load(out / "pretrain" / "checkpoints" / "pretrain_g_000002.pt", weights_only=True)
+    own = torch.load(out / "seqgan_paper_d" / "checkpoints" / "pretrain_d_000003.pt", weights_only=True)
+    for key, value in shared["learner"]["generator"].items():
+        assert torch.equal(value, own["learner"]["generator"][key]), key
     metrics = read_metrics(out / "seqgan_paper_d" / "metrics.jsonl")
     assert [m["step"] for m in metrics if m["phase"] == "pretrain_d"] == [1, 2, 3]  # its own D pretraining
     assert {m["phase"] for m in read_metrics(out / "mle" / "metrics.jsonl")} == {"adversarial"}
@@ -135,7 +138,9 @@ def test_a_run_may_pretrain_its_own_discriminator(tmp_path, capsys):
 def test_runs_option_trains_only_the_named_runs(tmp_path, capsys):
     path = _file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}})
     assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "seqgn"]) == 2
-    assert "seqgn is not a run of" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    assert "'seqgn' is not a run of" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", ""]) == 2  # not "every run"
+    assert "'' is not a run of" in capsys.readouterr().err
     assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "mle"]) == 0
     out = tmp_path / "runs" / "seed0"
     assert (out / "mle" / "summary.json").is_file() and not (out / "seqgan").exists()
