@@ -16,6 +16,7 @@ figures of a full run and what they mean.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -36,9 +37,9 @@ from .flops import Counts, Work, adversarial_evals, pretrain_evals
 from .oracle import seeded_oracle
 from .kernels import linear
 from .rewards import complete_prefixes, mc_rewards, mc_rewards_reference, rollout_uniforms
-from .roles import DiscriminatorTrainer, GeneratorLearner, make_discriminator, make_generator
+from .roles import DiscriminatorTrainer, GeneratorLearner, RolloutWorker, make_discriminator, make_generator
 
-SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling")
+SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "gpu")  # gpu: skipped without one
 PRECISIONS = ("float32", "bfloat16")
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_synthetic.yaml"
 
@@ -581,9 +582,71 @@ def section_scaling(ctx: Context) -> None:
 
 # --------------------------------------------------------------------------- main
 
+# --------------------------------------------------------------------------- 6. GPU
+
+def section_gpu(ctx: Context) -> None:
+    """On a GPU: the paper's D epoch with each step eager and replayed from a CUDA graph
+    (interleaved), the graph's parity with the eager step, an MLE epoch and a rewards batch."""
+    if not torch.cuda.is_available():
+        print("\ngpu: skipped, torch sees no GPU")
+        return
+    s, cfgs = ctx.sizes, {p: ctx.paper_config(p) for p in PRECISIONS}
+    tc = cfgs["float32"].train
+    real = seeded_oracle(cfgs["float32"].data).sample(cfgs["float32"].data.num_train,
+                                                       generator=torch.Generator().manual_seed(1))
+    fake = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(2))][:tc.num_negatives]
+
+    def trainer(cfg: Config, graph: bool, dropout: float | None = None) -> DiscriminatorTrainer:
+        cfg = copy.deepcopy(cfg)
+        cfg.train.cuda_graphs = graph
+        if dropout is not None:
+            cfg.discriminator.dropout = dropout
+        t = DiscriminatorTrainer(cfg, 10)
+        t.set_data(real)
+        return t
+
+    ctx.log("gpu: parity of the graphed D step with the eager one (dropout 0, one epoch)")
+    a, b = trainer(cfgs["float32"], False, 0.0), trainer(cfgs["float32"], True, 0.0)
+    sa, sb = a.train(fake, 1), b.train(fake, 1)
+    pa, pb = torch.cat([p.flatten() for p in a.discriminator.parameters()]), \
+        torch.cat([p.flatten() for p in b.discriminator.parameters()])
+    parity = {"rel_err": ((pa - pb).norm() / pa.norm()).item(), "loss_eager": sa.loss, "loss_graph": sb.loss,
+              "replaying": b.graphed is not None and b.graphed.replaying}
+    rows, out = [], {"parity": parity}
+    for p, cfg in cfgs.items():
+        ctx.log(f"gpu: one D epoch ({len(real)} real + {len(fake)} fake), eager vs CUDA graph, {p}")
+        eager, graph = trainer(cfg, False), trainer(cfg, True)
+        graph.train(fake[:64 * 8], 1)  # warm-up steps and the recording
+        t = interleaved({"eager": lambda: eager.train(fake, 1), "graph": lambda: graph.train(fake, 1)}, s.repeats)
+        out[p] = {**t, "replaying": graph.graphed is not None and graph.graphed.replaying}
+        rows.append([f"D epoch, {p}", t["eager"], t["graph"], t["eager"] / t["graph"]])
+    ctx.log("gpu: an MLE epoch and a rewards batch")
+    learner = GeneratorLearner(cfgs["float32"], 0)
+    learner.set_data(real)
+    eager_cfg = copy.deepcopy(cfgs["float32"])
+    eager_cfg.train.cuda_graphs = False
+    eager_learner = GeneratorLearner(eager_cfg, 0)
+    eager_learner.set_data(real)
+    out["mle_epoch"] = interleaved({"eager": eager_learner.pretrain_epoch, "graph": learner.pretrain_epoch}, s.repeats)
+    cfg = cfgs["float32"]
+    worker_seqs = learner.sample(cfg.generator.batch_size)
+    w = RolloutWorker(cfg, 0)
+    w.set_weights(learner.rollout_weights(), DiscriminatorTrainer(cfg, 10).weights())
+    w.rewards(worker_seqs)
+    out["rewards"] = statistics.median(clock(lambda: w.rewards(worker_seqs)) for _ in range(s.repeats))
+    m = out["mle_epoch"]
+    rows += [["MLE epoch", m["eager"], m["graph"], m["eager"] / m["graph"]],
+             [f"rewards, B={cfg.generator.batch_size}, N={cfg.rollout.num_rollouts}", out["rewards"], "", ""]]
+    ctx.results["gpu"] = out
+    table(f"gpu: {torch.cuda.get_device_name(0)} (seconds)", ["part", "eager", "CUDA graph", "speed-up"], rows,
+          [f"graph parity (dropout 0, 1 epoch): parameters' relative difference {parity['rel_err']:.1e}, "
+           f"mean loss {parity['loss_eager']:.4f} eager vs {parity['loss_graph']:.4f} graphed; "
+           f"replaying: {parity['replaying']}"])
+
+
 RUNNERS: dict[str, Callable[[Context], None]] = {"rewards": section_rewards, "flops": section_flops,
                                                  "iteration": section_iteration, "pool": section_pool,
-                                                 "scaling": section_scaling}
+                                                 "scaling": section_scaling, "gpu": section_gpu}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

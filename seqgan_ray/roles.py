@@ -13,6 +13,7 @@ Ray actor from outside, `ray.remote(num_cpus=...)(GeneratorLearner)`, in
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any, NamedTuple
 
 import torch
@@ -20,6 +21,7 @@ from torch import Tensor
 
 from .config import Config
 from .discriminator import Discriminator
+from .graphs import GraphedStep
 from .losses import discriminator_loss, mle_loss, policy_gradient_loss
 from .policy import LSTMPolicy
 from .rewards import mc_rewards
@@ -41,6 +43,17 @@ def _set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
 def pick_device() -> torch.device:
     """The GPU when this process has one (Ray sets CUDA_VISIBLE_DEVICES from num_gpus), else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def restore_rng(rng: torch.Generator, state: Tensor) -> None:
+    """`rng.set_state(state)`, or, for a state saved by a generator of another device type (a
+    run checkpointed on a GPU and resumed on a CPU, or the reverse: their states differ in
+    kind and size), a new stream seeded from that state. The run goes on, reproducibly, but
+    it no longer draws the numbers an uninterrupted run would have."""
+    try:
+        rng.set_state(state)
+    except RuntimeError:
+        rng.manual_seed(int.from_bytes(hashlib.sha256(state.numpy().tobytes()).digest()[:8], "little"))
 
 
 def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
@@ -83,10 +96,13 @@ class GeneratorLearner:
         self.generator = make_generator(cfg, seed).to(self.device)
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)  # β
         g = cfg.generator
-        self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=g.lr, fused=True)
+        graphed = self.device.type == "cuda" and cfg.train.cuda_graphs
+        self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=g.lr, fused=True, capturable=graphed)
         self.pg_opt = torch.optim.Adam(self.generator.parameters(), lr=g.adv_lr, fused=True)
         self.rng = torch.Generator(self.device).manual_seed(seed + 1)
         self.data: Tensor | None = None
+        self.mle_loss_sum = torch.zeros((), device=self.device)
+        self.graphed_mle = GraphedStep(self._mle_step) if graphed else None  # plain MLE steps only
 
     def set_data(self, data: Tensor) -> None:
         self.data = data.to(self.device)
@@ -112,15 +128,30 @@ class GeneratorLearner:
         n = self.data.shape[0]
         order = (torch.randperm(n, generator=self.rng, device=self.device) if self.cfg.generator.shuffle
                  else torch.arange(n, device=self.device))
-        total, batches = 0.0, 0
+        self.mle_loss_sum.zero_()
+        batches = 0
         for i in range(0, len(order) - B + 1, B):  # full batches only, as the reference code
             batch = self.data[order[i:i + B]]
-            logp = (g.log_probs_scheduled(batch, sampling_prob, generator=self.rng) if sampling_prob > 0
-                    else g.log_probs(batch))
-            loss = mle_loss(logp, g.mask(batch))
-            self._apply(loss, self.mle_opt)
-            total, batches = total + loss.item(), batches + 1
-        return total / max(batches, 1)
+            if sampling_prob > 0:
+                logp = g.log_probs_scheduled(batch, sampling_prob, generator=self.rng)
+                loss = mle_loss(logp, g.mask(batch))
+                self._apply(loss, self.mle_opt)
+                self.mle_loss_sum += loss.detach()
+            else:
+                (self.graphed_mle or self._mle_step)(batch)
+            batches += 1
+        return self.mle_loss_sum.item() / max(batches, 1)  # the one wait for the device
+
+    def _mle_step(self, batch: Tensor) -> None:
+        """One MLE step; its loss is added to `mle_loss_sum` on the device (no host sync, so
+        on a GPU it can be recorded into a CUDA graph)."""
+        g = self.generator
+        loss = mle_loss(g.log_probs(batch), g.mask(batch))
+        self.mle_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(g.parameters(), self.cfg.generator.grad_clip)
+        self.mle_opt.step()
+        self.mle_loss_sum += loss.detach()
 
     def nll(self, seqs: Tensor) -> float:
         """G_θ's mean per-token NLL of `seqs` (S, T), e.g. NLL-test on held-out text."""
@@ -138,6 +169,8 @@ class GeneratorLearner:
         self.generator.load_state_dict(generator)
         self.mle_opt.load_state_dict(mle_opt)
         _set_lr(self.mle_opt, self.cfg.generator.lr)
+        if self.graphed_mle is not None:
+            self.graphed_mle.reset()  # the optimizer's state tensors were replaced: record anew
 
     def sync_rollout_policy(self) -> None:
         """β ← θ (at the start of adversarial training)."""
@@ -152,6 +185,9 @@ class GeneratorLearner:
 
     def weights(self) -> StateDict:
         return cpu_state(self.generator)
+
+    def device_name(self) -> str:
+        return str(self.device)
 
     def rollout_weights(self) -> StateDict:
         return cpu_state(self.rollout_policy)
@@ -169,7 +205,9 @@ class GeneratorLearner:
         self.pg_opt.load_state_dict(state["pg_opt"])
         _set_lr(self.mle_opt, self.cfg.generator.lr)  # the config's rates win (a sweep may change them)
         _set_lr(self.pg_opt, self.cfg.generator.adv_lr)
-        self.rng.set_state(state["rng"])
+        restore_rng(self.rng, state["rng"])
+        if self.graphed_mle is not None:
+            self.graphed_mle.reset()
 
 
 class DiscriminatorTrainer:
@@ -179,9 +217,14 @@ class DiscriminatorTrainer:
         _set_threads(threads)
         self.cfg, self.device = cfg, pick_device()
         self.discriminator = make_discriminator(cfg, seed).to(self.device)
-        self.opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr, fused=True)
+        graphed = self.device.type == "cuda" and cfg.train.cuda_graphs
+        self.opt = torch.optim.Adam(self.discriminator.parameters(), lr=cfg.discriminator.lr, fused=True,
+                                    capturable=graphed)
         self.rng = torch.Generator(self.device).manual_seed(seed + 1)
         self.real: Tensor | None = None
+        # loss sum, right on real, right on fake, over the batches of one train() call
+        self.tally = torch.zeros(3, device=self.device)
+        self.graphed = GraphedStep(self._step, self.rng) if graphed else None
 
     def set_data(self, real: Tensor) -> None:
         self.real = real.to(self.device)
@@ -194,23 +237,34 @@ class DiscriminatorTrainer:
         y = torch.cat([torch.ones(len(self.real), dtype=torch.long, device=self.device),
                        torch.zeros(len(fake), dtype=torch.long, device=self.device)])
         d.train()
-        total = correct_real = correct_fake = batches = 0
+        self.tally.zero_()
+        batches = 0
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=self.rng, device=self.device)
             for i in range(0, len(order), dc.batch_size):
                 idx = order[i:i + dc.batch_size]
-                logits = d(x[idx], generator=self.rng)
-                loss = discriminator_loss(logits, y[idx], d.out.weight, d.out.bias, dc.l2_reg)
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt.step()
-                hit = logits.argmax(-1) == y[idx]
-                total, batches = total + loss.item(), batches + 1
-                correct_real += int((hit & (y[idx] == 1)).sum())
-                correct_fake += int((hit & (y[idx] == 0)).sum())
+                full = len(idx) == dc.batch_size
+                (self.graphed if self.graphed is not None and full else self._step)(x[idx], y[idx])
+                batches += 1
+        total, correct_real, correct_fake = self.tally.tolist()  # the one wait for the device
         n = max(epochs, 1)
         return DiscStats(total / max(batches, 1), correct_real / (n * len(self.real)),
                          correct_fake / (n * len(fake)))
+
+    def _step(self, xb: Tensor, yb: Tensor) -> None:
+        """One Eq. 5 step on a batch; its loss and hits are added to `tally` on the device
+        (no host sync, so on a GPU it can be recorded into a CUDA graph)."""
+        d, dc = self.discriminator, self.cfg.discriminator
+        logits = d(xb, generator=self.rng)
+        loss = discriminator_loss(logits, yb, d.out.weight, d.out.bias, dc.l2_reg)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        hit = logits.argmax(-1) == yb
+        self.tally += torch.stack([loss.detach(), (hit & (yb == 1)).sum().float(), (hit & (yb == 0)).sum().float()])
+
+    def device_name(self) -> str:
+        return str(self.device)
 
     def weights(self) -> StateDict:
         return cpu_state(self.discriminator)
@@ -223,7 +277,9 @@ class DiscriminatorTrainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt.load_state_dict(state["opt"])
         _set_lr(self.opt, self.cfg.discriminator.lr)
-        self.rng.set_state(state["rng"])
+        if self.graphed is not None:
+            self.graphed.reset()  # the optimizer's state tensors were replaced: record anew
+        restore_rng(self.rng, state["rng"])
 
 
 class RolloutWorker:
@@ -261,8 +317,11 @@ class RolloutWorker:
                              generator=self.rng, score_rollouts=by_prefix)
         return rewards.cpu()
 
+    def device_name(self) -> str:
+        return str(self.device)
+
     def get_rng_state(self) -> Tensor:
         return self.rng.get_state()
 
     def set_rng_state(self, state: Tensor) -> None:
-        self.rng.set_state(state)
+        restore_rng(self.rng, state)

@@ -54,6 +54,11 @@ class Roles:
     pool: RolloutPool
     pretrain_worker: ActorResources | None = None  # Ray Train's MLE workers; None: no Ray
 
+    def devices(self) -> dict[str, Any]:
+        """Where each role computes: {"learner": "cuda:0", "discriminator": ..., "rollout": [...]}."""
+        return {"learner": self.learner.device_name(), "discriminator": self.discriminator.device_name(),
+                "rollout": self.pool.devices()}
+
     def shutdown(self) -> None:
         self.pool.shutdown()
         for role in (self.learner, self.discriminator):
@@ -81,6 +86,12 @@ def ray_roles(cfg: Config, spec, pool_size: int, *, worker_cls: type | None = No
 class Result:
     run_dir: Path
     summary: dict[str, Any]
+
+
+def describe_devices(devices: dict[str, Any]) -> str:
+    """"learner cuda:0, discriminator cuda:0, rollout actors cuda:0 x 4" from `Roles.devices()`."""
+    rollout = ", ".join(f"{d} x {devices['rollout'].count(d)}" for d in sorted(set(devices["rollout"])))
+    return f"learner {devices['learner']}, discriminator {devices['discriminator']}, rollout actors {rollout}"
 
 
 def _check_finite(phase: str, step: int, **values: float | torch.Tensor | None) -> None:
@@ -125,6 +136,9 @@ class Trainer:
             if start_from is not None:
                 self._restore(start_from, truncate_metrics=False)
         self.log = RunLog(self.run_dir)
+        self.devices = self.roles.devices()
+        if cfg.run.progress:
+            print(f"devices: {describe_devices(self.devices)}", file=sys.stderr, flush=True)
         self.started = time.perf_counter()
         self.learner.set_data(self.task.real)
         self.disc.set_data(self.task.real)
@@ -354,6 +368,7 @@ class Trainer:
                    "eval_after_pretraining": self.last_eval.get("pretrain_g"),
                    "eval_after_adversarial": self.last_eval.get("adversarial"),
                    "rollout_workers": len(self.pool), "rollout_restarts": self.pool.restarts,
+                   "devices": self.devices,
                    "wall_time_s": self.elapsed + time.perf_counter() - self.started}
         if isinstance(self.task, SyntheticTask):  # the paper's Table 1 quantities, by name
             summary.update({

@@ -16,18 +16,34 @@ from seqgan_ray.distributed.cluster import ClusterError, load_cluster
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["local.yaml", "gpu.yaml"])
+@pytest.mark.parametrize("name", ["local.yaml", "gpu.yaml", "workstation.yaml"])
 def test_cluster_files_pass_rays_validator(name):
     spec = load_cluster(ROOT / "clusters" / name)
     assert spec.rollout_worker.threads >= 1
 
 
 def test_gpu_pool_is_sized_from_the_file_and_live_resources():
+    """The pool gets the GPUs the learner and the discriminator leave: an "auto" pool that
+    took them all left those two actors waiting for a GPU forever."""
     spec = load_cluster(ROOT / "clusters" / "gpu.yaml")
     assert not spec.embedded and spec.gpu_capacity == 4.0
-    per = spec.rollout_worker.num_gpus
-    assert spec.pool_size({"CPU": 8}) == int(4 / per)          # autoscaled GPUs from the file
-    assert spec.pool_size({"CPU": 8, "GPU": 8}) == int(8 / per)  # more GPUs live than the file says
+    per, taken = spec.rollout_worker.num_gpus, spec.learner.num_gpus + spec.discriminator.num_gpus
+    assert taken > 0
+    assert spec.pool_size({"CPU": 8}) == int((4 - taken) / per)          # autoscaled GPUs from the file
+    assert spec.pool_size({"CPU": 8, "GPU": 8}) == int((8 - taken) / per)  # more GPUs live than the file says
+    assert (spec.pool_size({"CPU": 8}) * per + taken) <= 4
+
+
+def test_workstation_pool_fills_one_gpu_exactly():
+    spec = load_cluster(ROOT / "clusters" / "workstation.yaml")
+    assert spec.embedded and spec.gpu_capacity == 0
+    # (1 - 0.1 - 0.1) / 0.2 is 3.9999999999999996 in floating point: still 4 actors
+    assert spec.pool_size({"CPU": 16, "GPU": 1}) == 4
+    assert spec.pool_size({"CPU": 16, "GPU": 2}) == 9
+    spec.check_gpus({"CPU": 16, "GPU": 1})
+    with pytest.raises(ClusterError, match=r"workstation.yaml: metadata.seqgan.rollout_worker.num_gpus is 0.2"):
+        spec.check_gpus({"CPU": 16})
+    load_cluster(ROOT / "clusters" / "local.yaml").check_gpus({"CPU": 2})  # asks for none
 
 
 def _write(tmp_path, data) -> Path:

@@ -128,6 +128,25 @@ def test_learner_state_dict_roundtrip(steps_after):
     assert torch.equal(a.rollout_policy.W, b.rollout_policy.W)
 
 
+def test_a_random_state_from_another_device_type_reseeds_instead_of_failing():
+    """A CUDA generator's state is 16 bytes, a CPU one's 5056: a run checkpointed on a GPU and
+    resumed on a CPU gets a stream seeded from the saved state (the same one every time)."""
+    from seqgan_ray.roles import restore_rng
+
+    cuda_like = torch.arange(16, dtype=torch.uint8)
+    a, b = torch.Generator(), torch.Generator()
+    restore_rng(a, cuda_like)
+    restore_rng(b, cuda_like)
+    assert torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=b))
+    restore_rng(b, torch.arange(1, 17, dtype=torch.uint8))
+    assert not torch.equal(torch.rand(5, generator=a), torch.rand(5, generator=b))
+    same = torch.Generator().manual_seed(7)
+    saved = same.get_state()
+    expected = torch.rand(3, generator=same)
+    restore_rng(a, saved)  # a state of this device type is restored exactly
+    assert torch.equal(torch.rand(3, generator=a), expected)
+
+
 @pytest.mark.parametrize("shuffle", [False, True])
 def test_mle_epoch_walks_the_data_in_order_only_without_shuffle(shuffle):
     from seqgan_ray.losses import mle_loss

@@ -48,12 +48,24 @@ class ClusterSpec:
         """How many rollout actors to start, from the file and the live cluster."""
         if self.rollout_workers != "auto":
             return int(self.rollout_workers)
-        per = self.rollout_worker
+        # The learner and the discriminator take their share first; the pool gets the rest
+        # (1e-9: 0.8 / 0.2 is 3.9999999999999996 in floating point).
+        per, roles = self.rollout_worker, (self.learner, self.discriminator)
         if per.num_gpus > 0:
-            gpus = max(self.gpu_capacity, live_resources.get("GPU", 0.0))
-            return max(1, math.floor(gpus / per.num_gpus))
-        spare = live_resources.get("CPU", 1.0) - self.learner.num_cpus - self.discriminator.num_cpus
-        return max(1, math.floor(spare / per.num_cpus))
+            gpus = max(self.gpu_capacity, live_resources.get("GPU", 0.0)) - sum(r.num_gpus for r in roles)
+            return max(1, math.floor(gpus / per.num_gpus + 1e-9))
+        spare = live_resources.get("CPU", 1.0) - sum(r.num_cpus for r in roles)
+        return max(1, math.floor(spare / per.num_cpus + 1e-9))
+
+    def check_gpus(self, live_resources: dict[str, float]) -> None:
+        """Refuse a file whose roles ask for GPUs that this cluster has not and cannot bring:
+        their actors would wait for them forever."""
+        asking = {key: getattr(self, key).num_gpus for key in ROLE_KEYS if getattr(self, key).num_gpus > 0}
+        if asking and live_resources.get("GPU", 0.0) == 0 and self.gpu_capacity == 0:
+            key, n = next(iter(asking.items()))
+            raise ClusterError(f"{self.path}: metadata.seqgan.{key}.num_gpus is {n}, but this Ray cluster "
+                               f"has no GPU and the file's node types bring none; use a GPU machine, "
+                               f"or clusters/local.yaml (CPU only)")
 
     def commands(self, run_args: list[str]) -> str:
         args = " ".join(shlex.quote(a) for a in run_args)
@@ -63,6 +75,7 @@ class ClusterSpec:
                 f"  ray down {self.path} -y")
 
 
+ROLE_KEYS = ("rollout_worker", "learner", "discriminator", "pretrain_worker")
 APP_KEYS = {"embedded", "num_cpus", "rollout_workers", "rollout_worker", "learner", "discriminator",
             "pretrain_worker"}
 
@@ -134,6 +147,7 @@ def connect(spec: ClusterSpec, run_args: list[str]) -> None:
     if spec.embedded:
         ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)
+        spec.check_gpus(ray.cluster_resources())
         return
     # `ray up` leaves the cluster's own config on its head node, where `ray job submit` runs
     # the driver; without it this is not that cluster (a stray local Ray must not stand in).
@@ -149,6 +163,7 @@ def connect(spec: ClusterSpec, run_args: list[str]) -> None:
         raise ClusterError(
             f"{spec.path}: the cluster '{spec.name}' was launched here but Ray is not running "
             f"({str(exc).splitlines()[0]}). Restart it with:\n{spec.commands(run_args)}") from None
+    spec.check_gpus(ray.cluster_resources())
 
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"

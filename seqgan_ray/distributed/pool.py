@@ -157,6 +157,12 @@ class RolloutPool:
             return
         ray.get([w.set_rng_state.remote(s) for w, s in zip(self.workers, states)])
 
+    def devices(self) -> list[str]:
+        """The torch device each worker computes on ("cpu", "cuda:0", ...)."""
+        if not self.remote:
+            return [w.device_name() for w in self.workers]
+        return ray.get([w.device_name.remote() for w in self.workers])
+
     def node_ids(self) -> list[str]:
         """The Ray node each actor runs on (for placement checks)."""
         if not self.remote:
