@@ -253,6 +253,7 @@ class Outcome:
     sample_ci: list[float]    # the 95% half-width from each seed's evaluation samples
     wall_s: list[float]
     nll_test: list[float] = field(default_factory=list)  # G's NLL of held-out oracle samples
+    where: list[str] = field(default_factory=list)        # "CPU" or "GPU", per seed
 
     @property
     def mean(self) -> float:
@@ -274,6 +275,11 @@ class Outcome:
         return len(self.values) >= 3
 
 
+def _where(summary: dict[str, Any]) -> str:
+    """"GPU" when the run's learner computed on one (summary.json's devices), else "CPU"."""
+    return "GPU" if str((summary.get("devices") or {}).get("learner", "cpu")).startswith("cuda") else "CPU"
+
+
 def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     from .runlog import read_metrics
 
@@ -290,6 +296,8 @@ def collect(plan: Plan) -> dict[str, Outcome]:
     """Final NLL-oracle of Random, MLE after pretraining and every finished run, per seed,
     and NLL-test: the final generator's NLL of held-out oracle samples (read from the run's
     last checkpoint), which rises when a generator covers less of the oracle's sequences."""
+    import torch
+
     from .checkpoint import latest_checkpoint, load_checkpoint
     from .oracle import load_task
     from .roles import make_generator
@@ -300,17 +308,20 @@ def collect(plan: Plan) -> dict[str, Outcome]:
 
     def nll_test(seed: int, run_dir: Path | None) -> float:
         g = make_generator(cfg, seed)  # the learner's initial generator for this seed
-        if run_dir is not None:
+        if run_dir is not None and (run_dir / "generator.pt").is_file():  # what the run ended with
+            g.load_state_dict(torch.load(run_dir / "generator.pt", map_location="cpu", weights_only=True))
+        elif run_dir is not None:  # a run from before generator.pt was written
             state = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"), cfg)
             g.load_state_dict(state["learner"]["generator"])
         return g.nll(test)
 
-    def add(name: str, record: dict[str, Any], wall: float, nll: float) -> None:
+    def add(name: str, record: dict[str, Any], wall: float, nll: float, where: str = "") -> None:
         o = rows.setdefault(name, Outcome([], [], []))
         o.values.append(record["eval/oracle_nll"])
         o.sample_ci.append(record.get("eval/oracle_nll_ci95", float("nan")))
         o.wall_s.append(wall)
         o.nll_test.append(nll)
+        o.where.append(where)
 
     for seed in plan.rep.seeds:
         folder = plan.folder(seed)
@@ -319,11 +330,13 @@ def collect(plan: Plan) -> dict[str, Outcome]:
             continue
         evals = _evals(pre[1], "pretrain_g")
         add("random", evals[0], 0.0, nll_test(seed, None))
-        add("mle_pretrained", evals[-1], pre[0]["wall_time_s"], nll_test(seed, folder / "pretrain"))
+        add("mle_pretrained", evals[-1], pre[0]["wall_time_s"], nll_test(seed, folder / "pretrain"),
+            _where(pre[0]))
         for name in plan.runs_for(seed):
             run = _read(folder / name)
             if run is not None:
-                add(name, _evals(run[1], "adversarial")[-1], run[0]["wall_time_s"], nll_test(seed, folder / name))
+                add(name, _evals(run[1], "adversarial")[-1], run[0]["wall_time_s"], nll_test(seed, folder / name),
+                    _where(run[0]))
     return rows
 
 
@@ -379,7 +392,10 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         ours = f"{o.mean:.3f}" if o else (_in_progress(plan, key) or "not run yet")
         ci = f"{o.ci:.3f}{'ᵗ' if o.over_seeds else ''}" if o else ""
         per_seed = " / ".join(f"{v:.3f}" for v in o.values) if o else ""
-        wall = _duration(sum(o.wall_s) / len(o.wall_s)) if o and any(o.wall_s) else ""
+        wall = ""
+        if o and any(o.wall_s):  # per seed, and where it ran when the seeds ran on different machines
+            mixed = len(set(o.where)) > 1
+            wall = " / ".join(_duration(w) + (f" ({h})" if mixed else "") for w, h in zip(o.wall_s, o.where))
         test = f"{sum(o.nll_test) / len(o.nll_test):.3f}" if o else ""
         lines.append(f"| {label} | {paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {test} | {run} | {wall} |")
 

@@ -356,6 +356,8 @@ class Trainer:
     def _finish(self) -> Result:
         cfg, rc = self.cfg, self.cfg.run
         self.task.write_samples(self.run_dir / "samples.txt", self.learner.sample(rc.num_samples_saved))
+        # the trained generator alone (a few MB, against a checkpoint's ~90 with D and Adam)
+        torch.save(self.learner.weights(), self.run_dir / "generator.pt")
         self.log.close()
         metrics = read_metrics(self.run_dir / "metrics.jsonl")
         key = self.task.metric

@@ -176,6 +176,19 @@ def test_second_seed_repeats_only_the_named_runs(tmp_path):
     assert f"| {mean:.3f} |" in line and f"{s0['oracle_nll_after_adversarial']:.3f} / " in line
     assert "(seeds after the first: mle only)" in report
 
+    # Seeds that ran on different machines: the wall time of each, marked with where it ran
+    # (summary.json's devices). NLL-test reads the run's generator.pt, so the heavy
+    # checkpoints need not come along from the other machine.
+    summary = out / "seed1" / "mle" / "summary.json"
+    summary.write_text(json.dumps({**s1, "devices": {"learner": "cuda:0", "discriminator": "cuda:0",
+                                                     "rollout": ["cuda:0"]}}))
+    shutil.rmtree(out / "seed1" / "mle" / "checkpoints")
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--report-only"]) == 0
+    line = next(l for l in (tmp_path / "doc" / "synthetic.md").read_text().splitlines()
+                if l.startswith("| MLE | 9.038"))
+    assert " s (CPU) / " in line and " s (GPU) |" in line
+    assert line.split("|")[6].strip() not in ("", "nan")  # NLL-test, from seed1's generator.pt
+
 
 def test_finished_runs_are_extended_and_changed_ones_refused(tmp_path, capsys):
     from seqgan_ray.runlog import read_metrics

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from tests.conftest import TINY
@@ -37,7 +38,7 @@ def test_run_py_on_embedded_ray_leaves_a_complete_run_folder(tmp_path):
     assert "[adversarial] 2/2" in proc.stderr      # progress lines
     run = tmp_path / "runs" / "e2e"
     for name in ("config.yaml", "metrics.jsonl", "oracle_nll.png", "samples.txt", "summary.json",
-                 "data_source.txt"):
+                 "data_source.txt", "generator.pt"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     # a checkpoint every iteration and at each phase's end: the newest 3 kept, and the
@@ -55,6 +56,9 @@ def test_run_py_on_embedded_ray_leaves_a_complete_run_folder(tmp_path):
     assert len(samples) == 10 and all(len(line.split()) == TINY["data"]["seq_len"] for line in samples)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["rollout_workers"] == 2 and summary["oracle_nll_after_adversarial"] > 0
+    assert summary["devices"] == {"learner": "cpu", "discriminator": "cpu", "rollout": ["cpu", "cpu"]}
+    assert "devices: learner cpu, discriminator cpu, rollout actors cpu x 2" in proc.stderr
+    assert set(torch.load(run / "generator.pt", weights_only=True)) >= {"W", "b"}
 
 
 def test_unknown_key_and_bad_value_are_rejected_with_the_key_named(tmp_path):
