@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -385,14 +386,19 @@ class Trainer:
 class _stop_on_signals:
     """While training, SIGINT and SIGTERM ask the loop to checkpoint and stop after its step."""
 
+    received: int | None = None  # the signal that asked for the stop, in this process
+
     def __init__(self, trainer: Trainer):
         self.trainer, self.saved = trainer, {}
 
     def __enter__(self):
+        _stop_on_signals.received = None
+
         def handler(signum, frame):
             if self.trainer.stop_requested:  # a second signal: stop now
                 raise KeyboardInterrupt
             self.trainer.stop_requested = True
+            _stop_on_signals.received = signum
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -427,6 +433,19 @@ def train_with_recovery(cfg: Config, task: SyntheticTask | TextTask, make_roles:
             return train(cfg, task, roles, run_dir, resume=resume, start_from=None if resume else start_from)
         except ACTOR_ERRORS as exc:
             has_checkpoint = any((run_dir / "checkpoints").glob("*.pt"))
+            if _stop_on_signals.received is not None:
+                # The stop signal reached Ray's processes too (sent to the whole process group,
+                # as `timeout`, systemd or a batch scheduler do): the actors, and the steps they
+                # took since the newest checkpoint, are gone. Restarting would defy the stop.
+                newest = latest_checkpoint(run_dir / "checkpoints").name if has_checkpoint else None
+                name = signal.Signals(_stop_on_signals.received).name
+                raise CheckpointError(
+                    f"stopped by {name}, which reached Ray's actors as well (a signal to the whole "
+                    f"process group); the steps since the newest checkpoint are lost. "
+                    + (f"Resume from {newest} with: python run.py --resume {run_dir}" if newest
+                       else "No checkpoint was written yet: start the run again")
+                    + f". To stop with a checkpoint of the current step, signal the driver alone "
+                      f"(kill -TERM {os.getpid()}).") from None
             if attempt == retries or not has_checkpoint:
                 how = (f"resume with: python run.py --resume {run_dir}" if has_checkpoint
                        else "no checkpoint was written yet: start the run again")

@@ -124,3 +124,44 @@ def test_gpu_file_is_used_only_on_the_head_node_of_that_cluster(tmp_path, monkey
     with pytest.raises(ClusterError, match="'another-cluster'") as err:
         connect(spec, ["--cluster", "clusters/gpu.yaml"])
     assert f"ray up {spec.path} -y" in str(err.value)
+
+
+SIGTERM_MASKS = """
+import os, signal, ray
+from seqgan_ray.distributed.cluster import connect, load_cluster
+
+def blocks_sigterm(pid):
+    status = open(f"/proc/{pid}/status").read()
+    mask = int(next(l for l in status.splitlines() if l.startswith("SigBlk:")).split()[1], 16)
+    return bool(mask & (1 << (signal.SIGTERM - 1)))
+
+connect(load_cluster("clusters/local.yaml"), [])
+
+@ray.remote(num_cpus=0.5)
+class Actor:
+    def pid(self):
+        return os.getpid()
+
+node = ray._private.worker._global_node
+ray_procs = [info.process.pid for infos in node.all_processes.values() for info in infos]
+actor = Actor.remote()
+print("driver", blocks_sigterm(os.getpid()))
+print("ray", all(blocks_sigterm(p) for p in ray_procs), len(ray_procs))
+print("actor", blocks_sigterm(ray.get(actor.pid.remote())))
+ray.shutdown()
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads signal masks from /proc (Linux)")
+def test_embedded_ray_processes_leave_sigterm_to_the_driver():
+    """A SIGTERM sent to the whole process group reaches only the driver, which checkpoints
+    and stops (tests/test_faults.py); Ray's processes and the actors have it blocked."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, "-c", SIGTERM_MASKS], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines())
+    assert lines["driver"] == "False"   # the driver takes the signal and stops cleanly
+    ok, count = lines["ray"].split()
+    assert ok == "True" and int(count) >= 2  # GCS, raylet, ...
+    assert lines["actor"] == "True"

@@ -179,20 +179,51 @@ def test_learner_actor_death_recovers_from_the_last_checkpoint(ray_cluster, tmp_
     assert result.summary["oracle_nll_after_adversarial"] > 0
 
 
+@pytest.mark.ray
+def test_actors_stopped_by_the_same_signal_as_the_driver_are_not_restarted(ray_cluster, tmp_path):
+    """When the stop signal reached the actors as well (a cluster's Ray, which this project did
+    not start, sharing the driver's process group), the run stops and names its newest
+    checkpoint instead of restarting against the stop."""
+    from seqgan_ray.checkpoint import CheckpointError
+
+    driver = os.getpid()
+
+    def stopped(self, *args, **kwargs):  # the signal reaches the driver, and this actor dies of it
+        os.kill(driver, signal.SIGTERM)
+        os._exit(1)
+
+    learner = type("StoppedLearner", (GeneratorLearner,), {"pg_step": stopped})
+    cfg = _cfg()
+    with pytest.raises(CheckpointError, match=r"stopped by SIGTERM, which reached Ray's actors as well.*"
+                                              r"Resume from pretrain_d_\d+\.pt with: python run\.py --resume"):
+        train_with_recovery(cfg, load_task(cfg.data), lambda: ray_roles(cfg, SPEC, 2, learner_cls=learner),
+                            tmp_path / "run", retries=2)
+    adv = [r for r in _stable(tmp_path / "run" / "metrics.jsonl") if r["phase"] == "adversarial"]
+    assert adv == []  # not restarted: no iteration was redone
+
+
 @pytest.mark.e2e
-def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path):
+@pytest.mark.parametrize("to_group", [False, True], ids=["driver", "process-group"])
+def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path, to_group):
+    """SIGTERM to the driver, or to its whole process group as `timeout`, systemd and batch
+    schedulers send it: either way the current step is checkpointed. (To the group, it used to
+    kill Ray's processes too, and the driver with them, losing the steps since the last
+    checkpoint; the embedded Ray's processes now start with SIGTERM blocked.)"""
     cfg_path = tmp_path / "cfg.yaml"
     big = {**LONGER, "train": {**LONGER["train"], "adv_iterations": 30, "checkpoint_every": 100},
            "run": {**LONGER["run"], "out_dir": str(tmp_path / "runs"), "name": "r"}}
     cfg_path.write_text(yaml.safe_dump(big))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(cfg_path)], cwd=ROOT,
-                            env=env, stderr=subprocess.PIPE, text=True)
+                            env=env, stderr=subprocess.PIPE, text=True, start_new_session=to_group)
     metrics = tmp_path / "runs" / "r" / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and not (metrics.exists() and '"adversarial"' in metrics.read_text()):
         time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)  # the driver, Ray's processes and the actors
+    else:
+        proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     assert "resume with: python run.py --resume" in err

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import shlex
+import signal
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,8 +147,9 @@ def connect(spec: ClusterSpec, run_args: list[str]) -> None:
     if ray.is_initialized():
         return
     if spec.embedded:
-        ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        with _sigterm_blocked():
+            ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
         spec.check_gpus(ray.cluster_resources())
         return
     # `ray up` leaves the cluster's own config on its head node, where `ray job submit` runs
@@ -164,6 +167,24 @@ def connect(spec: ClusterSpec, run_args: list[str]) -> None:
             f"{spec.path}: the cluster '{spec.name}' was launched here but Ray is not running "
             f"({str(exc).splitlines()[0]}). Restart it with:\n{spec.commands(run_args)}") from None
     spec.check_gpus(ray.cluster_resources())
+
+
+@contextmanager
+def _sigterm_blocked():
+    """Start an embedded Ray's processes with SIGTERM blocked, as Ray itself blocks SIGINT in
+    them: a stop sent to the whole process group (`timeout`, systemd, a batch scheduler), like
+    Ctrl-C, then reaches only the driver, which checkpoints its current step and shuts Ray
+    down. Unblocked, the signal killed the actors and Ray with them, and the driver with the
+    steps since the last checkpoint. (Children inherit the signal mask; Ray still stops its
+    processes at shutdown, and they die with the driver.)"""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
