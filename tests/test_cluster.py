@@ -34,12 +34,29 @@ def test_gpu_pool_is_sized_from_the_file_and_live_resources():
     assert (spec.pool_size({"CPU": 8}) * per + taken) <= 4
 
 
-def test_workstation_pool_fills_one_gpu_exactly():
+def test_pool_size_survives_floating_point():
+    spec = load_cluster(ROOT / "clusters" / "workstation.yaml")
+    spec.learner.num_gpus = spec.discriminator.num_gpus = 0.1
+    assert spec.pool_size({"GPU": 1}) == 4  # (1 - 0.1 - 0.1) / 0.2 is 3.9999999999999996
+
+
+def test_ray_train_workers_that_cannot_get_their_gpu_share_are_refused(ray_cluster, tmp_path):
+    from seqgan_ray.config import Config
+    from seqgan_ray.distributed.cluster import ActorResources
+    from seqgan_ray.distributed.pretrain import pretrain_on_ray_train
+
+    with pytest.raises(ClusterError, match=r"2 x 0.05 GPUs .*pretrain_worker.num_gpus.*leave 0 free"):
+        pretrain_on_ray_train(Config(), tmp_path, num_workers=2, worker=ActorResources(0, 0.05, 1),
+                              generator_state={}, storage=tmp_path)
+
+
+def test_workstation_pool_leaves_room_for_ray_train_on_one_gpu():
     spec = load_cluster(ROOT / "clusters" / "workstation.yaml")
     assert spec.embedded and spec.gpu_capacity == 0
-    # (1 - 0.1 - 0.1) / 0.2 is 3.9999999999999996 in floating point: still 4 actors
     assert spec.pool_size({"CPU": 16, "GPU": 1}) == 4
     assert spec.pool_size({"CPU": 16, "GPU": 2}) == 9
+    used = 4 * spec.rollout_worker.num_gpus + spec.learner.num_gpus + spec.discriminator.num_gpus
+    assert used + 2 * spec.pretrain_worker.num_gpus <= 1.0 + 1e-9  # two Ray Train workers fit beside them
     spec.check_gpus({"CPU": 16, "GPU": 1})
     with pytest.raises(ClusterError, match=r"workstation.yaml: metadata.seqgan.rollout_worker.num_gpus is 0.2"):
         spec.check_gpus({"CPU": 16})

@@ -51,6 +51,11 @@ def pretrain_on_ray_train(cfg: Config, corpus_dir: Path, *, num_workers: int, wo
                            f"and one more, unreserved, for Ray Data to list the shards, but only "
                            f"{free + num_workers * worker.num_cpus:g} CPUs are free; lower the num_cpus of "
                            f"metadata.seqgan.pretrain_worker (or of the role actors) in the cluster file")
+    gpus = ray.available_resources().get("GPU", 0.0)
+    if worker.num_gpus > 0 and gpus + 1e-9 < num_workers * worker.num_gpus:
+        raise ClusterError(f"MLE on Ray Train needs {num_workers} x {worker.num_gpus:g} GPUs for its workers "
+                           f"(metadata.seqgan.pretrain_worker.num_gpus), but the role actors leave {gpus:g} "
+                           f"free; lower it, or train.pretrain_workers, or the role actors' num_gpus")
     meta = load_metadata(corpus_dir)
     rows = meta["splits"]["train"]["kept"]
     per_worker = max(1, cfg.generator.batch_size // num_workers)
