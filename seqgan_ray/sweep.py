@@ -270,12 +270,22 @@ def _pretrain_once(base: Config, spec, run_dir: Path) -> Path:
     return latest_checkpoint(run_dir / "checkpoints")
 
 
+def _finished(result, base: Config) -> bool:
+    """Whether a trial ended: it failed, ran all its iterations, or its scheduler stopped it
+    (Tune's `done`). An interrupted trial may have reported many iterations and is none of
+    these; counting it finished wrote a half-run trial into the table and said the sweep was
+    done."""
+    iterations = result.metrics.get("training_iteration", 0)
+    return bool(result.error or result.metrics.get("done")
+                or iterations >= result.config.get("train.adv_iterations", base.train.adv_iterations))
+
+
 def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -> int:
     keys = list(sweep.search_space)
     rows, unfinished = [], 0
     for r in results:
-        if r.config is None or sweep.metric not in (r.metrics or {}):  # not started, or interrupted
-            unfinished += 1
+        if r.config is None or sweep.metric not in (r.metrics or {}) or not _finished(r, base):
+            unfinished += 1  # not started, or interrupted
             continue
         rows.append({**{k: r.config.get(k) for k in keys}, sweep.metric: r.metrics.get(sweep.metric),
                      "iterations": r.metrics.get("training_iteration", 0),
