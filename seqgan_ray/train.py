@@ -56,7 +56,7 @@ class Roles:
     pretrain_worker: ActorResources | None = None  # Ray Train's MLE workers; None: no Ray
 
     def devices(self) -> dict[str, Any]:
-        """Where each role computes: {"learner": "cuda:0", "discriminator": ..., "rollout": [...]}."""
+        """Where each role computes: {"learner": "cuda", "discriminator": ..., "rollout": [...]}."""
         return {"learner": self.learner.device_name(), "discriminator": self.discriminator.device_name(),
                 "rollout": self.pool.devices()}
 
@@ -90,7 +90,7 @@ class Result:
 
 
 def describe_devices(devices: dict[str, Any]) -> str:
-    """"learner cuda:0, discriminator cuda:0, rollout actors cuda:0 x 4" from `Roles.devices()`."""
+    """"learner cuda, discriminator cuda, rollout actors cuda x 4" from `Roles.devices()`."""
     rollout = ", ".join(f"{d} x {devices['rollout'].count(d)}" for d in sorted(set(devices["rollout"])))
     return f"learner {devices['learner']}, discriminator {devices['discriminator']}, rollout actors {rollout}"
 

@@ -78,8 +78,7 @@ class ClusterSpec:
 
 
 ROLE_KEYS = ("rollout_worker", "learner", "discriminator", "pretrain_worker")
-APP_KEYS = {"embedded", "num_cpus", "rollout_workers", "rollout_worker", "learner", "discriminator",
-            "pretrain_worker"}
+APP_KEYS = {"embedded", "num_cpus", "rollout_workers", *ROLE_KEYS}
 
 
 def validate_with_ray(raw: dict[str, Any], path: Path) -> None:

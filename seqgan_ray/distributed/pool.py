@@ -158,7 +158,7 @@ class RolloutPool:
         ray.get([w.set_rng_state.remote(s) for w, s in zip(self.workers, states)])
 
     def devices(self) -> list[str]:
-        """The torch device each worker computes on ("cpu", "cuda:0", ...)."""
+        """The torch device each worker computes on ("cpu" or "cuda")."""
         if not self.remote:
             return [w.device_name() for w in self.workers]
         return ray.get([w.device_name.remote() for w in self.workers])
