@@ -580,8 +580,6 @@ def section_scaling(ctx: Context) -> None:
            "median part per step"])
 
 
-# --------------------------------------------------------------------------- main
-
 # --------------------------------------------------------------------------- 6. GPU
 
 def section_gpu(ctx: Context) -> None:
@@ -596,9 +594,13 @@ def section_gpu(ctx: Context) -> None:
                                                        generator=torch.Generator().manual_seed(1))
     fake = real[torch.randperm(len(real), generator=torch.Generator().manual_seed(2))][:tc.num_negatives]
 
-    def trainer(cfg: Config, graph: bool, dropout: float | None = None) -> DiscriminatorTrainer:
+    def graphs(cfg: Config, on: bool) -> Config:
         cfg = copy.deepcopy(cfg)
-        cfg.train.cuda_graphs = graph
+        cfg.train.cuda_graphs = on
+        return cfg
+
+    def trainer(cfg: Config, graph: bool, dropout: float | None = None) -> DiscriminatorTrainer:
+        cfg = graphs(cfg, graph)
         if dropout is not None:
             cfg.discriminator.dropout = dropout
         t = DiscriminatorTrainer(cfg, 10)
@@ -621,11 +623,8 @@ def section_gpu(ctx: Context) -> None:
         out[p] = {**t, "replaying": graph.graphed is not None and graph.graphed.replaying}
         rows.append([f"D epoch, {p}", t["eager"], t["graph"], t["eager"] / t["graph"]])
     ctx.log("gpu: an MLE epoch and a rewards batch")
-    learner = GeneratorLearner(cfgs["float32"], 0)
+    learner, eager_learner = (GeneratorLearner(graphs(cfgs["float32"], on), 0) for on in (True, False))
     learner.set_data(real)
-    eager_cfg = copy.deepcopy(cfgs["float32"])
-    eager_cfg.train.cuda_graphs = False
-    eager_learner = GeneratorLearner(eager_cfg, 0)
     eager_learner.set_data(real)
     out["mle_epoch"] = interleaved({"eager": eager_learner.pretrain_epoch, "graph": learner.pretrain_epoch}, s.repeats)
     cfg = cfgs["float32"]
@@ -643,6 +642,8 @@ def section_gpu(ctx: Context) -> None:
            f"mean loss {parity['loss_eager']:.4f} eager vs {parity['loss_graph']:.4f} graphed; "
            f"replaying: {parity['replaying']}"])
 
+
+# --------------------------------------------------------------------------- main
 
 RUNNERS: dict[str, Callable[[Context], None]] = {"rewards": section_rewards, "flops": section_flops,
                                                  "iteration": section_iteration, "pool": section_pool,

@@ -295,7 +295,8 @@ def _evals(metrics: list[dict[str, Any]], phase: str | None = None) -> list[dict
 def collect(plan: Plan) -> dict[str, Outcome]:
     """Final NLL-oracle of Random, MLE after pretraining and every finished run, per seed,
     and NLL-test: the final generator's NLL of held-out oracle samples (read from the run's
-    last checkpoint), which rises when a generator covers less of the oracle's sequences."""
+    generator.pt, or its last checkpoint for runs from before generator.pt), which rises when a
+    generator covers less of the oracle's sequences."""
     import torch
 
     from .checkpoint import latest_checkpoint, load_checkpoint

@@ -111,12 +111,13 @@ class GeneratorLearner:
         """Draw `num` sequences (num, T) from G_θ; returned on the CPU."""
         return self.generator.sample(num, generator=self.rng).cpu()
 
-    def _apply(self, loss: Tensor, opt: torch.optim.Optimizer) -> float:
+    def _apply(self, loss: Tensor, opt: torch.optim.Optimizer) -> Tensor:
+        """Backward, clip, step; the gradient norm stays on the device (no host sync)."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.generator.grad_clip)
         opt.step()
-        return float(norm)
+        return norm
 
     def pretrain_epoch(self, sampling_prob: float = 0.0) -> float:
         """One MLE epoch over the data in batches (shuffled, or in order with
@@ -124,33 +125,27 @@ class GeneratorLearner:
         With `sampling_prob` > 0, scheduled sampling: inputs are the model's own samples with
         that probability."""
         assert self.data is not None, "call set_data first"
-        g, B = self.generator, self.cfg.generator.batch_size
-        n = self.data.shape[0]
+        B, n = self.cfg.generator.batch_size, self.data.shape[0]
         order = (torch.randperm(n, generator=self.rng, device=self.device) if self.cfg.generator.shuffle
                  else torch.arange(n, device=self.device))
         self.mle_loss_sum.zero_()
-        batches = 0
-        for i in range(0, len(order) - B + 1, B):  # full batches only, as the reference code
+        for i in range(0, n - B + 1, B):  # full batches only, as the reference code
             batch = self.data[order[i:i + B]]
-            if sampling_prob > 0:
-                logp = g.log_probs_scheduled(batch, sampling_prob, generator=self.rng)
-                loss = mle_loss(logp, g.mask(batch))
-                self._apply(loss, self.mle_opt)
-                self.mle_loss_sum += loss.detach()
+            if sampling_prob > 0:  # a rate that changes every epoch: eager
+                self._mle_step(batch, sampling_prob)
             else:
                 (self.graphed_mle or self._mle_step)(batch)
-            batches += 1
-        return self.mle_loss_sum.item() / max(batches, 1)  # the one wait for the device
+        return self.mle_loss_sum.item() / max(n // B, 1)  # the one wait for the device
 
-    def _mle_step(self, batch: Tensor) -> None:
-        """One MLE step; its loss is added to `mle_loss_sum` on the device (no host sync, so
-        on a GPU it can be recorded into a CUDA graph)."""
+    def _mle_step(self, batch: Tensor, sampling_prob: float = 0.0) -> None:
+        """One MLE step (scheduled sampling with `sampling_prob` > 0); its loss is added to
+        `mle_loss_sum` on the device (no host sync, so on a GPU it can be recorded into a
+        CUDA graph)."""
         g = self.generator
-        loss = mle_loss(g.log_probs(batch), g.mask(batch))
-        self.mle_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(g.parameters(), self.cfg.generator.grad_clip)
-        self.mle_opt.step()
+        logp = (g.log_probs_scheduled(batch, sampling_prob, generator=self.rng) if sampling_prob > 0
+                else g.log_probs(batch))
+        loss = mle_loss(logp, g.mask(batch))
+        self._apply(loss, self.mle_opt)
         self.mle_loss_sum += loss.detach()
 
     def nll(self, seqs: Tensor) -> float:
@@ -162,7 +157,7 @@ class GeneratorLearner:
         seqs, rewards = seqs.to(self.device), rewards.to(self.device)
         loss = policy_gradient_loss(self.generator.log_probs(seqs), rewards, self.generator.mask(seqs))
         norm = self._apply(loss, self.pg_opt)
-        return GenStep(loss.item(), norm)
+        return GenStep(loss.item(), float(norm))
 
     def load_pretrained(self, generator: StateDict, mle_opt: dict[str, Any]) -> None:
         """θ and the MLE optimizer from pretraining done elsewhere (Ray Train)."""
