@@ -9,7 +9,7 @@ import yaml
 
 from seqgan_ray.cli import main
 from seqgan_ray.config import ConfigError
-from seqgan_ray.reproduce import NOTES_MARKER, figure2_curves, load_plan, render
+from seqgan_ray.reproduce import NOTES_MARKER, Outcome, figure2_curves, load_plan, render, verdict
 from tests.conftest import TINY
 
 
@@ -70,7 +70,7 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     report = (tmp_path / "doc" / "synthetic.md").read_text()
     assert "| SeqGAN | 8.736 |" in report and "| MLE | 9.038 |" in report and "| Random | 10.31 |" in report
     assert "seeded N(0, 1) oracle" in report and (tmp_path / "doc" / "synthetic_figure2.png").stat().st_size > 0
-    assert "- `seqgan` (rollout.update_rate=0.8): " in report and "the bar of 8.74" in report
+    assert "- `seqgan` (rollout.update_rate=0.8) (seed 0): " in report and "the bar of 8.74" in report
     assert "| NLL-test |" in report
     assert NOTES_MARKER in report
 
@@ -188,6 +188,25 @@ def test_second_seed_repeats_only_the_named_runs(tmp_path):
                 if l.startswith("| MLE | 9.038"))
     assert " s (CPU) / " in line and " s (GPU) |" in line
     assert line.split("|")[6].strip() not in ("", "nan")  # NLL-test, from seed1's generator.pt
+
+
+def test_the_bar_compares_a_run_with_the_baseline_on_its_own_seeds(tmp_path):
+    path = _file(tmp_path, {"seqgan": {}, "seqgan_b": {"rollout.update_rate": 0.0}, "mle": {"train.method": "mle"}},
+                 seeds=[0, 1], repeat=["seqgan", "mle"])
+    plan = load_plan(path)
+    rows = {"seqgan": Outcome([8.70, 8.80], [0.01, 0.01], [1.0, 1.0], seeds=[0, 1]),
+            "seqgan_b": Outcome([8.74], [0.01], [1.0], seeds=[0]),       # trained on the first seed only
+            "mle": Outcome([8.75, 9.25], [0.01, 0.01], [1.0, 1.0], seeds=[0, 1])}
+    lines = verdict(plan, rows)
+    # Two seeds against the baseline's two: 8.750 against 9.000.
+    assert lines[0].startswith("- `seqgan` (rollout.update_rate=0.8) (seeds 0, 1): 8.750 ± 0.007, above")
+    assert "0.250 below `mle` on the same seeds (9.000)" in lines[0] and "is supported" in lines[0]
+    # One seed against the baseline's same seed (8.75), not its two-seed mean (9.00).
+    assert lines[1].startswith("- `seqgan_b` (rollout.update_rate=0.0) (seed 0): 8.740 ± 0.010, at or below")
+    assert "0.010 below `mle` on the same seeds (8.750)" in lines[1] and "**not** supported" in lines[1]
+    # A baseline that has not finished every seed of a run yet: no verdict for that run.
+    rows["mle"] = rows["mle"].on([0])
+    assert [l.split("`")[1] for l in verdict(plan, rows)] == ["seqgan_b"]
 
 
 def test_finished_runs_are_extended_and_changed_ones_refused(tmp_path, capsys):
