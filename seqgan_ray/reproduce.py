@@ -344,8 +344,8 @@ def collect(plan: Plan) -> dict[str, Outcome]:
         for name in plan.runs_for(seed):
             run = _read(folder / name)
             if run is not None:
-                add(name, seed, _evals(run[1], "adversarial")[-1], run[0]["wall_time_s"], nll_test(seed, folder / name),
-                    _where(run[0]))
+                add(name, seed, _evals(run[1], "adversarial")[-1], run[0]["wall_time_s"],
+                    nll_test(seed, folder / name), _where(run[0]))
     return rows
 
 
@@ -445,7 +445,8 @@ def verdict(plan: Plan, rows: dict[str, Outcome]) -> list[str]:
                    f"{'at or below' if t.mean <= BAR else 'above'} the bar of {BAR} (paper: "
                    f"{PAPER['seqgan']}); {abs(margin):.3f} {'below' if margin > 0 else 'above'} "
                    f"`{plan.rep.baseline}` on the same seeds ({b.mean:.3f}), whose difference has a 95% "
-                   f"interval of ±{joint:.3f}: the margin is {'supported' if margin > joint else '**not** supported'}.")
+                   f"interval of ±{joint:.3f}: the margin is "
+                   f"{'supported' if margin > joint else '**not** supported'}.")
     return out or [f"The bar (a SeqGAN run <= {BAR}, below `{plan.rep.baseline}`) is checked once they finish."]
 
 
