@@ -4,7 +4,7 @@ On a GPU the paper's models are small enough that a training step is all launch 
 the discriminator's step (forward over 12 window sizes, backward, Adam) is hundreds of kernel
 launches (a CPU profile counts ~2,000 aten calls a step, views included) that do a few
 microseconds of work each. Measured on an H100, eager: 9 ms a D step
-of 64 sequences (an epoch 2.8 s, against 9.5 s on 2 CPU cores) and an MLE epoch 2.7 s (3.6 s
+of 64 sequences (an epoch 2.8 s, against 9.8 s on 2 CPU cores) and an MLE epoch 2.7 s (3.6 s
 on 2 cores). `GraphedStep` records the whole step once and then replays it, with each batch
 copied into the recorded input buffers: 1.3 ms a D step, 0.30 s an MLE epoch
 (docs/performance.md, section 6).
