@@ -18,14 +18,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-_ONEDNN_DTYPES = (torch.float32, torch.bfloat16)
-
-
 def _onednn_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
 ONEDNN = _onednn_available()
+
+
+def _onednn_takes(dtype: torch.dtype) -> bool:
+    """Whether this CPU's oneDNN has a linear kernel for `dtype`: for bfloat16 it needs AVX-512
+    (an AVX2-only EPYC answered "could not create a primitive descriptor for the inner product
+    forward propagation primitive", and every bfloat16 discriminator step failed); torch's
+    own bfloat16 product runs there, slower."""
+    if not ONEDNN:
+        return False
+    try:
+        one = torch.ones(1, 1, dtype=dtype)
+        torch.ops.mkldnn._linear_pointwise(one, one, None, "none", [], "")
+        return True
+    except RuntimeError:
+        return False
+
+
+_ONEDNN_DTYPES = tuple(dt for dt in (torch.float32, torch.bfloat16) if _onednn_takes(dt))
 
 
 # Below this many multiply-adds a product stays with torch: oneDNN runs every product on all
