@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "discriminator actor trains the CNN. With no arguments: a quick run of the "
                     "synthetic task on an embedded local Ray.",
         epilog="Overrides are section.key=value, e.g. rollout.num_rollouts=8 train.adv_iterations=50. "
-               "Valid keys: " + ", ".join(all_keys()),
+               "Valid keys: " + ", ".join(all_keys()) + "\n\nA trained run's quality-diversity frontier "
+               "over sampling temperatures: python run.py evaluate --run RUN_DIR (see its --help).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--config", type=Path, help="YAML config (e.g. configs/paper_synthetic.yaml); "
@@ -118,6 +119,14 @@ def build_reproduce_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", metavar="NAME[,NAME]", default=None,
                    help="train only these runs of the file now (and the pretraining they start "
                         "from), in the file's order; the report still covers every run")
+    p.add_argument("--seeds", metavar="K[,K]", default=None,
+                   help="train only these seeds of the file now (default: every seed)")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="after a seed's pretraining, train up to N of its runs side by side, each "
+                        "in its own process with its share of the cores and its own log "
+                        "(<out_dir>/seed<k>/<run>.log); needs --no-ray (e.g. one GPU machine, "
+                        "every role of every run on the GPU). Default 1: one after another")
+    p.add_argument("--no-report", action="store_true", help="train, but do not write the report")
     p.add_argument("--background", action="store_true",
                    help="run detached from this terminal, output to <out_dir>/reproduce.log; start "
                         "the same command again to continue it after a stop")
@@ -138,6 +147,36 @@ def build_sample_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_evaluate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="run.py evaluate",
+        description="The quality-diversity frontier of trained generators: sample each run's "
+                    "generator at every temperature and score the samples as training does. "
+                    "Synthetic task: NLL-oracle (quality) with its 95% half-width, and NLL-test "
+                    "(coverage) under the same tempered softmax; text: BLEU-2..5, Self-BLEU-2..5 "
+                    "and NLL-test. Put MLE's and SeqGAN's side by side to see whether adversarial "
+                    "training buys more than a lower temperature (Caccia et al. 2020).",
+        epilog="Prints the table and writes RUN/frontier.csv, RUN/frontier.md and RUN/frontier.png "
+               "(NLL-test against NLL-oracle; Self-BLEU-5 against BLEU-5 for text), and the runs "
+               "together into --out DIR. Reads RUN/generator.pt, or the newest checkpoint if the "
+               "run has not finished.")
+    p.add_argument("--run", type=Path, nargs="+", action="extend", required=True, metavar="RUN_DIR",
+                   help="run folders, e.g. runs/reproduce/seed0/mle runs/reproduce/seed0/seqgan")
+    p.add_argument("--temperatures", default="0.7,0.8,...,1.3", metavar="T[,T]",
+                   help="sampling temperatures, the same for every run: a list (0.8,1,1.2) or a "
+                        "range (0.7,0.8,...,1.3, the default)")
+    p.add_argument("--num", type=int, default=None,
+                   help="samples per temperature (default: the run's train.eval_samples)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed, the same at every temperature (default 0)")
+    p.add_argument("--checkpoint", type=Path, metavar="FILE",
+                   help="read the (single) run's generator from FILE instead: a checkpoint of the run, "
+                        "or a generator state dict like generator.pt")
+    p.add_argument("--out", type=Path, metavar="DIR", help="also write the runs' combined table and plot here")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     from .train import Interrupted, NumericalError
 
@@ -150,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         args, command = build_reproduce_parser().parse_args(argv[1:]), _reproduce
     elif argv[:1] == ["prepare"]:
         args, command = build_prepare_parser().parse_args(argv[1:]), _prepare
+    elif argv[:1] == ["evaluate"]:
+        args, command = build_evaluate_parser().parse_args(argv[1:]), _evaluate
     else:
         args, command = build_parser().parse_args(argv), _train
     try:
@@ -184,6 +225,32 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
     for line in warnings(meta):
         print(line, file=sys.stderr)
     print("\n".join(summary(meta, args.out)) + f" in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace, argv: list[str]) -> int:
+    from .frontier import (FILES, frontier, frontier_markdown, load_runs, load_tasks, parse_temperatures,
+                           write_frontier)
+
+    temperatures = parse_temperatures(args.temperatures)
+    if args.num is not None and args.num < 1:
+        raise ConfigError(f"--num {args.num}: give 1 or more samples")
+    runs = load_runs(args.run, checkpoint=args.checkpoint)  # every folder checked before any work
+    tasks = load_tasks(runs)
+    frontiers = {}
+    for label, (run_dir, cfg, generator) in runs.items():
+        if not args.quiet:
+            print(f"{label}: {tasks[label].source}", file=sys.stderr)
+        frontiers[label] = frontier(cfg, tasks[label], generator, temperatures, num=args.num, seed=args.seed,
+                                    progress=not args.quiet)
+    for label, (run_dir, _, _) in runs.items():
+        write_frontier({label: frontiers[label]}, run_dir)
+    written = [run_dir for run_dir, _, _ in runs.values()]
+    if args.out is not None:
+        write_frontier(frontiers, args.out)
+        written.append(args.out)
+    print(f"wrote {', '.join(FILES)} in {', '.join(map(str, written))}", file=sys.stderr)
+    print(frontier_markdown(frontiers), end="")
     return 0
 
 
@@ -224,6 +291,12 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
     plan = load_plan(args.config, args.overrides)
     only = plan.select(args.runs.split(",")) if args.runs is not None else None
+    seeds = plan.select_seeds(args.seeds) if args.seeds is not None else None
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: give 1 or more")
+    if args.jobs > 1 and not args.no_ray:
+        raise ConfigError("--jobs N trains each run in its own process without Ray: add --no-ray (with "
+                          "Ray, one process drives the rollout pool; give the pool the cores instead)")
     command = " ".join(["python run.py reproduce", f"--config {args.config}", *args.overrides])
     args.run_dir = plan.rep.out_dir  # named by the interruption message
     if args.background:
@@ -232,6 +305,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"started in the background (PID {pid}); follow it with: tail -f {log}\n"
               f"stop it with kill {pid}, and continue with the same command", file=sys.stderr)
         return 0
+    failed: list[str] = []
     if not args.report_only:
         spec = None
         if not args.no_ray:
@@ -239,9 +313,13 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
             spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
             connect(spec, argv)
-        run_plan(plan, spec, only=only)
-    print(f"report: {write_report(plan, command)}")
-    return 0
+        failed = run_plan(plan, spec, only=only, seeds=seeds, jobs=args.jobs,
+                          child_args=["--config", str(args.config), *args.overrides, "--no-ray"])
+        if failed:
+            print(f"error: {', '.join(failed)} failed; see their logs", file=sys.stderr)
+    if not args.no_report:
+        print(f"report: {write_report(plan, command)}")
+    return 1 if failed else 0
 
 
 def _tune(args: argparse.Namespace, argv: list[str]) -> int:

@@ -117,10 +117,12 @@ class LSTMPolicy(nn.Module):
             cs.append(state[1])
         return torch.stack(hs, 1), torch.stack(cs, 1)
 
-    def log_probs(self, seqs: Tensor) -> Tensor:
-        """log G(y_t | y_<t) for every position of `seqs` (B, T). Returns (B, T)."""
+    def log_probs(self, seqs: Tensor, *, temperature: float = 1.0) -> Tensor:
+        """log G(y_t | y_<t) for every position of `seqs` (B, T). Returns (B, T). At a
+        `temperature` τ ≠ 1, the log-probabilities of the tempered policy softmax(logits / τ),
+        the distribution `sample(..., temperature=τ)` draws from."""
         h, _ = self.hidden_states(seqs)  # (B, T, H)
-        return self._token_log_probs(h, seqs)
+        return self._token_log_probs(h, seqs, temperature)
 
     def log_probs_scheduled(self, seqs: Tensor, prob: float, *,
                             generator: torch.Generator | None = None) -> Tensor:
@@ -141,29 +143,34 @@ class LSTMPolicy(nn.Module):
                 tok = torch.where(u[:, 2] < prob, own, seqs[:, t])
         return self._token_log_probs(torch.stack(hs, 1), seqs)
 
-    def _token_log_probs(self, h: Tensor, seqs: Tensor) -> Tensor:
-        logp = TokenLogProb.apply(h.reshape(-1, self.hidden_dim), self.W_out, self.b_out, seqs.reshape(-1))
+    def _token_log_probs(self, h: Tensor, seqs: Tensor, temperature: float = 1.0) -> Tensor:
+        W, b = self.W_out, self.b_out
+        if temperature != 1.0:  # logits / τ = h·(W/τ) + b/τ: H·V divisions, not B·T·V
+            W, b = W / temperature, b / temperature
+        logp = TokenLogProb.apply(h.reshape(-1, self.hidden_dim), W, b, seqs.reshape(-1))
         return logp.view(seqs.shape)
 
     @torch.no_grad()
-    def nll(self, seqs: Tensor, *, batch: int = 1024) -> float:
+    def nll(self, seqs: Tensor, *, batch: int = 1024, temperature: float = 1.0) -> float:
         """Mean per-token negative log-likelihood of `seqs` (S, T) in nats (tokens up to the
-        end token when sequences have one, the end token included)."""
+        end token when sequences have one, the end token included), under softmax(logits / τ)
+        at `temperature` τ."""
         total, count = 0.0, 0
         for i in range(0, seqs.shape[0], batch):
             block = seqs[i:i + batch]
-            logp, mask = self.log_probs(block).double(), self.mask(block)
+            logp, mask = self.log_probs(block, temperature=temperature).double(), self.mask(block)
             total -= (logp if mask is None else logp[mask]).sum().item()
             count += block.numel() if mask is None else int(mask.sum())
         return total / count
 
     @torch.no_grad()
-    def sequence_nll(self, seqs: Tensor, *, batch: int = 1024) -> Tensor:
-        """Each row's mean per-token NLL (S,) in float64, over the tokens `mask` counts."""
+    def sequence_nll(self, seqs: Tensor, *, batch: int = 1024, temperature: float = 1.0) -> Tensor:
+        """Each row's mean per-token NLL (S,) in float64, over the tokens `mask` counts, under
+        softmax(logits / τ) at `temperature` τ."""
         out = []
         for i in range(0, seqs.shape[0], batch):
             block = seqs[i:i + batch]
-            nll, mask = -self.log_probs(block).double(), self.mask(block)
+            nll, mask = -self.log_probs(block, temperature=temperature).double(), self.mask(block)
             out.append(nll.mean(1) if mask is None else (nll * mask).sum(1) / mask.sum(1))
         return torch.cat(out)
 

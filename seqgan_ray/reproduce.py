@@ -96,6 +96,18 @@ class Plan:
                               f"{self.source}; its runs are {', '.join(self.run_configs)}")
         return names
 
+    def select_seeds(self, text: str) -> list[int]:
+        """`text` ("0,1") checked against the file's seeds (for --seeds)."""
+        try:
+            seeds = [int(x) for x in text.split(",")]
+        except ValueError:
+            raise ConfigError(f"--seeds {text}: give seeds as integers, e.g. --seeds 0,1") from None
+        unknown = [s for s in seeds if s not in self.rep.seeds]
+        if unknown:
+            raise ConfigError(f"--seeds {text}: {unknown[0]} is not a seed of {self.source}; its seeds are "
+                              f"{', '.join(map(str, self.rep.seeds))}")
+        return seeds
+
     def own_d_pretraining(self, name: str) -> bool:
         """Whether run `name` pretrains D differently from the shared pretraining."""
         run, base = self.run_configs[name].train, self.base.train
@@ -145,17 +157,20 @@ def _changes_shared_pretraining(key: str) -> bool:
 
 # --------------------------------------------------------------------------- running
 
-def run_plan(plan: Plan, spec, *, only: list[str] | None = None) -> None:
+def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int] | None = None,
+             jobs: int = 1, child_args: list[str] = ()) -> list[str]:
     """Pretrain each seed once, then every run (or those in `only`) from it; finished runs
-    are skipped."""
+    are skipped. With `jobs` > 1 a seed's runs train side by side, each in its own process
+    (`child_args`: the command's options for them); returns the runs that failed."""
     from .checkpoint import latest_checkpoint
 
     def todo(seed: int) -> list[str]:
         return [name for name in plan.runs_for(seed) if only is None or name in only]
 
-    total = sum(1 + len(todo(seed)) for seed in plan.rep.seeds)
-    done = 0
-    for seed in plan.rep.seeds:
+    seeds = [s for s in plan.rep.seeds if seeds is None or s in seeds]
+    total = sum(1 + len(todo(seed)) for seed in seeds)
+    done, failed = 0, []
+    for seed in seeds:
         folder = plan.folder(seed)
         pre_dir = folder / "pretrain"
         cfg = plan.pretrain_config(seed)
@@ -163,11 +178,76 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None) -> None:
         _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
                    ignored=_pretraining_only)
         pretrained = latest_checkpoint(pre_dir / "checkpoints")
+        if jobs > 1:
+            failed += _train_side_by_side(plan, seed, todo(seed), jobs, child_args, first=done)
+            done += len(todo(seed))
+            continue
         for name in todo(seed):
             done += 1
             cfg = plan.config(name, seed)
             start = _generator_pretrained(pre_dir, cfg) if plan.own_d_pretraining(name) else pretrained
             _train_one(f"[{done}/{total}] seed {seed}: {name}", cfg, folder / name, spec, start_from=start)
+    return failed
+
+
+def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, child_args: list[str], *,
+                        first: int) -> list[str]:
+    """Train `names` of `seed`, at most `jobs` at a time, each as `run.py reproduce --runs NAME
+    --seeds SEED` in its own process, output to <out_dir>/seed<k>/<name>.log. Each gets
+    cores / jobs threads (OpenMP threads of several processes on the same cores slowed an
+    evaluation 30-80x on a 16-core GPU machine). A SIGINT or SIGTERM to this process alone is
+    passed on to them; each checkpoints and stops, and this command then stops too."""
+    import os
+    import signal
+    import time
+
+    from .train import Interrupted
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    queue, running, failed, stopping = list(names), {}, [], []
+
+    def forward(signum, frame):
+        stopping.append(signum)
+        queue.clear()
+        for proc, _ in running.values():
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    saved = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                name = queue.pop(0)
+                log = plan.folder(seed) / f"{name}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                cmd = [sys.executable, "-m", "seqgan_ray.cli", "reproduce", *child_args,
+                       "--runs", name, "--seeds", str(seed), "--no-report"]
+                with open(log, "ab") as out:
+                    # its own session: a signal to this command's process group (timeout,
+                    # a scheduler) reaches it once, through `forward`, not twice (which would
+                    # stop it without a checkpoint)
+                    running[name] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                                      stdin=subprocess.DEVNULL, env=env,
+                                                      start_new_session=True), log)
+                print(f"[{first + names.index(name) + 1}] seed {seed}: {name} started in its own "
+                      f"process ({threads} threads), log {log}", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+            for name, (proc, log) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[name]
+                ok = proc.returncode == 0
+                print(f"seed {seed}: {name} {'finished' if ok else f'stopped (exit {proc.returncode})'}"
+                      + ("" if ok else f"; see {log}"), file=sys.stderr, flush=True)
+                if not ok and proc.returncode != 130:
+                    failed.append(name)
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+    if stopping:
+        raise Interrupted(f"stopped by {signal.Signals(stopping[0]).name}; each run wrote a checkpoint")
+    return failed
 
 
 def _generator_pretrained(pre_dir: Path, cfg: Config) -> Path:

@@ -136,7 +136,8 @@ def test_read_token_file_bad_line(tmp_path, content, where, what):
 # ------------------------------------------------------------------ no Ray in the core
 
 def test_core_modules_do_not_import_ray():
-    modules = ["config", "policy", "oracle", "data", "discriminator", "losses", "rewards", "roles", "runlog"]
+    modules = ["config", "policy", "oracle", "data", "discriminator", "losses", "rewards", "roles", "runlog",
+               "frontier"]
     code = ("import sys; " + "; ".join(f"import seqgan_ray.{m}" for m in modules)
             + "; bad = [m for m in sys.modules if m == 'ray' or m.startswith('ray.')]; assert not bad, bad")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
