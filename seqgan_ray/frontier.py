@@ -283,6 +283,42 @@ def plot_frontier(frontiers: Frontiers, png: Path, *, title: str = "quality-dive
     plt.close(fig)
 
 
+def read_frontier(path: Path) -> Frontiers:
+    """The runs' points from a frontier.csv that `write_frontier` wrote (the synthetic task's
+    or a text task's columns)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        table = list(csv.reader(f))
+    if not table or table[0] not in (columns({"x": [FrontierPoint(1.0, 0.0, 0.0, 0.0)]}),
+                                      columns({"x": [FrontierPoint(1.0, 0.0, bleu=(), self_bleu=())]})):
+        raise ConfigError(f"{path}: not a frontier table written by run.py evaluate")
+    synthetic, n = table[0][2] == "NLL-oracle", len(BLEU_ORDERS)
+    out: Frontiers = {}
+    for line, row in enumerate(table[1:], start=2):
+        try:
+            label, tau, *v = row[0], *map(float, row[1:])
+        except ValueError:
+            raise ConfigError(f"{path}, line {line}: a value that is not a number") from None
+        point = (FrontierPoint(tau, v[2], oracle_nll=v[0], oracle_nll_ci95=v[1]) if synthetic else
+                 FrontierPoint(tau, v[-1], bleu=tuple(v[:n]), self_bleu=tuple(v[n:2 * n])))
+        out.setdefault(label, []).append(point)
+    return out
+
+
+def frontier_gap(points: Sequence[FrontierPoint], baseline: Sequence[FrontierPoint]) -> list[tuple[float, float]]:
+    """Synthetic task: for each of `points` whose NLL-test lies within the range of
+    `baseline`'s, (temperature, its NLL-oracle minus the baseline's at the same NLL-test,
+    interpolated linearly between the baseline's temperatures). Negative: better samples at
+    the same coverage, which no temperature gives the baseline; positive: worse."""
+    curve = sorted((p.nll_test, p.oracle_nll) for p in baseline)
+    out = []
+    for p in points:
+        for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+            if x0 <= p.nll_test <= x1 and x1 > x0:
+                out.append((p.temperature, p.oracle_nll - (y0 + (y1 - y0) * (p.nll_test - x0) / (x1 - x0))))
+                break
+    return out
+
+
 def write_frontier(frontiers: Frontiers, out_dir: Path) -> list[Path]:
     """Write `frontiers` (a label per generator -> its points) as out_dir/frontier.csv,
     frontier.md and frontier.png; returns those paths."""

@@ -63,6 +63,9 @@ class ReproduceConfig:
     repeat: list[str] = field(default_factory=list)  # runs trained on every seed; empty: all
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     baseline: str = "mle"   # the run every SeqGAN run must beat: MLE as long as the adversarial phase
+    frontier: list[str] = field(default_factory=list)  # runs whose quality-diversity frontier is
+    # measured when they finish (`run.py evaluate`, into their folder) and shown in the report
+    temperatures: list[float] = field(default_factory=lambda: [0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3])
 
 
 @dataclass
@@ -145,6 +148,15 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
             raise ConfigError(f"{where}reproduce.repeat: '{name}' is not one of reproduce.runs")
     if rep.baseline not in rep.runs:
         raise ConfigError(f"{where}reproduce.baseline '{rep.baseline}' is not one of reproduce.runs")
+    for name in rep.frontier:
+        if name not in rep.runs:
+            raise ConfigError(f"{where}reproduce.frontier: '{name}' is not one of reproduce.runs")
+    from .frontier import check_temperatures
+
+    try:
+        check_temperatures(rep.temperatures)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}reproduce.temperatures: {exc}") from None
     return plan
 
 
@@ -187,7 +199,22 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
             cfg = plan.config(name, seed)
             start = _generator_pretrained(pre_dir, cfg) if plan.own_d_pretraining(name) else pretrained
             _train_one(f"[{done}/{total}] seed {seed}: {name}", cfg, folder / name, spec, start_from=start)
+            if name in plan.rep.frontier:
+                measure_frontier(folder / name, plan.rep.temperatures)
     return failed
+
+
+def measure_frontier(run_dir: Path, temperatures: list[float]) -> None:
+    """`run.py evaluate` of a finished run, once: its frontier.csv/.md/.png in `run_dir`."""
+    from .frontier import frontier, load_run, write_frontier
+    from .tasks import load_task
+
+    if not (run_dir / "summary.json").is_file() or (run_dir / "frontier.csv").is_file():
+        return
+    print(f"{run_dir}: the quality-diversity frontier at τ = {', '.join(map(str, temperatures))}",
+          file=sys.stderr, flush=True)
+    cfg, generator = load_run(run_dir)
+    write_frontier({run_dir.name: frontier(cfg, load_task(cfg.data, run_dir), generator, temperatures)}, run_dir)
 
 
 def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, child_args: list[str], *,
@@ -335,6 +362,8 @@ class Outcome:
     nll_test: list[float] = field(default_factory=list)  # G's NLL of held-out oracle samples
     where: list[str] = field(default_factory=list)        # "CPU" or "GPU", per seed
     seeds: list[int] = field(default_factory=list)
+    best: list[float] = field(default_factory=list)     # the lowest evaluation of the adversarial
+    best_at: list[int] = field(default_factory=list)    # phase, and its iteration, per seed
 
     def on(self, seeds: list[int]) -> "Outcome":
         """This outcome over `seeds` only (those of them it has), to compare runs seed for seed."""
@@ -403,8 +432,12 @@ def collect(plan: Plan) -> dict[str, Outcome]:
             g.load_state_dict(state["learner"]["generator"])
         return g.nll(test)
 
-    def add(name: str, seed: int, record: dict[str, Any], wall: float, nll: float, where: str = "") -> None:
+    def add(name: str, seed: int, record: dict[str, Any], wall: float, nll: float, where: str = "",
+            best: dict[str, Any] | None = None) -> None:
         o = rows.setdefault(name, Outcome([], [], []))
+        if best is not None:
+            o.best.append(best["eval/oracle_nll"])
+            o.best_at.append(best["step"])
         o.seeds.append(seed)
         o.values.append(record["eval/oracle_nll"])
         o.sample_ci.append(record.get("eval/oracle_nll_ci95", float("nan")))
@@ -418,14 +451,18 @@ def collect(plan: Plan) -> dict[str, Outcome]:
         if pre is None:
             continue
         evals = _evals(pre[1], "pretrain_g")
-        add("random", seed, evals[0], 0.0, nll_test(seed, None))
+        if len(evals) > 1 and evals[1]["step"] == 1:  # the paper's Random: after the first epoch
+            add("random", seed, evals[1], 0.0, evals[1]["eval/nll_test"])
+        else:
+            add("random", seed, evals[0], 0.0, nll_test(seed, None))
         add("mle_pretrained", seed, evals[-1], pre[0]["wall_time_s"], nll_test(seed, folder / "pretrain"),
             _where(pre[0]))
         for name in plan.runs_for(seed):
             run = _read(folder / name)
             if run is not None:
-                add(name, seed, _evals(run[1], "adversarial")[-1], run[0]["wall_time_s"],
-                    nll_test(seed, folder / name), _where(run[0]))
+                evals = _evals(run[1], "adversarial")
+                add(name, seed, evals[-1], run[0]["wall_time_s"], nll_test(seed, folder / name), _where(run[0]),
+                    best=min(evals, key=lambda r: r["eval/oracle_nll"]))
     return rows
 
 
@@ -470,10 +507,13 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         f"oracle finds likelier); ± is a 95% interval {ci_how}. NLL-test is the final generator's NLL "
         f"of held-out oracle samples, as many as the training sequences (lower: it covers more of what the oracle "
         f"generates); a generator that collapses onto a few likely sequences scores a low "
-        f"NLL-oracle and a high NLL-test.",
+        f"NLL-oracle and a high NLL-test. 'ours' is each run's last evaluation; 'best evaluation' "
+        f"is the lowest of all its evaluations (mean over seeds, and the iteration of each), shown "
+        f"because the paper's 2016 code kept the best score it saw: a best of many noisy "
+        f"evaluations is biased low, so it is never the run's result.",
         "",
-        "| method | paper | ours | ± 95% | per seed | NLL-test | our run | wall time |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | paper | ours | ± 95% | per seed | best evaluation (iteration) | NLL-test | our run | wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def row(label: str, key: str, paper: float | None, run: str) -> None:
@@ -486,9 +526,12 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
             mixed = len(set(o.where)) > 1
             wall = " / ".join(_duration(w) + (f" ({h})" if mixed else "") for w, h in zip(o.wall_s, o.where))
         test = f"{sum(o.nll_test) / len(o.nll_test):.3f}" if o else ""
-        lines.append(f"| {label} | {paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {test} | {run} | {wall} |")
+        best = (f"{sum(o.best) / len(o.best):.3f} ({' / '.join(map(str, o.best_at))})" if o and o.best else "")
+        lines.append(f"| {label} | {paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {best} | "
+                     f"{test} | {run} | {wall} |")
 
-    row("Random", "random", PAPER["random"], "`pretrain`, before epoch 1")
+    row("Random", "random", PAPER["random"], "`pretrain`, after epoch 1 (the paper's Random)" if tc.eval_every == 1
+        else "`pretrain`, before epoch 1 (the paper's Random is after one: evaluate every epoch for it)")
     row("MLE, after pretraining", "mle_pretrained", None, f"`pretrain`, epoch {tc.pretrain_g_epochs}")
     for name, cfg in plan.run_configs.items():
         kind = _kind(cfg)
@@ -499,12 +542,48 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
     lines += ["", *verdict(plan, rows), "", f"![NLL-oracle against epochs]({figure})", "",
               f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
               f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
-              f"(seed {rep.seeds[0]}).", "", "## Configs", "",
+              f"(seed {rep.seeds[0]}).", "", *frontier_section(plan, figure), "## Configs", "",
               f"Every run: `{plan.source}` (below, as read){_with_overrides(plan)}; each run changes "
               f"only the keys in the "
               f"table's 'our run' column; `{rep.out_dir}/seed<k>/<run>/config.yaml` holds each "
-              f"run's whole config.", "", "```yaml", plan.source.read_text().rstrip(), "```"]
+              f"run's whole config.", "", "```yaml", plan.source.read_text(encoding="utf-8").rstrip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def frontier_section(plan: Plan, figure: str) -> list[str]:
+    """The runs' quality-diversity frontiers (first seed), where measured: a table, a plot
+    beside the report, and each run's NLL-oracle against the baseline's at the same NLL-test."""
+    from .frontier import frontier_gap, frontier_markdown, plot_frontier, read_frontier
+
+    folder = plan.folder(plan.rep.seeds[0])
+    frontiers = {}
+    for name in plan.run_configs:
+        if (folder / name / "frontier.csv").is_file():
+            frontiers[name] = next(iter(read_frontier(folder / name / "frontier.csv").values()))
+    if not frontiers:
+        return []
+    png = figure.replace("_figure2.png", "_frontier.png")
+    plot_frontier(frontiers, Path(plan.rep.report).with_name(png), title="the runs' frontiers")
+    lines = ["## Quality against diversity: each run's frontier over sampling temperatures", "",
+             f"`python run.py evaluate` of each run's final generator (seed {plan.rep.seeds[0]}): its "
+             f"samples at temperature τ scored by the oracle (NLL-oracle: quality), and its NLL of "
+             f"held-out oracle samples under the same tempered softmax (NLL-test: coverage). A lower "
+             f"temperature buys any generator a better NLL-oracle at a worse NLL-test; a method beats "
+             f"`{plan.rep.baseline}` only where its curve lies below the baseline's.", "",
+             frontier_markdown(frontiers).rstrip(), "", f"![the frontiers]({png})", ""]
+    unfinished = [f"`{name}` at iteration {_in_progress(plan, name).split('iteration ')[1].split(' of')[0]}"
+                  for name in frontiers if _in_progress(plan, name)]
+    if unfinished:
+        lines += [f"Unfinished runs are measured where they stopped: {', '.join(unfinished)}.", ""]
+    base = frontiers.get(plan.rep.baseline)
+    for name, points in frontiers.items():
+        gaps = frontier_gap(points, base) if base is not None and name != plan.rep.baseline else []
+        if gaps:
+            lines.append(f"- `{name}`: NLL-oracle {min(g for _, g in gaps):+.3f} to {max(g for _, g in gaps):+.3f} "
+                         f"against `{plan.rep.baseline}` at the same NLL-test (τ = "
+                         f"{', '.join(f'{t:g}' for t, _ in gaps)}; negative: better samples at equal coverage, "
+                         f"which no temperature gives `{plan.rep.baseline}`).")
+    return lines + [""]
 
 
 def verdict(plan: Plan, rows: dict[str, Outcome]) -> list[str]:

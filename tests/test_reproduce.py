@@ -107,6 +107,43 @@ def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
     assert "pretrain was trained with train.pretrain_g_epochs=2" in capsys.readouterr().err
 
 
+def test_runs_side_by_side_with_their_frontiers_best_evaluation_and_the_papers_random(tmp_path, capsys):
+    """--jobs 2: the runs train in their own processes after the shared pretraining; each
+    listed run's frontier is measured when it finishes and shown in the report, beside the
+    best evaluation (labelled) and Random as the paper defined it (after one epoch)."""
+    from seqgan_ray.frontier import read_frontier
+    from seqgan_ray.runlog import read_metrics
+
+    path = _file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}}, frontier=["seqgan", "mle"],
+                 temperatures=[0.8, 1.0, 1.25])
+    assert main(["reproduce", "--config", str(path), "--jobs", "2"]) == 2  # needs --no-ray
+    assert "--jobs N trains each run in its own process without Ray: add --no-ray" in capsys.readouterr().err
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--seeds", "7"]) == 2
+    assert "--seeds 7: 7 is not a seed of" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    out = tmp_path / "runs" / "seed0"
+    for name in ("seqgan", "mle"):
+        assert f"seed 0: {name} started in its own process" in err and f"seed 0: {name} finished" in err
+        assert "the quality-diversity frontier" in (out / f"{name}.log").read_text()
+        points = read_frontier(out / name / "frontier.csv")[name]
+        assert [p.temperature for p in points] == [0.8, 1.0, 1.25]
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    assert "## Quality against diversity" in report and (tmp_path / "doc" / "synthetic_frontier.png").is_file()
+    assert "| seqgan | 1.25 |" in report and "| mle | 0.8 |" in report
+
+    first = [r for r in read_metrics(out / "pretrain" / "metrics.jsonl") if r.get("epoch") == 1 and "eval/oracle_nll" in r]
+    random = next(l for l in report.splitlines() if l.startswith("| Random |"))
+    assert f"| {first[0]['eval/oracle_nll']:.3f} |" in random and "after epoch 1 (the paper's Random)" in random
+    evals = [r["eval/oracle_nll"] for r in read_metrics(out / "seqgan" / "metrics.jsonl")
+             if r["phase"] == "adversarial" and "eval/oracle_nll" in r]
+    seqgan = next(l for l in report.splitlines() if l.startswith("| SeqGAN |")).split(" | ")
+    assert seqgan[2] == f"{evals[-1]:.3f}"  # ours: the last evaluation
+    assert seqgan[5] == f"{min(evals):.3f} ({1 + evals.index(min(evals))})"  # the best, labelled apart
+
+
 def test_a_run_may_pretrain_its_own_discriminator(tmp_path, capsys):
     from seqgan_ray.runlog import read_metrics
 
