@@ -36,24 +36,53 @@ def _order(path: Path) -> tuple[int, int]:
     return (PHASE_ORDER.index(m["phase"]), int(m["step"])) if m and m["phase"] in PHASE_ORDER else (-1, -1)
 
 
+def _checkpoints(folder: Path) -> list[Path]:
+    """The checkpoints in `folder`, oldest first (by phase, then step)."""
+    return sorted((p for p in folder.glob("*.pt") if _order(p)[0] >= 0), key=_order) if folder.is_dir() else []
+
+
 def save_checkpoint(folder: Path, name: str, state: dict[str, Any], *, keep: int) -> Path:
     """Write `state` atomically (temporary file, then rename); keep the newest `keep` and the
     newest of each phase (at most two more files: the ends of G's and D's pretraining)."""
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.pt"
     tmp = folder / f".{name}.pt.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    ckpts = sorted((p for p in folder.glob("*.pt") if _order(p)[0] >= 0), key=_order)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:  # opened here: torch.save's own open hides the OSError
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces anything
+        os.replace(tmp, path)
+    except OSError as exc:  # disk full, a read-only or immutable folder, quota
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise CheckpointError(_unwritable(path, exc)) from None
+    ckpts = _checkpoints(folder)
     newest_of_phase = {NAME.match(p.name)["phase"]: p for p in ckpts}  # sorted: the last one wins
     for old in ckpts[:-keep]:
         if old not in newest_of_phase.values():
-            old.unlink()
+            try:
+                old.unlink(missing_ok=True)
+            except OSError:  # the new one is written; an old one left over does no harm
+                pass
     return path
 
 
+def _unwritable(path: Path, exc: OSError) -> str:
+    """One line: which checkpoint could not be written, why, and how to go on from the newest
+    one that exists."""
+    run_dir = path.parent.parent
+    ckpts = _checkpoints(path.parent)
+    how = (f"the newest is {ckpts[-1].name}: make room or make the folder writable, then resume with: "
+           f"python run.py --resume {run_dir}" if ckpts
+           else "none was written yet: make room or make the folder writable, then start the run again")
+    return f"cannot write checkpoint {path} ({exc.strerror or exc}); the run stopped; {how}"
+
+
 def latest_checkpoint(folder: Path) -> Path:
-    ckpts = sorted((p for p in folder.glob("*.pt") if _order(p)[0] >= 0), key=_order)
+    ckpts = _checkpoints(folder)
     if not ckpts:
         raise CheckpointError(f"{folder}: no checkpoint to resume from (the run stopped before "
                               f"its first one); start it again without --resume")

@@ -45,7 +45,7 @@ NOTES_MARKER = "<!-- notes: everything below this line is kept when the report i
 # Keys that may differ between a run on disk and the reproduce file: where and how much is
 # written, and the length (a finished run is extended to a longer adv_iterations).
 TRIVIA = {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
-          "train.checkpoint_every", "train.keep_checkpoints"}
+          "train.checkpoint_every", "train.checkpoint_every_s", "train.keep_checkpoints"}
 # Pretraining keys a run may change: it then pretrains its own D from the shared pretrained G.
 OWN_D_PRETRAINING = ("train.pretrain_d_rounds", "train.pretrain_d_epochs")
 # ... and for the shared pretraining, the adversarial phase's settings too (and rollout.*).

@@ -277,8 +277,20 @@ class DiscriminatorTrainer:
         restore_rng(self.rng, state["rng"])
 
 
+class StaleWeights(RuntimeError):
+    """A rollout worker was asked to compute with a version of the weights it does not hold:
+    its actor was restarted (Ray rebuilt it from its constructor: version -1) since the pool
+    last armed it, or it missed a set_weights."""
+
+
 class RolloutWorker:
-    """A copy of G_β and D_φ that turns sequences into Eq. 4 rewards."""
+    """A copy of G_β and D_φ that turns sequences into Eq. 4 rewards.
+
+    `version` is the weights version it holds: -1 from the constructor (which is what a
+    restarted actor is), then whatever `set_weights` gave it. Every call from the pool says
+    which version it expects (`expect`), and a worker that does not hold it refuses with
+    `StaleWeights` instead of computing with the wrong weights; the pool then `rearm`s it.
+    """
 
     def __init__(self, cfg: Config, seed: int, *, threads: int = 0):
         _set_threads(threads)
@@ -289,21 +301,42 @@ class RolloutWorker:
         self.version = -1
         self.reward: Reward | None = None  # None: D_φ's P(real), SeqGAN's reward
 
-    def set_data(self, real: Tensor) -> None:
+    def _check(self, expect: int | None) -> None:
+        if expect is not None and expect != self.version:
+            raise StaleWeights(f"rollout worker holds weights version {self.version}, the call expects {expect}")
+
+    def set_data(self, real: Tensor, *, expect: int | None = None) -> None:
         """The training sequences, for a reward that needs them (rollout.reward: bleu, ...)."""
+        self._check(expect)
         self.reward = make_reward(self.cfg, real.to(self.device))
 
     def set_weights(self, policy: StateDict | None, discriminator: StateDict | None,
-                    version: int = 0) -> None:
+                    version: int = 0, *, expect: int | None = None) -> None:
+        """Load β and/or φ (None: keep the one held) as weights `version`."""
+        self._check(expect)
         if policy is not None:
             self.policy.load_state_dict(policy)
         if discriminator is not None:
             self.discriminator.load_state_dict(discriminator)
         self.version = version
 
-    def rewards(self, seqs: Tensor) -> Tensor:
+    def rearm(self, policy: StateDict | None, discriminator: StateDict | None, version: int, *,
+              data: Tensor | None, seed: int) -> bool:
+        """Bring this worker to weights `version` whatever it holds; if it was rebuilt from its
+        constructor (a restarted actor), give it the data again and a fresh random stream
+        seeded with `seed`. Returns whether it had been rebuilt."""
+        rebuilt = self.version == -1
+        self.set_weights(policy, discriminator, version)
+        if rebuilt:
+            if data is not None:
+                self.set_data(data)
+            self.rng.manual_seed(seed)
+        return rebuilt
+
+    def rewards(self, seqs: Tensor, *, expect: int | None = None) -> Tensor:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), scored by P(real) under D_φ (or by the
-        configured reward)."""
+        configured reward); with `expect`, only if this worker holds that weights version."""
+        self._check(expect)
         if self.reward is None and self.cfg.rollout.reward != "discriminator":
             raise RuntimeError(f"rollout.reward={self.cfg.rollout.reward} needs the data: call set_data first")
         d = self.discriminator
@@ -315,8 +348,10 @@ class RolloutWorker:
     def device_name(self) -> str:
         return str(self.device)
 
-    def get_rng_state(self) -> Tensor:
+    def get_rng_state(self, *, expect: int | None = None) -> Tensor:
+        self._check(expect)
         return self.rng.get_state()
 
-    def set_rng_state(self, state: Tensor) -> None:
+    def set_rng_state(self, state: Tensor, *, expect: int | None = None) -> None:
+        self._check(expect)
         restore_rng(self.rng, state)

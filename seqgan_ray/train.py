@@ -31,6 +31,7 @@ from .config import Config, ConfigError, save_config
 from .data import DataError
 from .distributed.cluster import ActorResources
 from .distributed.pool import RemoteRole, RolloutPool, start_actor
+from .kernels import slow_bfloat16_note
 from .oracle import SyntheticTask
 from .roles import DiscriminatorTrainer, GeneratorLearner
 from .scores import load_reward
@@ -89,6 +90,17 @@ class Result:
     summary: dict[str, Any]
 
 
+@dataclass
+class Carry:
+    """What the attempts of one `train_with_recovery` call hand on to each other, so that the
+    run's totals count them all: where this process's wall time began, the run's wall time
+    before this process (from the checkpoint it resumed), and the rollout actor restarts."""
+
+    started: float | None = None  # time.perf_counter() when the first attempt started training
+    elapsed_before: float = 0.0
+    restarts: int = 0
+
+
 def describe_devices(devices: dict[str, Any]) -> str:
     """"learner cuda, discriminator cuda, rollout actors cuda x 4" from `Roles.devices()`."""
     rollout = ", ".join(f"{d} x {devices['rollout'].count(d)}" for d in sorted(set(devices["rollout"])))
@@ -107,7 +119,8 @@ def _check_finite(phase: str, step: int, **values: float | torch.Tensor | None) 
 
 class Trainer:
     def __init__(self, cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *,
-                 on_iteration: Callable[["Trainer", dict[str, float]], None] | None = None):
+                 on_iteration: Callable[["Trainer", dict[str, float]], None] | None = None,
+                 carry: Carry | None = None):
         if task.real.shape[0] < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
             raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
                             f"batch (generator.batch_size={cfg.generator.batch_size}, "
@@ -119,6 +132,8 @@ class Trainer:
         self.phase, self.step = PHASES[0], -1  # -1: not started; else steps done in `phase`
         self.last_eval: dict[str, dict[str, float]] = {}  # phase -> its latest evaluation
         self.elapsed = 0.0  # wall time of earlier sessions of this run
+        self.restarts_before = 0  # rollout actor restarts in earlier sessions and attempts
+        self.carry = carry or Carry()
         self.stop_requested = False
         self.on_iteration = on_iteration  # e.g. Ray Tune's report, after every adversarial iteration
 
@@ -140,7 +155,16 @@ class Trainer:
         self.devices = self.roles.devices()
         if cfg.run.progress:
             print(f"devices: {describe_devices(self.devices)}", file=sys.stderr, flush=True)
-        self.started = time.perf_counter()
+        if cfg.discriminator.precision == "bfloat16" and self.devices["discriminator"] == "cpu":
+            note = slow_bfloat16_note()
+            if note:
+                print(note, file=sys.stderr, flush=True)
+        carry = self.carry
+        if carry.started is None:  # this process's first attempt at the run
+            carry.started, carry.elapsed_before = time.perf_counter(), self.elapsed
+        self.started, self.elapsed = carry.started, carry.elapsed_before
+        self.restarts_before = max(self.restarts_before, carry.restarts)
+        self.last_checkpoint = time.perf_counter()
         self.learner.set_data(self.task.real)
         self.disc.set_data(self.task.real)
         if not self._uses_discriminator:
@@ -277,7 +301,7 @@ class Trainer:
         pool.set_weights(learner.rollout_weights(), disc.weights() if d is not None else None)
         metrics = {"gen/pg_loss": pg_loss, "gen/reward_mean": rewards_mean, **times,
                    "time/d_train_s": t_d, "time/broadcast_s": time.perf_counter() - t0,
-                   "pool/restarts": float(pool.restarts)}
+                   "pool/restarts": float(self.rollout_restarts)}
         if d is not None:
             metrics.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})
         return metrics, f"reward {rewards_mean:.2g}"
@@ -320,10 +344,18 @@ class Trainer:
     def _progress(self, label: str, total: int) -> Progress:
         return Progress(label, total, enabled=self.cfg.run.progress, start=max(self.step, 0))
 
+    @property
+    def rollout_restarts(self) -> int:
+        """Rollout actor restarts over the whole run: earlier sessions and attempts, and this one."""
+        return self.restarts_before + self.pool.restarts
+
     def _end_step(self, step: int, *, last: bool) -> None:
-        """After a step: checkpoint every checkpoint_every steps, at a phase's end, or on a signal."""
+        """After a step: checkpoint every checkpoint_every steps, once checkpoint_every_s have
+        passed since the last one, at a phase's end, or on a signal."""
         self.step = step
-        if last or step % self.cfg.train.checkpoint_every == 0 or self.stop_requested:
+        tc = self.cfg.train
+        overdue = 0 < tc.checkpoint_every_s <= time.perf_counter() - self.last_checkpoint
+        if last or step % tc.checkpoint_every == 0 or overdue or self.stop_requested:
             self.checkpoint()
         if self.stop_requested:
             raise Interrupted(f"stopped at {self.phase} step {step}; checkpoint written")
@@ -332,12 +364,14 @@ class Trainer:
         return {"format": FORMAT, "phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
                 "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
                 "rollout_rng": self.pool.rng_states(), "last_eval": dict(self.last_eval),
-                "metrics_lines": self.log.lines,
+                "metrics_lines": self.log.lines, "rollout_restarts": self.rollout_restarts,
                 "elapsed_s": self.elapsed + time.perf_counter() - self.started}
 
     def checkpoint(self) -> Path:
-        return save_checkpoint(self.run_dir / "checkpoints", f"{self.phase}_{self.step:06d}", self._state(),
+        path = save_checkpoint(self.run_dir / "checkpoints", f"{self.phase}_{self.step:06d}", self._state(),
                                keep=self.cfg.train.keep_checkpoints)
+        self.last_checkpoint = time.perf_counter()
+        return path
 
     def write_state(self, path: Path) -> None:
         """A checkpoint at `path` (for Ray Tune's own checkpoints)."""
@@ -350,8 +384,9 @@ class Trainer:
         self.pool.set_rng_states(state["rollout_rng"])
         self.phase, self.step = state["phase"], state["step"]
         self.last_eval = dict(state["last_eval"])
-        if truncate_metrics:
+        if truncate_metrics:  # resuming this run (not starting another from its checkpoint)
             self.elapsed = state["elapsed_s"]
+            self.restarts_before = state.get("rollout_restarts", 0)  # 0 in checkpoints before it was kept
             RunLog.truncate(self.run_dir, state["metrics_lines"])
 
     def _finish(self) -> Result:
@@ -370,7 +405,7 @@ class Trainer:
                    "eval_random": random or None,
                    "eval_after_pretraining": self.last_eval.get("pretrain_g"),
                    "eval_after_adversarial": self.last_eval.get("adversarial"),
-                   "rollout_workers": len(self.pool), "rollout_restarts": self.pool.restarts,
+                   "rollout_workers": len(self.pool), "rollout_restarts": self.rollout_restarts,
                    "devices": self.devices,
                    "wall_time_s": self.elapsed + time.perf_counter() - self.started}
         if isinstance(self.task, SyntheticTask):  # the paper's Table 1 quantities, by name
@@ -423,15 +458,23 @@ def train(cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Pa
 def train_with_recovery(cfg: Config, task: SyntheticTask | TextTask, make_roles: Callable[[], Roles], run_dir: Path,
                         *, resume: bool = False, start_from: Path | None = None, retries: int = 2) -> Result:
     """`train` with Ray actors: if the learner or discriminator actor dies, start new roles and
-    continue from the last checkpoint, at most `retries` times; then say how to resume."""
+    continue from the last checkpoint, at most `retries` times; then say how to resume. (A
+    rollout actor's death never gets here: the pool re-arms it. A checkpoint that cannot be
+    written is not retried either: CheckpointError.) The summary's wall time and rollout
+    restarts cover every attempt."""
     from .checkpoint import CheckpointError
     from .distributed.pool import ACTOR_ERRORS
 
+    carry = Carry()
     for attempt in range(retries + 1):
         roles = make_roles()
+        trainer = None
         try:
-            return train(cfg, task, roles, run_dir, resume=resume, start_from=None if resume else start_from)
+            trainer = Trainer(cfg, task, roles, run_dir, carry=carry)
+            return trainer.run(resume=resume, start_from=None if resume else start_from)
         except ACTOR_ERRORS as exc:
+            if trainer is not None:
+                carry.restarts = max(carry.restarts, trainer.rollout_restarts)
             has_checkpoint = any((run_dir / "checkpoints").glob("*.pt"))
             if _stop_on_signals.received is not None:
                 # The stop signal reached Ray's processes too (sent to the whole process group,
@@ -446,12 +489,12 @@ def train_with_recovery(cfg: Config, task: SyntheticTask | TextTask, make_roles:
                        else "No checkpoint was written yet: start the run again")
                     + f". To stop with a checkpoint of the current step, signal the driver alone "
                       f"(kill -TERM {os.getpid()}).") from None
+            who = "a learner or discriminator actor (or a rollout actor Ray would not restart)"
             if attempt == retries or not has_checkpoint:
                 how = (f"resume with: python run.py --resume {run_dir}" if has_checkpoint
                        else "no checkpoint was written yet: start the run again")
-                raise CheckpointError(f"a learner or discriminator actor died ({type(exc).__name__}) "
-                                      f"after {attempt} restart(s); {how}") from None
-            print(f"warning: a learner or discriminator actor died ({type(exc).__name__}); restarting "
+                raise CheckpointError(f"{who} died ({type(exc).__name__}) after {attempt} restart(s); {how}") from None
+            print(f"warning: {who} died ({type(exc).__name__}); restarting "
                   f"from the last checkpoint ({attempt + 1}/{retries})", file=sys.stderr)
             resume = True
         finally:

@@ -8,13 +8,22 @@ runs in-process or as an actor: `RemoteRole` turns `role.method(...)` into
 Weights go out once per version: one `ray.put` for the rollout policy and one for the
 discriminator, the same refs sent to every rollout actor; only the latest refs are kept,
 so a restarted actor can be given them again.
+
+A rollout actor can die at any moment, busy or idle, and Ray rebuilds it from its
+constructor (`max_restarts=-1`): untrained weights, version -1. So every pool call carries
+the weights version it expects the worker to hold; a worker that does not hold it refuses
+(`StaleWeights`), and a call to an actor that is dead or restarting fails. Either way the
+pool waits for the actor, re-arms it (the current weights, the data, a fresh random stream),
+counts its restarts in `restarts` and gives it the call again: no reward is ever computed
+with weights other than the current version, and no rollout actor's death leaves the pool.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import ray
@@ -22,7 +31,7 @@ import torch
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from ..config import Config
-from ..roles import RolloutWorker, StateDict
+from ..roles import RolloutWorker, StaleWeights, StateDict
 from .cluster import ActorResources
 
 log = logging.getLogger(__name__)
@@ -56,122 +65,184 @@ def start_actor(cls: type, res: ActorResources, cfg: Config, seed: int, *, pool:
 
 
 def _wait_until_alive(actor: Any, *, timeout_s: float = 300.0) -> None:
-    """Wait for Ray to bring a restarted actor back (ActorUnavailableError while it restarts)."""
+    """Wait for Ray to bring a restarted actor back (ActorUnavailableError while it restarts);
+    raise at once if Ray will not (the actor is DEAD: killed for good, its restarts used up)."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             ray.get(actor.__ray_ready__.remote(), timeout=max(1.0, deadline - time.monotonic()))
             return
         except ACTOR_ERRORS:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (_actor_info(actor) or {}).get("State") == "DEAD":
                 raise
             time.sleep(0.2)
+
+
+def _actor_info(actor: Any) -> dict[str, Any] | None:
+    """Ray's record of `actor` in the GCS actor table ("State", "NumRestarts", ...); None if
+    it cannot be read.
+
+    Ray 2.60's public ways to ask need the dashboard (`ray.util.state.get_actor`, whose
+    `num_restarts` is the same field) or run inside the actor and say only whether it ever
+    restarted (`was_current_actor_reconstructed`, which reads this same table)."""
+    try:
+        from ray._private.state import actors
+
+        return actors(actor_id=actor._actor_id.hex()) or None
+    except Exception:  # another Ray version, a client connection: the pool counts what it sees
+        return None
+
+
+def rearm_seed(seed: int, version: int, restarts: int) -> int:
+    """The seed of a re-armed worker's random stream: its stream before the death is lost, so
+    it gets a fresh one, derived from the worker's own seed, the weights version and the
+    pool's restart count (two restarts never replay one stream). Deterministic, but a run
+    with a restart no longer draws the numbers an undisturbed one would."""
+    digest = hashlib.sha256(f"rearm:{seed}:{version}:{restarts}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
 class RolloutPool:
     """Rollout workers that split each batch's reward work between them.
 
     Works with plain `RolloutWorker`s (in-process, one after another) or with actors
-    (in parallel); `restarts` counts actors that died and were restarted mid-batch.
+    (in parallel); `restarts` counts the restarts of its actors, found out by the first pool
+    call after each (see the module's docstring).
     """
 
-    def __init__(self, workers: list[Any], *, remote: bool):
+    def __init__(self, workers: list[Any], *, remote: bool, seeds: list[int] | None = None):
         self.workers, self.remote = workers, remote
-        self.version = 0
+        self.seeds = seeds if seeds is not None else list(range(len(workers)))
+        self.version = 0  # the weights version every worker holds (0: the constructor's, armed)
         self.restarts = 0
         self._weights: tuple[Any, Any] = (None, None)
         self._data: Any = None  # the training data (a ref, for actors), for rewards that need it
+        self._ray_restarts = [0] * len(workers)  # Ray's restart count of each actor, as last seen
+        # Arm every worker at version 0; a restarted actor is at -1 and so refuses every call.
+        if remote:  # not waited for: actor calls run in order, and the first real call waits
+            for w in workers:
+                w.set_weights.remote(None, None, 0)
+        else:
+            for w in workers:
+                w.set_weights(None, None, 0)
 
     @classmethod
     def local(cls, cfg: Config, seed: int, size: int = 1) -> "RolloutPool":
-        return cls([RolloutWorker(cfg, seed + i) for i in range(size)], remote=False)
+        return cls([RolloutWorker(cfg, seed + i) for i in range(size)], remote=False,
+                   seeds=[seed + i for i in range(size)])
 
     @classmethod
     def actors(cls, cfg: Config, seed: int, size: int, res: ActorResources, *,
                worker_cls: type | None = None) -> "RolloutPool":
         return cls([start_actor(worker_cls or RolloutWorker, res, cfg, seed + i, pool=True)
-                    for i in range(size)], remote=True)
+                    for i in range(size)], remote=True, seeds=[seed + i for i in range(size)])
 
     def __len__(self) -> int:
         return len(self.workers)
 
-    def set_weights(self, policy: StateDict | None, discriminator: StateDict | None) -> None:
-        """Send a new version of β and/or φ to every worker (one ray.put per version)."""
-        self.version += 1
-        if not self.remote:
-            for w in self.workers:
-                w.set_weights(policy, discriminator, self.version)
-            return
-        p_ref = ray.put(policy) if policy is not None else self._weights[0]
-        d_ref = ray.put(discriminator) if discriminator is not None else self._weights[1]
-        self._weights = (p_ref, d_ref)
-        ray.get([w.set_weights.remote(p_ref, d_ref, self.version) for w in self.workers])
+    # ------------------------------------------------------------------ calls on every worker
 
-    def set_data(self, real: torch.Tensor) -> None:
-        """Give every worker the training data (one ray.put), for rewards that score against it."""
-        if not self.remote:
-            for w in self.workers:
-                w.set_data(real)
-            return
-        self._data = ray.put(real)
-        ray.get([w.set_data.remote(self._data) for w in self.workers])
+    def _each(self, method: str, args: Callable[[int], tuple] = lambda i: (), *, expect: int | None = None,
+              workers: range | None = None, checked: bool = True, rearm_is_enough: bool = False) -> list[Any]:
+        """`worker.method(*args(i), expect=...)` on each worker i (all, or `workers`), in
+        parallel for actors; their results in order. `expect` (default: the current version)
+        is the weights version the worker must hold (`checked` False: a call that does not
+        take it). A worker whose actor died, under the call or before it, is waited for,
+        re-armed and given the call again (unless re-arming did what the call does:
+        `rearm_is_enough`)."""
+        idx = range(len(self.workers)) if workers is None else workers
 
-    def rewards(self, seqs: torch.Tensor) -> torch.Tensor:
-        """Eq. 4 rewards (B, T) for `seqs` (B, T), the rows split across the workers."""
-        shards = [s for s in np.array_split(np.arange(seqs.shape[0]), len(self.workers)) if len(s)]
+        def submit(i: int, version: int) -> Any:
+            fn, kwargs = getattr(self.workers[i], method), {"expect": version} if checked else {}
+            return fn.remote(*args(i), **kwargs) if self.remote else fn(*args(i), **kwargs)
+
+        first = self.version if expect is None else expect
         if not self.remote:
-            return torch.cat([w.rewards(seqs[idx]) for w, idx in zip(self.workers, shards)])
-        pending = {i: self.workers[i].rewards.remote(seqs[idx]) for i, idx in enumerate(shards)}
-        results: dict[int, torch.Tensor] = {}
+            return [submit(i, first) for i in idx]
+        pending = {i: submit(i, first) for i in idx}
+        results: dict[int, Any] = {}
         while pending:
             i, ref = next(iter(pending.items()))
             try:
                 results[i] = ray.get(ref)
                 del pending[i]
-            except ACTOR_ERRORS as exc:
-                # Ray restarts the actor (max_restarts=-1); give it the current weights
-                # again and recompute its share of the batch.
-                self.restarts += 1
-                log.warning("rollout actor %d died (%s); re-sending weights, re-submitting its shard",
-                            i, type(exc).__name__)
-                worker = self.workers[i]
-                _wait_until_alive(worker)
-                worker.set_weights.remote(*self._weights, self.version)
-                if self._data is not None:
-                    worker.set_data.remote(self._data)
-                pending[i] = worker.rewards.remote(seqs[shards[i]])
-        return torch.cat([results[i] for i in range(len(shards))])
+            except (*ACTOR_ERRORS, StaleWeights) as exc:
+                self._rearm(i, exc)
+                if rearm_is_enough:
+                    results[i] = None
+                    del pending[i]
+                else:
+                    pending[i] = submit(i, self.version)
+        return [results[i] for i in idx]
+
+    def _rearm(self, i: int, exc: Exception) -> None:
+        """Wait for actor i to be alive, give it the current weights (and data, and a fresh
+        random stream if it was rebuilt), and count its restarts."""
+        worker = self.workers[i]
+        while True:
+            _wait_until_alive(worker)
+            seed = rearm_seed(self.seeds[i], self.version, self.restarts)
+            try:
+                rebuilt = ray.get(worker.rearm.remote(*self._weights, self.version, data=self._data, seed=seed))
+                break
+            except ACTOR_ERRORS:  # it died again while being re-armed
+                continue
+        seen = (_actor_info(worker) or {}).get("NumRestarts")
+        new = 0 if seen is None else seen - self._ray_restarts[i]
+        if seen is not None:
+            self._ray_restarts[i] = seen
+        new = max(new, 1 if rebuilt else 0)  # rebuilt: at least one restart, whatever Ray says
+        self.restarts += new
+        what = f"{new} restart(s)" if new else "not restarted"
+        log.warning("rollout actor %d (%s): %s; re-armed with weights version %d", i,
+                    type(exc).__name__, what, self.version)
+
+    # ------------------------------------------------------------------ the pool's interface
+
+    def set_weights(self, policy: StateDict | None, discriminator: StateDict | None) -> None:
+        """Send a new version of β and/or φ (None: keep the last one) to every worker, one
+        ray.put per version."""
+        held, self.version = self.version, self.version + 1
+        if self.remote:
+            policy = ray.put(policy) if policy is not None else self._weights[0]
+            discriminator = ray.put(discriminator) if discriminator is not None else self._weights[1]
+            self._weights = (policy, discriminator)
+        self._each("set_weights", lambda i: (policy, discriminator, self.version), expect=held,
+                   rearm_is_enough=True)
+
+    def set_data(self, real: torch.Tensor) -> None:
+        """Give every worker the training data (one ray.put), for rewards that score against it."""
+        self._data = ray.put(real) if self.remote else real
+        self._each("set_data", lambda i: (self._data,))
+
+    def rewards(self, seqs: torch.Tensor) -> torch.Tensor:
+        """Eq. 4 rewards (B, T) for `seqs` (B, T), the rows split across the workers, each
+        share computed by a worker that holds the current weights version."""
+        shards = [s for s in np.array_split(np.arange(seqs.shape[0]), len(self.workers)) if len(s)]
+        return torch.cat(self._each("rewards", lambda i: (seqs[shards[i]],), workers=range(len(shards))))
 
     def rng_states(self) -> list[torch.Tensor]:
-        if not self.remote:
-            return [w.get_rng_state() for w in self.workers]
-        return ray.get([w.get_rng_state.remote() for w in self.workers])
+        return self._each("get_rng_state")
 
     def set_rng_states(self, states: list[torch.Tensor]) -> None:
         """Restore the workers' random streams (a pool of another size starts each afresh)."""
-        if len(states) != len(self.workers):
-            return
-        if not self.remote:
-            for w, s in zip(self.workers, states):
-                w.set_rng_state(s)
-            return
-        ray.get([w.set_rng_state.remote(s) for w, s in zip(self.workers, states)])
+        if len(states) == len(self.workers):
+            self._each("set_rng_state", lambda i: (states[i],))
 
     def devices(self) -> list[str]:
         """The torch device each worker computes on ("cpu" or "cuda")."""
-        if not self.remote:
-            return [w.device_name() for w in self.workers]
-        return ray.get([w.device_name.remote() for w in self.workers])
+        return self._each("device_name", checked=False)
 
     def node_ids(self) -> list[str]:
         """The Ray node each actor runs on (for placement checks)."""
         if not self.remote:
             return []
-        return ray.get([w.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id())
-                        for w in self.workers])
+        return self._each("__ray_call__", lambda i: (lambda self: ray.get_runtime_context().get_node_id(),),
+                          checked=False)
 
     def shutdown(self) -> None:
         if self.remote:
             for w in self.workers:
                 ray.kill(w)
         self.workers = []
+
