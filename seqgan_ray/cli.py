@@ -4,28 +4,38 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .config import ConfigError, all_keys, load_config
+from .config import ConfigError, all_keys, check_folder, load_config
 from .data import DataError
 from .distributed.cluster import ClusterError
 
 DEFAULT_CLUSTER = Path(__file__).resolve().parent.parent / "clusters" / "local.yaml"
 ROLE_RETRIES = 2  # restarts from the last checkpoint when the learner or discriminator actor dies
+COMMANDS = {  # what `python run.py --help` lists, one line each; `main` dispatches on the name
+    "train": "train SeqGAN: the default command, with the options below",
+    "tune": "sweep hyperparameters with Ray Tune: a config plus a tune: section",
+    "prepare": "turn your own text into a vocabulary and Parquet shards of token ids",
+    "sample": "print sequences sampled from a run's generator",
+    "reproduce": "the paper's synthetic experiment (Table 1, Figure 2): every run, then the report",
+    "evaluate": "a run's quality-diversity frontier over sampling temperatures",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    about = textwrap.fill(
+        "Train SeqGAN (Yu et al., AAAI 2017) on Ray: rollout actors compute Monte Carlo rewards with "
+        "the delayed policy, a learner actor updates the generator, a discriminator actor trains "
+        "the CNN. With no arguments: a quick run of the synthetic task on an embedded local Ray.", 79)
+    commands = "\n".join(f"  {name:<10} {line}" for name, line in COMMANDS.items())
     p = argparse.ArgumentParser(
         prog="run.py",
-        description="Train SeqGAN (Yu et al., AAAI 2017) on Ray: rollout actors compute Monte Carlo "
-                    "rewards with the delayed policy, a learner actor updates the generator, a "
-                    "discriminator actor trains the CNN. With no arguments: a quick run of the "
-                    "synthetic task on an embedded local Ray.",
-        epilog="Overrides are section.key=value, e.g. rollout.num_rollouts=8 train.adv_iterations=50. "
-               "Valid keys: " + ", ".join(all_keys()) + "\n\nA trained run's quality-diversity frontier "
-               "over sampling temperatures: python run.py evaluate --run RUN_DIR (see its --help).",
+        description=f"{about}\n\ncommands (python run.py COMMAND --help for each):\n{commands}",
+        epilog=textwrap.fill("Overrides are section.key=value, e.g. rollout.num_rollouts=8 "
+                             "train.adv_iterations=50. Valid keys: " + ", ".join(all_keys()), 79),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--config", type=Path, help="YAML config (e.g. configs/paper_synthetic.yaml); "
@@ -55,15 +65,13 @@ def build_tune_parser() -> argparse.ArgumentParser:
 
 
 def build_prepare_parser() -> argparse.ArgumentParser:
-    from .corpus import DEFAULT_MAX_LEN
-
     p = argparse.ArgumentParser(
         prog="run.py prepare",
         description="Turn your own text (whitespace-tokenized, one sentence a line, UTF-8) into a "
                     "vocabulary and Parquet shards of token ids for training. Streams the text "
-                    "twice (count words, then write), so a corpus larger than memory works. "
-                    "Writes into a temporary folder renamed into place at the end: on an error "
-                    "nothing is written. See docs/text.md.",
+                    "twice (count words and find the longest line, then write), so a corpus "
+                    "larger than memory works. Writes into a temporary folder renamed into place "
+                    "at the end: on an error nothing is written. See docs/text.md.",
         epilog="Writes OUT/vocab.txt (line number = id; 0..3 are <pad> <bos> <eos> <unk>), "
                "OUT/train/part-*.parquet and OUT/test/part-*.parquet (columns tokens: the word "
                "ids then <eos>, unpadded; length) and OUT/metadata.json.")
@@ -85,12 +93,14 @@ def build_prepare_parser() -> argparse.ArgumentParser:
                         "<unk> in the test split, so NLL-test is comparable with Texygen's")
     p.add_argument("--no-lowercase", dest="lowercase", action="store_false",
                    help="keep case (default: lowercase everything)")
-    p.add_argument("--max-len", type=int, default=DEFAULT_MAX_LEN, metavar="T",
-                   help=f"T, the sequence length the model uses: a sentence of L words needs "
-                        f"L + 1 <= T (default {DEFAULT_MAX_LEN}, enough for every COCO caption)")
+    p.add_argument("--max-len", type=int, default=None, metavar="T",
+                   help="T, the sequence length the model uses: a sentence of L words needs "
+                        "L + 1 <= T (its <eos>). Default: what the corpus needs, the longest "
+                        "--input line + 1 (with --test-fraction, the carved test lines included), "
+                        "so no position is always empty and no training line is dropped")
     p.add_argument("--long", choices=("drop", "truncate"), default="drop",
-                   help="sentences longer than T - 1 words: drop and count them (default), or keep "
-                        "their first T - 1 words")
+                   help="sentences longer than T - 1 words (with the default T, only --test lines "
+                        "can be): drop and count them (default), or keep their first T - 1 words")
     p.add_argument("--shard-rows", type=int, default=100_000, metavar="N",
                    help="sentences per Parquet shard (default 100000)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
@@ -181,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     from .train import Interrupted, NumericalError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # the default command, also by name
+        argv = argv[1:]
     if argv[:1] == ["tune"]:
         args, command = build_tune_parser().parse_args(argv[1:]), _tune
     elif argv[:1] == ["sample"]:
@@ -216,6 +228,7 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
                           vocab_from_test=args.vocab_from_test,
                           lowercase=args.lowercase, max_len=args.max_len, long=args.long,
                           shard_rows=args.shard_rows, force=args.force, progress=not args.quiet)
+    check_folder(args.out, key="--out", value=str(args.out))  # before the text is read
     start = time.perf_counter()
     try:
         meta = prepare(opts)
@@ -299,6 +312,8 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
                           "Ray, one process drives the rollout pool; give the pool the cores instead)")
     command = " ".join(["python run.py reproduce", f"--config {args.config}", *args.overrides])
     args.run_dir = plan.rep.out_dir  # named by the interruption message
+    if not args.report_only:  # before Ray starts or anything is trained
+        check_folder(plan.rep.out_dir, key="reproduce.out_dir", value=plan.rep.out_dir)
     if args.background:
         log = Path(plan.rep.out_dir) / "reproduce.log"
         pid = start_in_background(argv, log)
@@ -332,6 +347,7 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("run.py tune needs --config SWEEP_FILE (e.g. configs/tune_oracle.yaml) or --resume DIR")
     else:
         base, sweep = load_sweep(args.config, args.overrides)
+        check_folder(Path(sweep.out_dir) / sweep.name, key="tune.out_dir", value=sweep.out_dir)
     spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
     connect(spec, argv)
     sweep_dir, unfinished = run_sweep(base, sweep, spec, resume_dir=args.resume)
@@ -353,6 +369,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
         run_dir = Path(cfg.run.out_dir) / (cfg.run.name or time.strftime("%Y%m%d-%H%M%S"))
+        check_folder(run_dir, key="run.out_dir", value=cfg.run.out_dir)  # before Ray or training
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ConfigError(f"run folder {run_dir} already exists; set run.name to another name "
                               f"or continue it with --resume {run_dir}")

@@ -52,7 +52,7 @@ class DataConfig:
     vocab_size: int = 5000
     """V: number of tokens."""
     seq_len: int = 20
-    """T: length of every sequence."""
+    """T: length of every sequence; at least 2 (Eq. 4 rolls out prefixes of length 1..T-1)."""
     start_token: int = 0
     """Input of the first LSTM step; also an ordinary token that can be emitted."""
     eos_token: int = -1
@@ -166,7 +166,12 @@ class TrainConfig:
     eval_samples: int = 9984
     """Generator samples scored by the oracle for NLL-oracle."""
     checkpoint_every: int = 10
-    """Write a checkpoint every this many adversarial iterations (and at each phase's end)."""
+    """Write a checkpoint every this many steps of a phase (MLE epochs, D rounds, adversarial
+    iterations), and at each phase's end."""
+    checkpoint_every_s: float = 300.0
+    """Also write one after any step that ends this many seconds or more after the last
+    checkpoint (or the run's start), so a crash loses at most this much work plus one step;
+    0: by steps only."""
     keep_checkpoints: int = 3
     """How many of the newest checkpoints to keep; the last of each earlier phase (the
     pretrained G and D, which other runs can start from) is kept as well."""
@@ -283,13 +288,29 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def read_yaml(path: Path) -> Any:
+    """The YAML file at `path` (config, sweep, reproduce or cluster file), read as UTF-8 whatever
+    the locale; a file that cannot be read, is not UTF-8 or is not YAML is a one-line ConfigError."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}, "
+                          f"line {line}); save it as UTF-8") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+
+
 def _read_yaml(path: Path, what: str) -> Any:
     if not path.is_file():
         raise ConfigError(f"{what} file {path} does not exist")
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return read_yaml(path) or {}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
@@ -350,7 +371,8 @@ def validate(cfg: Config) -> None:
                 "train.keep_checkpoints", "train.g_steps"]
     non_negative = ["train.pretrain_g_epochs", "train.pretrain_d_rounds", "train.pretrain_d_epochs",
                     "train.adv_iterations", "train.d_steps", "train.k_epochs",
-                    "run.num_samples_saved", "rollout.chunk_rows", "train.pretrain_workers"]
+                    "run.num_samples_saved", "rollout.chunk_rows", "train.pretrain_workers",
+                    "train.checkpoint_every_s"]
     rates = ["generator.lr", "generator.adv_lr", "discriminator.lr"]
 
     def get(key: str) -> Any:
@@ -366,6 +388,9 @@ def validate(cfg: Config) -> None:
     for key in rates:
         if not get(key) > 0:
             raise ConfigError(f"'{key}' (a learning rate) must be > 0, got {get(key)}")
+    if cfg.data.seq_len < 2:
+        raise ConfigError(f"'data.seq_len' must be >= 2, got {cfg.data.seq_len}: Eq. 4's Monte "
+                          f"Carlo rollouts complete the prefixes of length 1..T-1, and T = 1 has none")
     if not 0.0 <= cfg.rollout.update_rate < 1.0:
         raise ConfigError(f"'rollout.update_rate' must be in [0, 1), got {cfg.rollout.update_rate}")
     if cfg.train.pretrain_workers and not cfg.data.corpus:
@@ -407,6 +432,36 @@ def validate(cfg: Config) -> None:
 def _is_import_path(text: str) -> bool:
     module, _, name = text.partition(":")
     return bool(module) and name.isidentifier() and all(p.isidentifier() for p in module.split("."))
+
+
+def check_folder(folder: str | Path, *, key: str, value: str) -> None:
+    """Refuse, before any work, a folder that cannot be made or written into: a ConfigError naming
+    `key` (whose `value` leads to `folder`) and the OS's reason. The folders made to find out are
+    removed again, so a run that fails later leaves nothing behind."""
+    import errno
+    import os
+
+    fix = f"set {key} to a folder you can write"
+    folder, made = Path(folder), []
+    try:
+        for path in [*reversed(folder.parents), folder]:
+            if path.is_dir():
+                continue
+            if path.exists():
+                raise ConfigError(f"{key}={value}: {path} is a file, not a folder; {fix}")
+            path.mkdir()  # /proc/x: ENOENT; a read-only disk: EROFS; someone else's folder: EACCES
+            made.append(path)
+    except OSError as exc:
+        raise ConfigError(f"{key}={value}: cannot create {exc.filename or path}: {exc.strerror}; {fix}") from None
+    else:
+        if not os.access(folder, os.W_OK | os.X_OK):  # it was there already, and is not ours
+            raise ConfigError(f"{key}={value}: cannot write in {folder}: {os.strerror(errno.EACCES)}; {fix}")
+    finally:
+        for path in reversed(made):
+            try:
+                path.rmdir()
+            except OSError:  # another process put something in it meanwhile: theirs now
+                pass
 
 
 def save_config(cfg: Config, path: Path) -> None:

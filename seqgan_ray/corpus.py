@@ -1,22 +1,24 @@
 """Your own text: whitespace-tokenized sentences, one a line, prepared into token ids.
 
-`prepare()` streams the text twice. Pass 1 checks every input (UTF-8, not binary, not blank)
-and counts the words of the training lines, so memory grows with the vocabulary, not with
-the corpus. Pass 2 encodes line by line into Parquet shards. Both passes walk the lines
-through one function, `_sentences`, so they see the same lines and make the same choices.
-Everything is written into a temporary sibling folder that is renamed into place at the end:
-a failed prepare leaves nothing behind and changes nothing that was there.
+`prepare()` streams the text twice. Pass 1 checks every input (UTF-8, not binary, not blank),
+counts the words of the training lines, so memory grows with the vocabulary, not with the
+corpus, and finds the longest line, whose length sets T unless --max-len does. Pass 2 encodes
+line by line into Parquet shards. Both passes walk the lines through one function,
+`_sentences`, so they see the same lines and make the same choices. Everything is written
+into a temporary sibling folder that is renamed into place at the end: a failed prepare
+leaves nothing behind and changes nothing that was there.
 
 The output folder (what `Vocab.load`, `load_metadata`, `read_split` and `shard_paths` read):
     vocab.txt       one token a line, line number = id; ids 0..3 are <pad> <bos> <eos> <unk>
     train/part-00000.parquet, ...   one row a sentence: tokens list<int32> (the word ids,
     test/part-00000.parquet, ...    then <eos>; no padding) and length int32 (with the <eos>)
-    metadata.json   vocab_size, max_len (the T of the model), special ids, the options used
-                    and, per split, the lines kept, truncated and dropped (by reason)
+    metadata.json   vocab_size, max_len (the T of the model) and max_len_from, special ids, the
+                    options used and, per split, the lines kept, truncated and dropped (by reason)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -41,7 +43,6 @@ PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<unk>")
 SPLITS = ("train", "test")
 DROP_REASONS = ("empty_line", "too_long")
-DEFAULT_MAX_LEN = 36  # COCO captions (Texygen's): the longest is 35 words, plus <eos>
 FORMAT = "seqgan-ray text corpus 1"
 SCHEMA = pa.schema([("tokens", pa.list_(pa.int32())), ("length", pa.int32())])
 SNIFF_BYTES = 8192    # a NUL byte in a file's first 8 KiB: binary, refused before reading on
@@ -61,7 +62,7 @@ class PrepareOptions:
     min_count: int = 1
     vocab_from_test: bool = False  # count the test split's words too (Texygen's COCO setup)
     lowercase: bool = True
-    max_len: int = DEFAULT_MAX_LEN
+    max_len: int | None = None  # None: what the corpus needs, its longest --input line + <eos>
     long: str = "drop"
     shard_rows: int = 100_000
     force: bool = False
@@ -75,7 +76,7 @@ class PrepareOptions:
         if self.test_fraction is not None and not 0 < self.test_fraction < 1:
             raise DataError(f"--test-fraction {self.test_fraction}: must be between 0 and 1 "
                             f"(exclusive), e.g. 0.1")
-        if self.max_len < 2:
+        if self.max_len is not None and self.max_len < 2:
             raise DataError(f"--max-len {self.max_len}: must be at least 2 (one word and <eos>)")
         if self.min_count < 1:
             raise DataError(f"--min-count {self.min_count}: must be at least 1")
@@ -124,14 +125,17 @@ def prepare(opts: PrepareOptions) -> dict:
     for split, words in _sentences(sources, opts, stats, "prepare 1/2: check, count words"):
         if split == "train" or opts.vocab_from_test:
             counts.update(words)
-    _check_kept(stats, opts)
+    max_len_from = "--max-len" if opts.max_len is not None else "longest_line"
+    if opts.max_len is None:  # T: what the longest --input line needs; pass 2 writes with it
+        opts = dataclasses.replace(opts, max_len=_longest_input_line(stats, opts) + 1)
+    _check_kept(stats, opts, max_len_from)
     vocab = Vocab(build_vocab(counts, opts.min_count), lowercase=opts.lowercase)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.prepare-{os.getpid()}-{secrets.token_hex(4)}")
     tmp.mkdir()  # not tempfile.mkdtemp: its folder is private (0700), this one follows the umask
     try:
-        meta = _write(tmp, vocab, sources, opts, words_seen=len(counts))
+        meta = _write(tmp, vocab, sources, opts, words_seen=len(counts), max_len_from=max_len_from)
         _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -229,10 +233,13 @@ def _lines(path: Path, *, lowercase: bool) -> Iterator[tuple[int, list[str], int
 
 def _sentences(sources: list[Source], opts: PrepareOptions, stats: dict[str, SplitStats],
                label: str) -> Iterator[tuple[str, list[str]]]:
-    """(split, words) for every line kept, at most max_len - 1 words; every line counted in stats."""
+    """(split, words) for every line kept, at most max_len - 1 words; every line counted in stats.
+    With max_len None (pass 1 when T is the corpus's), no --input line is too long, and a --test
+    line is too long when it is longer than the longest --input line."""
     progress = _Throttled(Progress(label, sum(s.path.stat().st_size for s in sources),
                                    enabled=opts.progress))
     done = 0
+    longest_input = 0  # words; every --input source comes before the --test ones (find_sources)
     for src in sources:
         blank = True
         for lineno, words, read in _lines(src.path, lowercase=opts.lowercase):
@@ -248,11 +255,14 @@ def _sentences(sources: list[Source], opts: PrepareOptions, stats: dict[str, Spl
             s = stats[split]
             s.lines += 1
             s.longest_words = max(s.longest_words, len(words))
-            if len(words) > opts.max_len - 1:
+            if src.split != "test":
+                longest_input = max(longest_input, len(words))
+            limit = opts.max_len - 1 if opts.max_len is not None else longest_input  # T - 1 words
+            if len(words) > limit:
                 if opts.long == "drop":
                     s.dropped["too_long"] += 1
                     continue
-                words = words[:opts.max_len - 1]
+                words = words[:limit]
                 s.truncated += 1
             s.kept += 1
             yield split, words
@@ -262,7 +272,14 @@ def _sentences(sources: list[Source], opts: PrepareOptions, stats: dict[str, Spl
     progress.update(done)
 
 
-def _check_kept(stats: dict[str, SplitStats], opts: PrepareOptions) -> None:
+def _longest_input_line(stats: dict[str, SplitStats], opts: PrepareOptions) -> int:
+    """Words in the longest --input line: the train split's, and the test split's when
+    --test-fraction carved it from --input (so no carved test line is too long either)."""
+    return max(stats["train"].longest_words,
+               stats["test"].longest_words if opts.test_fraction is not None else 0)
+
+
+def _check_kept(stats: dict[str, SplitStats], opts: PrepareOptions, max_len_from: str) -> None:
     """Refuse, before anything is written, a split that would be empty."""
     wanted = ["train"] + (["test"] if opts.test is not None or opts.test_fraction else [])
     for split in wanted:
@@ -270,16 +287,21 @@ def _check_kept(stats: dict[str, SplitStats], opts: PrepareOptions) -> None:
         if s.kept:
             continue
         if s.dropped["too_long"]:
-            raise DataError(f"{split}: all {s.dropped['too_long']} sentences are longer than "
-                            f"--max-len {opts.max_len} allows ({opts.max_len - 1} words + <eos>; the "
-                            f"longest has {s.longest_words}); raise --max-len or pass --long truncate")
+            if max_len_from == "--max-len":
+                raise DataError(f"{split}: all {s.dropped['too_long']} sentences are longer than "
+                                f"--max-len {opts.max_len} allows ({opts.max_len - 1} words + <eos>; the "
+                                f"longest has {s.longest_words}); raise --max-len or pass --long truncate")
+            raise DataError(f"{split}: all {s.dropped['too_long']} sentences are longer than the "
+                            f"longest training line ({opts.max_len - 1} words + <eos>: T = {opts.max_len}; "
+                            f"the longest has {s.longest_words}); pass --max-len {s.longest_words + 1} "
+                            f"or --long truncate")
         lines = stats["train"].lines + stats["test"].lines
         raise DataError(f"{split}: --test-fraction {opts.test_fraction} left no sentences for it "
                         f"out of {lines} lines; pick a fraction nearer 0.5 or pass --test FILE")
 
 
 def _write(tmp: Path, vocab: Vocab, sources: list[Source], opts: PrepareOptions, *,
-           words_seen: int) -> dict:
+           words_seen: int, max_len_from: str) -> dict:
     """Pass 2: vocab.txt, the shards of both splits, then metadata.json, all into `tmp`."""
     (tmp / "vocab.txt").write_text("".join(w + "\n" for w in vocab.words), encoding="utf-8")
     stats = {s: SplitStats() for s in SPLITS}
@@ -297,6 +319,7 @@ def _write(tmp: Path, vocab: Vocab, sources: list[Source], opts: PrepareOptions,
         "format": FORMAT,
         "vocab_size": len(vocab),
         "max_len": opts.max_len,
+        "max_len_from": max_len_from,  # "--max-len", or "longest_line": the longest --input line + 1
         "special_ids": {"pad": PAD, "bos": BOS, "eos": EOS, "unk": UNK},
         "lowercase": opts.lowercase,
         "min_count": opts.min_count,
@@ -385,8 +408,11 @@ class _Throttled:
 
 def summary(meta: dict, out: Path) -> list[str]:
     """The lines `run.py prepare` prints at the end: per split what was kept, then where."""
-    lines = [f"vocabulary: {meta['vocab_size']} tokens (4 specials + words seen >= "
-             f"{meta['min_count']} times), max_len {meta['max_len']}"]
+    T = meta["max_len"]
+    lines = [f"vocabulary: {meta['vocab_size']} tokens (4 specials + words seen >= {meta['min_count']} times)",
+             f"T = {T}, as --max-len says" if meta.get("max_len_from") != "longest_line" else
+             f"T = {T}: the longest {'--input' if meta['test_from'] == 'fraction' else 'training'} line, "
+             f"{T - 1} words, + <eos>"]
     for split in SPLITS:
         s = meta["splits"][split]
         unk = s["unk_tokens"] / max(s["tokens"], 1)
@@ -406,8 +432,10 @@ def warnings(meta: dict) -> list[str]:
             continue
         why = [f"{empty} empty"] if empty else []
         if long:
+            fix = ("raise --max-len or pass --long truncate" if meta.get("max_len_from") != "longest_line"
+                   else f"pass --max-len {s['longest_words'] + 1} or --long truncate")
             why.append(f"{long} longer than {meta['max_len'] - 1} words (the longest has "
-                       f"{s['longest_words']}; raise --max-len or pass --long truncate)")
+                       f"{s['longest_words']}; {fix})")
         lines.append(f"warning: {split}: skipped {empty + long} of {s['lines']} lines: " + ", ".join(why))
     return lines
 

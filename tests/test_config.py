@@ -57,7 +57,7 @@ def test_exponent_float_without_dot_is_accepted():
 
 @pytest.mark.parametrize("override", ["rollout.num_rollouts=0", "generator.lr=-0.01",
                                       "discriminator.lr=0", "rollout.update_rate=1.0",
-                                      "rollout.update_rate=-0.1", "data.seq_len=0",
+                                      "rollout.update_rate=-0.1", "data.seq_len=0", "data.seq_len=1",
                                       "train.adv_iterations=-1"])
 def test_impossible_values_rejected_naming_the_key(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.")):

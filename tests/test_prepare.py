@@ -12,7 +12,7 @@ import torch
 
 from seqgan_ray.cli import main
 from seqgan_ray.corpus import (EOS, PAD, SPECIALS, UNK, PrepareOptions, ShardWriter, Vocab,
-                               load_metadata, prepare, read_split, shard_paths)
+                               load_metadata, prepare, read_split, shard_paths, summary, warnings)
 from seqgan_ray.data import DataError
 
 
@@ -103,6 +103,57 @@ def test_long_lines_dropped_or_truncated_and_counted(tmp_path, long):
     else:
         assert (s["kept"], s["truncated"], s["dropped"]["too_long"]) == (3, 1, 0)
         assert sentences(tmp_path / "out", "train") == ["a b c", "a b c", "d"]
+
+
+def test_default_T_is_what_the_longest_line_needs(tmp_path):
+    poem = ["the moon"] * 3 + [" ".join(f"w{i}" for i in range(24)), "", "a quiet night"]
+    text = write(tmp_path / "poem.txt", "\n".join(poem) + "\n")
+    meta = run_prepare(tmp_path, text)
+    s = meta["splits"]["train"]
+    assert (meta["max_len"], meta["max_len_from"]) == (25, "longest_line")  # 24 words + <eos>
+    assert (s["kept"], s["truncated"], s["dropped"]["too_long"]) == (5, 0, 0)
+    assert read_split(tmp_path / "out", "train").shape == (5, 25)  # no position always empty
+    assert summary(meta, tmp_path / "out")[1] == "T = 25: the longest training line, 24 words, + <eos>"
+    given = run_prepare(tmp_path, text, out="given", max_len=25)  # the same corpus, said explicitly
+    assert given["max_len_from"] == "--max-len" and summary(given, tmp_path / "given")[1] == "T = 25, as --max-len says"
+    assert torch.equal(read_split(tmp_path / "given", "train"), read_split(tmp_path / "out", "train"))
+
+
+@pytest.mark.parametrize("long", ["drop", "truncate"])
+def test_default_T_test_lines_longer_follow_long(tmp_path, long):
+    train = write(tmp_path / "train.txt", "a b c\nb c\n")
+    test = write(tmp_path / "test.txt", "a b\nc d e f g\n")  # 5 words: longer than T - 1 = 3
+    meta = run_prepare(tmp_path, train, test=test, long=long, vocab_from_test=True)
+    assert meta["max_len"] == 4
+    s = meta["splits"]["test"]
+    if long == "drop":
+        assert (s["kept"], s["dropped"]["too_long"]) == (1, 1)
+        assert warnings(meta) == ["warning: test: skipped 1 of 2 lines: 1 longer than 3 words (the longest "
+                                  "has 5; pass --max-len 6 or --long truncate)"]
+    else:
+        assert (s["kept"], s["truncated"]) == (2, 1) and warnings(meta) == []
+    # exactly what --max-len 4 gives, the vocabulary too: a dropped line's words are not counted
+    run_prepare(tmp_path, train, test=test, long=long, vocab_from_test=True, out="given", max_len=4)
+    assert Vocab.load(tmp_path / "out").words == Vocab.load(tmp_path / "given").words
+    assert sentences(tmp_path / "out", "test") == sentences(tmp_path / "given", "test")
+
+
+def test_default_T_covers_lines_carved_by_test_fraction(tmp_path):
+    lines = [" ".join(["w"] * (1 + i % 9)) + f" s{i}" for i in range(100)]  # 2..10 words
+    text = write(tmp_path / "a.txt", "\n".join(lines) + "\n")
+    meta = run_prepare(tmp_path, text, test_fraction=0.3)
+    assert meta["max_len"] == 11
+    assert all(meta["splits"][split]["dropped"]["too_long"] == 0 for split in ("train", "test"))
+    assert summary(meta, tmp_path / "out")[1] == "T = 11: the longest --input line, 10 words, + <eos>"
+
+
+def test_default_T_refuses_a_test_split_all_longer(tmp_path):
+    train = write(tmp_path / "train.txt", "a b\n")
+    test = write(tmp_path / "test.txt", "a b c d\n")
+    with pytest.raises(DataError, match=r"test: all 1 sentences are longer than the longest training line "
+                                         r"\(2 words \+ <eos>: T = 3; the longest has 4\); pass --max-len 5"):
+        run_prepare(tmp_path, train, test=test)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.txt", "train.txt"]
 
 
 def test_test_fraction_is_seeded_deterministic_and_disjoint(tmp_path):
@@ -246,6 +297,15 @@ def test_cli_prepare_end_to_end(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and "nope.txt: no such file" in captured.err
     assert "[prepare" not in captured.err
+
+
+def test_cli_prepare_default_T_says_where_it_came_from(tmp_path, capsys):
+    text = write(tmp_path / "a.txt", "Hello world\n\nhello there friend of mine\nhi\n")
+    assert main(["prepare", "--input", str(text), "--out", str(tmp_path / "corpus"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "T = 6: the longest training line, 5 words, + <eos>" in captured.out
+    assert "train: 3 sentences in 1 shard(s), 0 truncated, 1 dropped" in captured.out  # the empty line
+    assert load_metadata(tmp_path / "corpus")["max_len"] == 6
 
 
 @pytest.mark.ray

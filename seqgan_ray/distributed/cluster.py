@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..config import ConfigError, read_yaml
 
 
 class ClusterError(RuntimeError):
@@ -97,9 +97,9 @@ def load_cluster(path: str | Path) -> ClusterSpec:
     if not path.is_file():
         raise ClusterError(f"cluster file {path} does not exist (see clusters/ for examples)")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ClusterError(f"{path}: not valid YAML: {exc}") from None
+        raw = read_yaml(path)  # UTF-8, one-line errors, as for config files
+    except ConfigError as exc:
+        raise ClusterError(str(exc)) from None
     if not isinstance(raw, dict):
         raise ClusterError(f"{path}: a cluster file is a mapping (cluster_name, provider, ...)")
     validate_with_ray(raw, path)
@@ -193,6 +193,6 @@ def _launched_cluster_name() -> str | None:
     """The cluster_name of the `ray up` cluster whose head node this is, if any."""
     path = Path(BOOTSTRAP_CONFIG).expanduser()
     try:
-        return (yaml.safe_load(path.read_text()) or {}).get("cluster_name")
-    except (OSError, yaml.YAMLError, AttributeError):
+        return (read_yaml(path) or {}).get("cluster_name")
+    except (ConfigError, AttributeError):
         return None
