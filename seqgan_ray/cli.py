@@ -146,14 +146,16 @@ def build_reproduce_parser() -> argparse.ArgumentParser:
 def build_sample_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py sample",
-        description="Print sequences sampled from a run's generator (its newest checkpoint): "
+        description="Print sequences sampled from a run's generator (its generator.pt, or its newest "
+                    "checkpoint while it has none): "
                     "decoded sentences for a text run, token ids for the synthetic task.")
     p.add_argument("--run", type=Path, required=True, metavar="RUN_DIR", help="a run folder, e.g. runs/coco")
     p.add_argument("--num", type=int, default=20, help="how many (default 20)")
     p.add_argument("--temperature", type=float, default=1.0,
                    help="softmax temperature: < 1 sharper, > 1 more diverse (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--checkpoint", type=Path, help="a checkpoint file of the run (default: the newest)")
+    p.add_argument("--checkpoint", type=Path, help="a checkpoint file of the run, or a generator state dict "
+                                                 "(default: generator.pt, else the newest checkpoint)")
     return p
 
 
@@ -270,19 +272,12 @@ def _evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 def _sample(args: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
-    from .checkpoint import latest_checkpoint, load_checkpoint
     from .corpus import Vocab
-    from .roles import make_generator
+    from .frontier import load_run
 
-    if not (args.run / "config.yaml").is_file():
-        raise CheckpointError(f"{args.run}: not a run folder (no config.yaml)")
     if args.num < 1 or not args.temperature > 0:
         raise ConfigError("--num must be >= 1 and --temperature > 0")
-    cfg = load_config(args.run / "config.yaml")
-    path = args.checkpoint or latest_checkpoint(args.run / "checkpoints")
-    state = load_checkpoint(path, cfg)
-    generator = make_generator(cfg, 0)
-    generator.load_state_dict(state["learner"]["generator"])
+    cfg, generator = load_run(args.run, checkpoint=args.checkpoint)
     with torch.no_grad():
         seqs = generator.sample(args.num, generator=torch.Generator().manual_seed(args.seed),
                                 temperature=args.temperature)
@@ -292,7 +287,7 @@ def _sample(args: argparse.Namespace, argv: list[str]) -> int:
         return 0
     words = vocab_file.read_text(encoding="utf-8").splitlines()
     if len(words) != cfg.data.vocab_size:
-        raise CheckpointError(f"{vocab_file} has {len(words)} words but {path} was trained with "
+        raise CheckpointError(f"{vocab_file} has {len(words)} words but {args.run} was trained with "
                               f"data.vocab_size={cfg.data.vocab_size}; the vocabulary does not match")
     vocab = Vocab(words)
     print("\n".join(vocab.decode(row) for row in seqs.tolist()))

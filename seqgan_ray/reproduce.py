@@ -53,6 +53,12 @@ UNCHECKED = TRIVIA | {"train.g_steps", "train.d_steps", "train.k_epochs", "train
                       "generator.adv_lr"}
 
 
+def _default_temperatures() -> tuple[float, ...]:
+    from .frontier import DEFAULT_TEMPERATURES  # imported when needed: it brings torch
+
+    return DEFAULT_TEMPERATURES
+
+
 @dataclass
 class ReproduceConfig:
     """The `reproduce:` section of a reproduce file."""
@@ -65,7 +71,7 @@ class ReproduceConfig:
     baseline: str = "mle"   # the run every SeqGAN run must beat: MLE as long as the adversarial phase
     frontier: list[str] = field(default_factory=list)  # runs whose quality-diversity frontier is
     # measured when they finish (`run.py evaluate`, into their folder) and shown in the report
-    temperatures: list[float] = field(default_factory=lambda: [0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3])
+    temperatures: list[float] = field(default_factory=lambda: list(_default_temperatures()))
 
 
 @dataclass
@@ -413,9 +419,7 @@ def collect(plan: Plan) -> dict[str, Outcome]:
     and NLL-test: the final generator's NLL of held-out oracle samples (read from the run's
     generator.pt, or its last checkpoint for runs from before generator.pt), which rises when a
     generator covers less of the oracle's sequences."""
-    import torch
-
-    from .checkpoint import latest_checkpoint, load_checkpoint
+    from .frontier import load_run
     from .oracle import load_task
     from .roles import make_generator
 
@@ -424,12 +428,9 @@ def collect(plan: Plan) -> dict[str, Outcome]:
     test = load_task(cfg.data).test  # what the runs' own evaluations score NLL-test on
 
     def nll_test(seed: int, run_dir: Path | None) -> float:
-        g = make_generator(cfg, seed)  # the learner's initial generator for this seed
-        if run_dir is not None and (run_dir / "generator.pt").is_file():  # what the run ended with
-            g.load_state_dict(torch.load(run_dir / "generator.pt", map_location="cpu", weights_only=True))
-        elif run_dir is not None:  # a run from before generator.pt was written
-            state = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"), cfg)
-            g.load_state_dict(state["learner"]["generator"])
+        # what the run ended with (generator.pt, or the last checkpoint of a run from before it
+        # was written); with no run, the learner's initial generator for this seed
+        g = make_generator(cfg, seed) if run_dir is None else load_run(run_dir)[1]
         return g.nll(test)
 
     def add(name: str, seed: int, record: dict[str, Any], wall: float, nll: float, where: str = "",
@@ -571,8 +572,8 @@ def frontier_section(plan: Plan, figure: str) -> list[str]:
              f"temperature buys any generator a better NLL-oracle at a worse NLL-test; a method beats "
              f"`{plan.rep.baseline}` only where its curve lies below the baseline's.", "",
              frontier_markdown(frontiers).rstrip(), "", f"![the frontiers]({png})", ""]
-    unfinished = [f"`{name}` at iteration {_in_progress(plan, name).split('iteration ')[1].split(' of')[0]}"
-                  for name in frontiers if _in_progress(plan, name)]
+    unfinished = [f"`{name}` at iteration {done[-1]['step']}" for name in frontiers
+                  if (done := _unfinished(plan, name))]
     if unfinished:
         lines += [f"Unfinished runs are measured where they stopped: {', '.join(unfinished)}.", ""]
     base = frontiers.get(plan.rep.baseline)
@@ -612,17 +613,23 @@ def verdict(plan: Plan, rows: dict[str, Outcome]) -> list[str]:
 def _in_progress(plan: Plan, name: str) -> str | None:
     """How far a run that started but has not finished has got, on the first seed: its last
     adversarial iteration and last evaluation (a long run may span several sessions)."""
-    from .runlog import read_metrics
-
-    cfg, run_dir = plan.run_configs.get(name), plan.folder(plan.rep.seeds[0]) / name
-    if cfg is None or (run_dir / "summary.json").is_file() or not (run_dir / "metrics.jsonl").is_file():
-        return None
-    done = [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("phase") == "adversarial"]
+    done = _unfinished(plan, name)
     if not done:
         return None
     evals = _evals(done)
     last = f"; {evals[-1]['eval/oracle_nll']:.3f} at iteration {evals[-1]['step']}" if evals else ""
-    return f"in progress: iteration {done[-1]['step']} of {cfg.train.adv_iterations}{last}"
+    return f"in progress: iteration {done[-1]['step']} of {plan.run_configs[name].train.adv_iterations}{last}"
+
+
+def _unfinished(plan: Plan, name: str) -> list[dict[str, Any]]:
+    """The adversarial records of run `name` on the first seed when it started and has not
+    finished; else []."""
+    from .runlog import read_metrics
+
+    run_dir = plan.folder(plan.rep.seeds[0]) / name
+    if name not in plan.run_configs or (run_dir / "summary.json").is_file() or not (run_dir / "metrics.jsonl").is_file():
+        return []
+    return [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("phase") == "adversarial"]
 
 
 def _with_overrides(plan: Plan) -> str:
