@@ -15,16 +15,14 @@ from typing import Any
 
 import torch
 
-from .config import Config
+from .config import SHAPE, Config, keys_with
 
 # Bumped when saved tensors change meaning: 2 = discriminator filters stored time-major
 # (filter_w / filter_b) instead of conv1d's layout (conv_w / conv_b).
 FORMAT = 2
 PHASE_ORDER = ("pretrain_g", "pretrain_d", "adversarial", "done")
 NAME = re.compile(r"^(?P<phase>[a-z_]+)_(?P<step>\d+)\.pt$")
-# Config keys that fix the shapes of the saved tensors.
-SHAPE_KEYS = ("data.vocab_size", "data.seq_len", "generator.emb_dim", "generator.hidden_dim",
-              "discriminator.emb_dim", "discriminator.filter_sizes", "discriminator.num_filters")
+SHAPE_KEYS = keys_with(SHAPE)  # config keys that fix the shapes of the saved tensors
 
 
 class CheckpointError(RuntimeError):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .config import ConfigError, all_keys, check_folder, load_config
-from .data import DataError
 from .distributed.cluster import ClusterError
+from .tasks.token_file import DataError
 
 DEFAULT_CLUSTER = Path(__file__).resolve().parent.parent / "clusters" / "local.yaml"
 ROLE_RETRIES = 2  # restarts from the last checkpoint when the learner or discriminator actor dies
@@ -190,7 +190,7 @@ def build_evaluate_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import Interrupted, NumericalError
+    from .trainer import Interrupted, NumericalError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # the default command, also by name
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
-    from .corpus import PrepareOptions, prepare, summary, warnings
+    from .tasks.corpus import PrepareOptions, prepare, summary, warnings
 
     opts = PrepareOptions(inputs=tuple(args.input), out=args.out, test=args.test,
                           test_fraction=args.test_fraction, seed=args.seed, min_count=args.min_count,
@@ -244,8 +244,8 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _evaluate(args: argparse.Namespace, argv: list[str]) -> int:
-    from .frontier import (FILES, frontier, frontier_markdown, load_runs, load_tasks, parse_temperatures,
-                           write_frontier)
+    from .experiments.frontier import (FILES, frontier, frontier_markdown, load_runs, load_tasks,
+                                       parse_temperatures, write_frontier)
 
     temperatures = parse_temperatures(args.temperatures)
     if args.num is not None and args.num < 1:
@@ -272,8 +272,8 @@ def _evaluate(args: argparse.Namespace, argv: list[str]) -> int:
 def _sample(args: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
-    from .corpus import Vocab
-    from .frontier import load_run
+    from .experiments.frontier import load_run
+    from .tasks.corpus import Vocab
 
     if args.num < 1 or not args.temperature > 0:
         raise ConfigError("--num must be >= 1 and --temperature > 0")
@@ -295,7 +295,8 @@ def _sample(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
-    from .reproduce import load_plan, run_plan, start_in_background, write_report
+    from .experiments.report import write_report
+    from .experiments.reproduce import load_plan, run_plan, start_in_background
 
     plan = load_plan(args.config, args.overrides)
     only = plan.select(args.runs.split(",")) if args.runs is not None else None
@@ -334,7 +335,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _tune(args: argparse.Namespace, argv: list[str]) -> int:
     from .distributed.cluster import connect, load_cluster
-    from .sweep import load_sweep, load_sweep_setup, run_sweep
+    from .distributed.sweep import load_sweep, load_sweep_setup, run_sweep
 
     if args.resume:
         base, sweep = load_sweep_setup(args.resume)
@@ -351,8 +352,8 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
-    from .tasks import load_task
-    from .train import local_roles, ray_roles, train, train_with_recovery
+    from .distributed.recovery import run_training
+    from .tasks.text import load_task
 
     if args.resume:
         if args.config:
@@ -381,21 +382,17 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 
     task = load_task(cfg.data, run_dir)
     print(f"data: {task.source}", file=sys.stderr)
+    size = None
     if spec is None:
         print("roles: in-process (no Ray)", file=sys.stderr)
-        roles = local_roles(cfg)
-        try:
-            result = train(cfg, task, roles, run_dir, resume=bool(args.resume))
-        finally:
-            roles.shutdown()
     else:
         import ray
 
         size = spec.pool_size(ray.cluster_resources())
         print(f"roles: Ray ({spec.path.name}): learner, discriminator and {size} rollout actors "
               f"on {len(ray.nodes())} node(s)", file=sys.stderr)
-        result = train_with_recovery(cfg, task, lambda: ray_roles(cfg, spec, size), run_dir,
-                                     resume=bool(args.resume), retries=ROLE_RETRIES)
+    result = run_training(cfg, task, run_dir, spec, pool_size=size, resume=bool(args.resume),
+                          retries=ROLE_RETRIES)
     print(f"run folder: {run_dir}\n{summary_text(result.summary)}")
     return 0
 

@@ -21,7 +21,25 @@ from typing import Any
 import yaml
 
 PRECISIONS = ("float32", "bfloat16")  # discriminator.precision
-METHODS = ("seqgan", "mle", "scheduled_sampling")  # train.method
+
+# What a key's value touches, for the tools that compare configs (one role per key):
+SHAPE = "shape"              # the shapes of the saved tensors (and so pretraining): checkpoint.py
+PRETRAINING = "pretraining"  # what pretraining computes: a sweep over it pretrains in every trial
+ADVERSARIAL = "adversarial"  # only the adversarial phase: runs that differ in it share pretraining
+LENGTH = "length"            # how long the adversarial phase runs: a finished run can be extended
+OUTPUT = "output"            # where and how much is written, never a number: runs may differ in it
+SECTION_ROLES = {"data": PRETRAINING, "generator": PRETRAINING, "discriminator": PRETRAINING,
+                 "rollout": ADVERSARIAL, "train": PRETRAINING, "run": OUTPUT}  # unless a field says
+
+
+def setting(default: Any, *, role: str | None = None, min: float | None = None, above: float | None = None,
+            below: float | None = None, max: float | None = None, what: str = "", why: str = "") -> Any:
+    """A config field with its constraints and role (see SHAPE ... OUTPUT; None: its section's):
+    the value must be >= `min`, > `above`, < `below`, <= `max`; `what` names the value in the
+    error ("a learning rate"), `why` explains the bound. `validate` checks them all."""
+    bounds = {"min": min, "above": above, "below": below, "max": max}
+    meta = {"role": role, "what": what, "why": why, **{k: v for k, v in bounds.items() if v is not None}}
+    return field(default=default, metadata=meta)
 
 
 class ConfigError(ValueError):
@@ -49,19 +67,20 @@ class DataConfig:
     """Seed of the generated N(0, 1) oracle used when `oracle_dir` has no target_params.pkl."""
     require_paper_oracle: bool = False
     """Fail instead of generating an oracle when `oracle_dir` has no target_params.pkl."""
-    vocab_size: int = 5000
+    vocab_size: int = setting(5000, above=0, role=SHAPE)
     """V: number of tokens."""
-    seq_len: int = 20
+    seq_len: int = setting(20, min=2, role=SHAPE, why="Eq. 4's Monte Carlo rollouts complete the prefixes "
+                                                      "of length 1..T-1, and T = 1 has none")
     """T: length of every sequence; at least 2 (Eq. 4 rolls out prefixes of length 1..T-1)."""
     start_token: int = 0
     """Input of the first LSTM step; also an ordinary token that can be emitted."""
     eos_token: int = -1
     """Token that ends a sequence (PAD follows it); -1: fixed-length sequences."""
-    num_train: int = 9984
+    num_train: int = setting(9984, above=0)
     """Sequences sampled from a generated oracle as training data (the paper's count)."""
-    oracle_emb_dim: int = 32
+    oracle_emb_dim: int = setting(32, above=0)
     """Embedding size of a generated oracle (the paper's file sets its own)."""
-    oracle_hidden_dim: int = 32
+    oracle_hidden_dim: int = setting(32, above=0)
     """Hidden size of a generated oracle."""
 
 
@@ -69,19 +88,19 @@ class DataConfig:
 class GeneratorConfig:
     """G_θ: an LSTM policy (paper, Section 4 and the reference code)."""
 
-    emb_dim: int = 32
+    emb_dim: int = setting(32, above=0, role=SHAPE)
     """Token embedding size."""
-    hidden_dim: int = 32
+    hidden_dim: int = setting(32, above=0, role=SHAPE)
     """LSTM hidden size."""
-    init_std: float = 0.1
+    init_std: float = setting(0.1, above=0)
     """Every parameter starts N(0, init_std), as in the reference code."""
-    lr: float = 0.01
+    lr: float = setting(0.01, above=0, what="a learning rate")
     """Adam learning rate for MLE pretraining."""
-    adv_lr: float = 0.01
+    adv_lr: float = setting(0.01, above=0, what="a learning rate", role=ADVERSARIAL)
     """Adam learning rate for the policy-gradient updates (Eq. 8)."""
-    grad_clip: float = 5.0
+    grad_clip: float = setting(5.0, above=0)
     """Global gradient-norm clip for both kinds of update."""
-    batch_size: int = 64
+    batch_size: int = setting(64, above=0)
     """Batch of MLE pretraining and of each policy-gradient step."""
     shuffle: bool = True
     """Shuffle the training sequences every MLE epoch; false walks them in the file's order
@@ -92,19 +111,19 @@ class GeneratorConfig:
 class DiscriminatorConfig:
     """D_φ: a CNN over embeddings with max-over-time pooling and one highway layer."""
 
-    emb_dim: int = 64
+    emb_dim: int = setting(64, above=0, role=SHAPE)
     """Token embedding size."""
-    filter_sizes: list[int] | None = None
-    """Window sizes; empty means the paper's rule for `data.seq_len` (see discriminator.py)."""
-    num_filters: list[int] | None = None
+    filter_sizes: list[int] | None = setting(None, role=SHAPE)
+    """Window sizes; empty means the paper's rule for `data.seq_len` (see models/discriminator.py)."""
+    num_filters: list[int] | None = setting(None, role=SHAPE)
     """Feature maps per window size; empty means the paper's rule."""
-    dropout: float = 0.25
+    dropout: float = setting(0.25, min=0, below=1)
     """Probability of dropping a unit before the output layer."""
-    l2_reg: float = 0.2
+    l2_reg: float = setting(0.2, min=0)
     """L2 penalty on the output layer, λ·(‖W‖²+‖b‖²)/2 as in the reference code."""
-    lr: float = 1e-4
+    lr: float = setting(1e-4, above=0, what="a learning rate")
     """Adam learning rate."""
-    batch_size: int = 64
+    batch_size: int = setting(64, above=0)
     """Batch of discriminator training."""
     precision: str = "float32"
     """float32, or bfloat16: matmuls in bfloat16 with float32 weights and optimizer state
@@ -115,17 +134,17 @@ class DiscriminatorConfig:
 class RolloutConfig:
     """The Monte Carlo search of Eq. 4, done by the delayed rollout policy G_β."""
 
-    num_rollouts: int = 16
+    num_rollouts: int = setting(16, above=0)
     """N: completions sampled from every prefix."""
-    update_rate: float = 0.8
+    update_rate: float = setting(0.8, min=0, below=1)
     """r in β ← r·β + (1−r)·θ after every generator update; 0 means β = θ."""
     reward: str = "discriminator"
     """What scores a completed sequence in Eq. 4: `discriminator` (D_φ's P(real): SeqGAN),
     `bleu` (BLEU-bleu_n against the training data: the paper's PG-BLEU; D is then not
     trained), or `module:Class` of your own (docs/rewards.md)."""
-    bleu_n: int = 4
+    bleu_n: int = setting(4, min=2, what="BLEU-2 and up")
     """n of the `bleu` reward: BLEU-n with uniform weights and Texygen's smoothing."""
-    chunk_rows: int = 0
+    chunk_rows: int = setting(0, min=0)
     """Rows of logits per sampling block; 0 picks about 5 MB of them, which stays in the
     CPU's cache (256 rows at V = 5000: 2-3x faster than 2048)."""
 
@@ -134,50 +153,51 @@ class RolloutConfig:
 class TrainConfig:
     """The schedule of Algorithm 1. Defaults: a quick laptop run; see paper_synthetic.yaml."""
 
-    method: str = "seqgan"
+    method: str = setting("seqgan", role=ADVERSARIAL)
     """What follows pretraining, for adv_iterations iterations: `seqgan` (Algorithm 1; its
     reward is rollout.reward), `mle` (one more MLE epoch an iteration: the MLE baseline as long
     as the adversarial phase) or `scheduled_sampling` (the same epochs, feeding the model's
-    own samples as inputs; Bengio et al. 2015)."""
-    sampling_step: float = 0.002
+    own samples as inputs; Bengio et al. 2015), or your own algorithm: a name it registered, or
+    module:Class (docs/design.md, "How to add an algorithm")."""
+    sampling_step: float = setting(0.002, above=0, max=1, role=ADVERSARIAL)
     """scheduled_sampling: the chance that an input is the model's own sample starts at 0 and
     rises by this every epoch, up to 1 (0.002: the reference code's schedule_sampling.py)."""
-    pretrain_g_epochs: int = 25
+    pretrain_g_epochs: int = setting(25, min=0)
     """MLE epochs over the training data (paper: 120)."""
-    pretrain_workers: int = 0
+    pretrain_workers: int = setting(0, min=0)
     """0: MLE pretraining in the learner. N >= 1: on Ray Train with N data-parallel workers
     streaming a text corpus's Parquet shards (resources: the cluster file's pretrain_worker)."""
-    pretrain_d_rounds: int = 3
+    pretrain_d_rounds: int = setting(3, min=0)
     """Rounds of: sample negatives, then `pretrain_d_epochs` epochs on real + fake (paper: 50)."""
-    pretrain_d_epochs: int = 1
+    pretrain_d_epochs: int = setting(1, min=0)
     """Epochs per discriminator pretraining round (paper: 3)."""
-    adv_iterations: int = 12
+    adv_iterations: int = setting(12, min=0, role=LENGTH)
     """Adversarial iterations (paper: 200)."""
-    g_steps: int = 1
+    g_steps: int = setting(1, above=0, role=ADVERSARIAL)
     """Policy-gradient batches per adversarial iteration."""
-    d_steps: int = 1
+    d_steps: int = setting(1, min=0, role=ADVERSARIAL)
     """Discriminator rounds (fresh negatives each) per adversarial iteration (paper: 5)."""
-    k_epochs: int = 1
+    k_epochs: int = setting(1, min=0, role=ADVERSARIAL)
     """Epochs over real + fake per discriminator round (paper: 3)."""
-    num_negatives: int = 9984
+    num_negatives: int = setting(9984, above=0)
     """Generated sequences per discriminator round (paper: as many as the real data)."""
-    eval_every: int = 5
+    eval_every: int = setting(5, above=0)
     """Evaluate NLL-oracle every this many epochs / iterations (and at each phase's end)."""
-    eval_samples: int = 9984
+    eval_samples: int = setting(9984, above=0)
     """Generator samples scored by the oracle for NLL-oracle."""
-    checkpoint_every: int = 10
+    checkpoint_every: int = setting(10, above=0, role=OUTPUT)
     """Write a checkpoint every this many steps of a phase (MLE epochs, D rounds, adversarial
     iterations), and at each phase's end."""
-    checkpoint_every_s: float = 300.0
+    checkpoint_every_s: float = setting(300.0, min=0, role=OUTPUT)
     """Also write one after any step that ends this many seconds or more after the last
     checkpoint (or the run's start), so a crash loses at most this much work plus one step;
     0: by steps only."""
-    keep_checkpoints: int = 3
+    keep_checkpoints: int = setting(3, above=0, role=OUTPUT)
     """How many of the newest checkpoints to keep; the last of each earlier phase (the
     pretrained G and D, which other runs can start from) is kept as well."""
     cuda_graphs: bool = True
     """On a GPU, replay each discriminator step and each MLE step from a CUDA graph
-    (graphs.py): the paper's models are so small that there a step is launch overhead,
+    (kernels/cuda_graphs.py): the paper's models are so small that there a step is launch overhead,
     hundreds of tiny kernels. Same numbers, several times faster; no effect on a CPU."""
 
 
@@ -185,13 +205,13 @@ class TrainConfig:
 class RunConfig:
     """Where the run goes and what it prints."""
 
-    seed: int = 0
+    seed: int = setting(0, role=PRETRAINING)
     """Seeds every role: learner seed, discriminator seed+10, rollout worker i seed+100+i."""
     out_dir: str = "runs"
     """Parent folder of the run folders."""
     name: str = ""
     """Run folder name; empty means a timestamp."""
-    num_samples_saved: int = 100
+    num_samples_saved: int = setting(100, min=0)
     """Decoded generator samples written to samples.txt at the end."""
     progress: bool = True
     """Print a progress line while training."""
@@ -363,36 +383,8 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 def validate(cfg: Config) -> None:
     """Reject values that cannot work, naming the key."""
-    positive = ["data.vocab_size", "data.seq_len", "data.num_train", "data.oracle_emb_dim",
-                "data.oracle_hidden_dim", "generator.emb_dim", "generator.hidden_dim",
-                "generator.batch_size", "discriminator.emb_dim", "discriminator.batch_size",
-                "rollout.num_rollouts", "train.num_negatives",
-                "train.eval_every", "train.eval_samples", "train.checkpoint_every",
-                "train.keep_checkpoints", "train.g_steps"]
-    non_negative = ["train.pretrain_g_epochs", "train.pretrain_d_rounds", "train.pretrain_d_epochs",
-                    "train.adv_iterations", "train.d_steps", "train.k_epochs",
-                    "run.num_samples_saved", "rollout.chunk_rows", "train.pretrain_workers",
-                    "train.checkpoint_every_s"]
-    rates = ["generator.lr", "generator.adv_lr", "discriminator.lr"]
-
-    def get(key: str) -> Any:
-        s, _, n = key.partition(".")
-        return getattr(getattr(cfg, s), n)
-
-    for key in positive:
-        if get(key) <= 0:
-            raise ConfigError(f"'{key}' must be > 0, got {get(key)}")
-    for key in non_negative:
-        if get(key) < 0:
-            raise ConfigError(f"'{key}' must be >= 0, got {get(key)}")
-    for key in rates:
-        if not get(key) > 0:
-            raise ConfigError(f"'{key}' (a learning rate) must be > 0, got {get(key)}")
-    if cfg.data.seq_len < 2:
-        raise ConfigError(f"'data.seq_len' must be >= 2, got {cfg.data.seq_len}: Eq. 4's Monte "
-                          f"Carlo rollouts complete the prefixes of length 1..T-1, and T = 1 has none")
-    if not 0.0 <= cfg.rollout.update_rate < 1.0:
-        raise ConfigError(f"'rollout.update_rate' must be in [0, 1), got {cfg.rollout.update_rate}")
+    for key, f in _fields():
+        _check_bounds(key, _get(cfg, key), f.metadata)
     if cfg.train.pretrain_workers and not cfg.data.corpus:
         raise ConfigError("'train.pretrain_workers' (MLE on Ray Train) streams a text corpus's Parquet "
                           "shards; set data.corpus, or leave train.pretrain_workers at 0")
@@ -400,24 +392,15 @@ def validate(cfg: Config) -> None:
         raise ConfigError("'generator.shuffle' false (the file's order every epoch) is for MLE in one "
                           "process; Ray Train's workers read the shards in a shuffled stream: leave "
                           "train.pretrain_workers at 0, or generator.shuffle true")
-    if cfg.train.method not in METHODS:
-        raise ConfigError(f"'train.method' must be one of {', '.join(METHODS)}, got {cfg.train.method!r}")
-    if not 0.0 < cfg.train.sampling_step <= 1.0:
-        raise ConfigError(f"'train.sampling_step' must be in (0, 1], got {cfg.train.sampling_step}")
-    reward = cfg.rollout.reward
-    if reward not in ("discriminator", "bleu") and not _is_import_path(reward):
-        raise ConfigError(f"'rollout.reward' must be discriminator, bleu or module:Class (your own "
-                          f"reward, see docs/rewards.md), got {reward!r}")
-    if cfg.rollout.bleu_n < 2:
-        raise ConfigError(f"'rollout.bleu_n' must be >= 2 (BLEU-2 and up), got {cfg.rollout.bleu_n}")
+    # the registries know their names (imported here, not above: they import this module)
+    from .algorithms import load_algorithm
+    from .rewards import load_reward
+
+    load_algorithm(cfg.train.method)
+    load_reward(cfg.rollout.reward)
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.discriminator.precision!r}")
-    if not 0.0 <= cfg.discriminator.dropout < 1.0:
-        raise ConfigError(f"'discriminator.dropout' must be in [0, 1), got {cfg.discriminator.dropout}")
-    if cfg.discriminator.l2_reg < 0 or cfg.generator.grad_clip <= 0 or cfg.generator.init_std <= 0:
-        raise ConfigError("'discriminator.l2_reg' must be >= 0, 'generator.grad_clip' and "
-                          "'generator.init_std' > 0")
     if not 0 <= cfg.data.start_token < cfg.data.vocab_size:
         raise ConfigError(f"'data.start_token' must be in [0, data.vocab_size), got {cfg.data.start_token}")
     fs, nf = cfg.discriminator.filter_sizes, cfg.discriminator.num_filters
@@ -429,9 +412,40 @@ def validate(cfg: Config) -> None:
                           f"({cfg.data.seq_len}) with num_filters >= 1, got {fs} / {nf}")
 
 
-def _is_import_path(text: str) -> bool:
-    module, _, name = text.partition(":")
-    return bool(module) and name.isidentifier() and all(p.isidentifier() for p in module.split("."))
+def _fields() -> list[tuple[str, dataclasses.Field]]:
+    """("section.key", its dataclass field) for every config key."""
+    return [(f"{s.name}.{f.name}", f) for s in dataclasses.fields(Config)
+            for f in dataclasses.fields(s.default_factory())]
+
+
+def _get(cfg: Config, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
+BOUNDS = (("min", ">="), ("above", ">"), ("below", "<"), ("max", "<="))  # a setting's bounds, in messages
+
+
+def _check_bounds(key: str, value: Any, meta: Any) -> None:
+    """Raise ConfigError naming `key` if `value` breaks a bound of its field's `setting`."""
+    holds = {"min": lambda b: value >= b, "above": lambda b: value > b,
+             "below": lambda b: value < b, "max": lambda b: value <= b}
+    if all(holds[k](meta[k]) for k, _ in BOUNDS if k in meta):
+        return
+    bounds = " and ".join(f"{op} {meta[k]:g}" for k, op in BOUNDS if k in meta)
+    what = f" ({meta['what']})" if meta.get("what") else ""
+    why = f": {meta['why']}" if meta.get("why") else ""
+    raise ConfigError(f"'{key}'{what} must be {bounds}, got {value}{why}")
+
+
+def key_roles() -> dict[str, str]:
+    """Every config key's role (SHAPE, PRETRAINING, ADVERSARIAL, LENGTH or OUTPUT)."""
+    return {key: f.metadata.get("role") or SECTION_ROLES[key.partition(".")[0]] for key, f in _fields()}
+
+
+def keys_with(*roles: str) -> tuple[str, ...]:
+    """The config keys whose role is one of `roles`, in the order of the dataclasses."""
+    return tuple(key for key, role in key_roles().items() if role in roles)
 
 
 def check_folder(folder: str | Path, *, key: str, value: str) -> None:

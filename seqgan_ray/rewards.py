@@ -1,106 +1,110 @@
-"""Eq. 4: Monte Carlo rewards from every prefix, by the rollout policy G_β.
+"""What a completed sequence is worth: the score that Eq. 4 averages over the rollouts.
 
-    Q(Y_1:t−1, y_t) = 1/N Σ_n D(Y^n_1:T),  Y^n ~ MC^{G_β}(Y_1:t; N)   for t < T
-    Q(Y_1:T−1, y_T) = D(Y_1:T)                                         for t = T
+SeqGAN scores with the discriminator, D_φ(Y) = P(real) (`rollout.reward: discriminator`).
+The paper's PG-BLEU baseline scores with BLEU against the training data (`rollout.reward:
+bleu`). Any other score plugs in by naming a class:
 
-`mc_rewards` is the fast way: one teacher-forced pass of β over the batch caches the LSTM
-state of every prefix; N completions branch from each cached state, and all (T−1)·N·B of
-them advance together, a prefix joining the batch at the step where its completion starts
-(triangular batching: ~N·B·T²/2 LSTM steps instead of ~N·B·T²). The completions are then
-scored by D in blocks. `mc_rewards_reference` is the plain loop over n and t that recomputes
-each prefix, as the reference code does; a test checks the two agree exactly.
+    rollout:
+      reward: mypackage.rewards:MyReward
 
-Both draw token y at (rollout n, prefix length t, position p, sequence b) with the uniforms
-u[n, t−1, p, b] (shape (N, T−1, T, B, 2)), so given the same `u` they sample the same tokens.
+Each rollout worker builds it once, as `MyReward(cfg, real)` (the run's Config and the
+training sequences (S, T) as a LongTensor), and calls it on completed sequences:
+`reward(seqs)` with seqs (R, T) returns (R,) float scores, higher is better. With an end
+token, what follows it is PAD. `BleuReward` below is a complete example.
+
+Two class attributes say what a reward needs, and so what the trainer does for it:
+- `uses_discriminator` (default False): it is built as `MyReward(cfg, real, discriminator)`
+  with the rollout worker's copy of D_φ (its weights updated in place every iteration), and
+  the adversarial phase trains D and sends it to the workers. Otherwise D is left alone.
+- `needs_data` (default True): whether it needs `real`; one that does not (the discriminator's)
+  is built with `real=None` as soon as the worker exists.
+An optional method `score_rollouts(seqs, completions)` scores the (T−1, N, B, T) completions
+of `seqs` (B, T) knowing their structure (D's shares the windows inside each prefix).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-from .policy import LSTMPolicy, sample_categorical
+from .config import Config, ConfigError
+from .tasks.bleu import ReferenceIndex
 
-ScoreFn = Callable[[Tensor], Tensor]  # (R, T) token ids -> (R,) P(real)
-RolloutScoreFn = Callable[[Tensor, Tensor], Tensor]  # seqs (B, T), completions (T−1, N, B, T) -> (T−1, N, B)
-
-
-def rollout_uniforms(batch: int, seq_len: int, num_rollouts: int, *,
-                     generator: torch.Generator | None = None, device: torch.device | str = "cpu") -> Tensor:
-    return torch.rand(num_rollouts, seq_len - 1, seq_len, batch, 2, generator=generator, device=device)
+Reward = Callable[[Tensor], Tensor]  # (R, T) token ids -> (R,) scores
 
 
-@torch.no_grad()
-def complete_prefixes(policy: LSTMPolicy, seqs: Tensor, num_rollouts: int, u: Tensor) -> Tensor:
-    """Sample N completions of every proper prefix of `seqs` (B, T) with `policy`.
+class DiscriminatorReward:
+    """SeqGAN's reward: D_φ(Y) = P(real), from the rollout worker's copy of D."""
 
-    Returns (T−1, N, B, T): [t−1, n, b] keeps y_0..y_{t−1} of sequence b and samples the rest.
-    """
-    B, T = seqs.shape
-    N = num_rollouts
-    h_all, c_all = policy.hidden_states(seqs)  # (B, T, H): h_all[:, t] gives y_t's logits
-    out = seqs.expand(T - 1, N, B, T).reshape((T - 1) * N * B, T).clone()  # rows (t, n, b)
-    h = c = None
-    prev = None  # tokens sampled at the last position, for the rows already started
-    for p in range(1, T):
-        # Rows of prefixes shorter than p step from their previous token; the prefix of
-        # length p joins with its cached teacher-forced state, repeated N times.
-        new_h = h_all[:, p].repeat(N, 1)  # (N*B, H)
-        new_c = c_all[:, p].repeat(N, 1)
-        if h is None:
-            h, c = new_h, new_c
-        else:
-            h, c = policy.step(prev, (h, c))
-            h, c = torch.cat([h, new_h]), torch.cat([c, new_c])
-        rows = p * N * B
-        up = u[:, :p, p].permute(1, 0, 2, 3).reshape(rows, 2)  # (p*N*B, 2) in (t, n, b) order
-        prev = policy.sample_next(h, up)
-        out[:rows, p] = prev
-    return policy.finish(out).view(T - 1, N, B, T)
+    uses_discriminator = True
+    needs_data = False
+
+    def __init__(self, cfg: Config, real: Tensor | None, discriminator: torch.nn.Module):
+        self.discriminator = discriminator
+
+    def __call__(self, seqs: Tensor) -> Tensor:
+        return self.discriminator.prob_real(seqs)
+
+    def score_rollouts(self, seqs: Tensor, completions: Tensor) -> Tensor:
+        return self.discriminator.prob_real_rollouts(seqs, completions)
 
 
-@torch.no_grad()
-def mc_rewards(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: int, *,
-               u: Tensor | None = None, generator: torch.Generator | None = None,
-               score_rollouts: RolloutScoreFn | None = None) -> Tensor:
-    """Eq. 4 for every token of `seqs` (B, T). Returns rewards (B, T).
+class BleuReward:
+    """BLEU-n (rollout.bleu_n) of each sequence against all the training sequences, as
+    Texygen defines it (clipped n-gram precisions, epsilon smoothing, brevity penalty):
+    the paper's PG-BLEU. Sequences are cut at the end token, when the data has one."""
 
-    `score_rollouts(seqs, completions)`, when given, scores the completions (T−1, N, B, T)
-    knowing their structure (D's shares the work of the windows inside each prefix);
-    otherwise `score` scores them as plain rows."""
-    B, T = seqs.shape
-    N = num_rollouts
-    if u is None:
-        u = rollout_uniforms(B, T, N, generator=generator, device=seqs.device)
-    completions = complete_prefixes(policy, seqs, N, u)
-    if score_rollouts is not None:
-        q, last = score_rollouts(seqs, completions).mean(dim=1), score(seqs)  # (T−1, B), (B,)
-    else:
-        scores = score(torch.cat([completions.reshape(-1, T), seqs]))  # ((T−1)·N·B + B,)
-        q, last = scores[:-B].view(T - 1, N, B).mean(dim=1), scores[-B:]
-    return torch.cat([q.t(), last[:, None]], dim=1)  # (B, T)
+    def __init__(self, cfg: Config, real: Tensor):
+        self.n, self.eos = cfg.rollout.bleu_n, cfg.data.eos_token
+        self.index = ReferenceIndex((self._words(row) for row in real.tolist()), max_n=self.n)
+
+    def _words(self, row: list[int]) -> tuple[int, ...]:
+        if self.eos >= 0 and self.eos in row:
+            row = row[:row.index(self.eos)]
+        return tuple(row)
+
+    def __call__(self, seqs: Tensor) -> Tensor:
+        scores = [self.index.sentence_bleu(self._words(row))[self.n] for row in seqs.tolist()]
+        return torch.tensor(scores, dtype=torch.float32, device=seqs.device)
 
 
-@torch.no_grad()
-def mc_rewards_reference(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: int, *,
-                         u: Tensor) -> Tensor:
-    """Eq. 4 written the plain way: for each n and t, re-run the prefix, sample the rest."""
-    B, T = seqs.shape
-    rewards = torch.zeros(B, T, dtype=torch.float64)
-    for n in range(num_rollouts):
-        for t in range(1, T):
-            state = policy.initial_state(B)
-            tok = torch.full((B,), policy.start_token, dtype=torch.long)
-            seq = seqs[:, :t].clone()
-            for p in range(t):  # feed the given prefix
-                state = policy.step(tok, state)
-                tok = seqs[:, p]
-            for p in range(t, T):  # sample the completion
-                state = policy.step(tok, state)
-                tok = sample_categorical(policy.logits(state[0]), u[n, t - 1, p])
-                seq = torch.cat([seq, tok[:, None]], dim=1)
-            rewards[:, t - 1] += score(seq).double() / num_rollouts
-    rewards[:, T - 1] = score(seqs).double()
-    return rewards.to(policy.W.dtype)
+REWARDS: dict[str, type] = {"discriminator": DiscriminatorReward, "bleu": BleuReward}  # rollout.reward
+
+
+def load_reward(name: str) -> type:
+    """The reward class `rollout.reward` names: a registered one, or module:Class."""
+    if name in REWARDS:
+        return REWARDS[name]
+    module, _, attr = name.partition(":")
+    if not attr:
+        raise ConfigError(f"rollout.reward={name}: no such reward; the registered ones are "
+                          f"{', '.join(REWARDS)}, or name your own as module:Class (docs/rewards.md)")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise ConfigError(f"rollout.reward={name}: cannot import {module} ({exc}); is it on "
+                          f"PYTHONPATH (and on every node of a cluster)?") from None
+    except AttributeError:
+        raise ConfigError(f"rollout.reward={name}: module {module} has no {attr}") from None
+    if not callable(cls):
+        raise ConfigError(f"rollout.reward={name}: {attr} is not a class or function")
+    return cls
+
+
+def uses_discriminator(name: str) -> bool:
+    """Whether the reward `name` scores with D_φ, which the adversarial phase then trains."""
+    return bool(getattr(load_reward(name), "uses_discriminator", False))
+
+
+def needs_data(name: str) -> bool:
+    """Whether the reward `name` is built on the training sequences."""
+    return bool(getattr(load_reward(name), "needs_data", True))
+
+
+def make_reward(cfg: Config, real: Tensor | None, discriminator: torch.nn.Module) -> Reward:
+    """The configured reward, built on `real` (and on `discriminator`, if it uses D)."""
+    cls = load_reward(cfg.rollout.reward)
+    return cls(cfg, real, discriminator) if getattr(cls, "uses_discriminator", False) else cls(cfg, real)

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .config import Config
-from .discriminator import Discriminator
-from .graphs import GraphedStep
+from .kernels.cuda_graphs import GraphedStep
 from .losses import discriminator_loss, mle_loss, policy_gradient_loss
-from .policy import LSTMPolicy
-from .rewards import mc_rewards
-from .scores import Reward, make_reward
+from .models.discriminator import Discriminator
+from .models.policy import LSTMPolicy
+from .rewards import Reward, make_reward, needs_data
+from .rollout import mc_rewards
 
 StateDict = dict[str, Tensor]
 
@@ -79,6 +79,31 @@ def cpu_state(module: torch.nn.Module) -> StateDict:
 class GenStep(NamedTuple):
     loss: float
     grad_norm: float
+
+
+def policy_gradient_objective(generator: LSTMPolicy, seqs: Tensor, rewards: Tensor) -> Tensor:
+    """Eq. 8's loss for `seqs` (B, T) with Eq. 4's `rewards` (B, T): an objective for
+    `GeneratorLearner.update`."""
+    return policy_gradient_loss(generator.log_probs(seqs), rewards, generator.mask(seqs))
+
+
+def mle_step(generator: LSTMPolicy, opt: torch.optim.Optimizer, batch: Tensor, grad_clip: float, *,
+             sampling_prob: float = 0.0, rng: torch.Generator | None = None,
+             sync_gradients: Callable[[list[Tensor]], None] | None = None) -> Tensor:
+    """One MLE step of `generator` on `batch` (B, T): the learner's, and each Ray Train worker's
+    (whose `sync_gradients` averages the gradients across workers before the clip). With
+    `sampling_prob` > 0, scheduled sampling. Returns the loss, detached, on the device: no host
+    sync, so on a GPU the step can be recorded into a CUDA graph."""
+    logp = (generator.log_probs_scheduled(batch, sampling_prob, generator=rng) if sampling_prob > 0
+            else generator.log_probs(batch))
+    loss = mle_loss(logp, generator.mask(batch))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if sync_gradients is not None:
+        sync_gradients([p.grad for p in generator.parameters()])
+    torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
+    opt.step()
+    return loss.detach()
 
 
 class DiscStats(NamedTuple):
@@ -139,14 +164,9 @@ class GeneratorLearner:
 
     def _mle_step(self, batch: Tensor, sampling_prob: float = 0.0) -> None:
         """One MLE step (scheduled sampling with `sampling_prob` > 0); its loss is added to
-        `mle_loss_sum` on the device (no host sync, so on a GPU it can be recorded into a
-        CUDA graph)."""
-        g = self.generator
-        logp = (g.log_probs_scheduled(batch, sampling_prob, generator=self.rng) if sampling_prob > 0
-                else g.log_probs(batch))
-        loss = mle_loss(logp, g.mask(batch))
-        self._apply(loss, self.mle_opt)
-        self.mle_loss_sum += loss.detach()
+        `mle_loss_sum` on the device."""
+        self.mle_loss_sum += mle_step(self.generator, self.mle_opt, batch, self.cfg.generator.grad_clip,
+                                      sampling_prob=sampling_prob, rng=self.rng)
 
     def nll(self, seqs: Tensor) -> float:
         """G_θ's mean per-token NLL of `seqs` (S, T), e.g. NLL-test on held-out text."""
@@ -154,9 +174,16 @@ class GeneratorLearner:
 
     def pg_step(self, seqs: Tensor, rewards: Tensor) -> GenStep:
         """Eq. 8: one policy-gradient update of θ on `seqs` (B, T) with `rewards` (B, T)."""
-        seqs, rewards = seqs.to(self.device), rewards.to(self.device)
-        loss = policy_gradient_loss(self.generator.log_probs(seqs), rewards, self.generator.mask(seqs))
-        norm = self._apply(loss, self.pg_opt)
+        return self.update(policy_gradient_objective, seqs, rewards)
+
+    def update(self, objective: Callable[..., Tensor], *args: Any, optimizer: str = "pg") -> GenStep:
+        """One step of θ down `objective(generator, *args)`, a scalar loss: backward, clip, and a
+        step of the `pg` optimizer (rate generator.adv_lr) or the `mle` one (generator.lr).
+        Tensors among `args` are moved to the learner's device. How an algorithm updates G its
+        own way: on a Ray actor, `objective` travels by reference (a module-level function)."""
+        args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
+        loss = objective(self.generator, *args)
+        norm = self._apply(loss, {"pg": self.pg_opt, "mle": self.mle_opt}[optimizer])
         return GenStep(loss.item(), float(norm))
 
     def load_pretrained(self, generator: StateDict, mle_opt: dict[str, Any]) -> None:
@@ -299,7 +326,9 @@ class RolloutWorker:
         self.discriminator = make_discriminator(cfg, seed).requires_grad_(False).eval().to(self.device)
         self.rng = torch.Generator(self.device).manual_seed(seed)
         self.version = -1
-        self.reward: Reward | None = None  # None: D_φ's P(real), SeqGAN's reward
+        # what Eq. 4 averages; a reward built on the training data waits for set_data
+        self.reward: Reward | None = (None if needs_data(cfg.rollout.reward)
+                                      else make_reward(cfg, None, self.discriminator))
 
     def _check(self, expect: int | None) -> None:
         if expect is not None and expect != self.version:
@@ -308,7 +337,7 @@ class RolloutWorker:
     def set_data(self, real: Tensor, *, expect: int | None = None) -> None:
         """The training sequences, for a reward that needs them (rollout.reward: bleu, ...)."""
         self._check(expect)
-        self.reward = make_reward(self.cfg, real.to(self.device))
+        self.reward = make_reward(self.cfg, real.to(self.device), self.discriminator)
 
     def set_weights(self, policy: StateDict | None, discriminator: StateDict | None,
                     version: int = 0, *, expect: int | None = None) -> None:
@@ -337,12 +366,10 @@ class RolloutWorker:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), scored by P(real) under D_φ (or by the
         configured reward); with `expect`, only if this worker holds that weights version."""
         self._check(expect)
-        if self.reward is None and self.cfg.rollout.reward != "discriminator":
+        if self.reward is None:
             raise RuntimeError(f"rollout.reward={self.cfg.rollout.reward} needs the data: call set_data first")
-        d = self.discriminator
-        score, by_prefix = (d.prob_real, d.prob_real_rollouts) if self.reward is None else (self.reward, None)
-        rewards = mc_rewards(self.policy, score, seqs.to(self.device), self.cfg.rollout.num_rollouts,
-                             generator=self.rng, score_rollouts=by_prefix)
+        rewards = mc_rewards(self.policy, self.reward, seqs.to(self.device), self.cfg.rollout.num_rollouts,
+                             generator=self.rng, score_rollouts=getattr(self.reward, "score_rollouts", None))
         return rewards.cpu()
 
     def device_name(self) -> str:
@@ -355,3 +382,60 @@ class RolloutWorker:
     def set_rng_state(self, state: Tensor, *, expect: int | None = None) -> None:
         self._check(expect)
         restore_rng(self.rng, state)
+
+
+def split_rows(rows: int, parts: int) -> list[slice]:
+    """`rows` split into at most `parts` contiguous, non-empty shares, as even as can be (the
+    first ones one row longer): how a pool divides a batch between its workers."""
+    size, extra = divmod(rows, parts)
+    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+class LocalRolloutPool:
+    """Rollout workers in this process, one after another: the pool of `--no-ray` runs and
+    tests. Its interface is `distributed.pool.RolloutPool`'s, whose actors run in parallel."""
+
+    restarts = 0  # nothing here restarts
+
+    def __init__(self, cfg: Config, seed: int, size: int = 1):
+        self.workers = [RolloutWorker(cfg, seed + i) for i in range(size)]
+        self.version = 0
+        for w in self.workers:
+            w.set_weights(None, None, 0)
+
+    def __len__(self) -> int:
+        return len(self.workers)
+
+    def set_weights(self, policy: StateDict | None, discriminator: StateDict | None) -> None:
+        """A new version of β and/or φ (None: keep the one held) for every worker."""
+        self.version += 1
+        for w in self.workers:
+            w.set_weights(policy, discriminator, self.version)
+
+    def set_data(self, real: Tensor) -> None:
+        for w in self.workers:
+            w.set_data(real)
+
+    def rewards(self, seqs: Tensor) -> Tensor:
+        """Eq. 4 rewards (B, T) for `seqs` (B, T), each worker scoring its share of the rows."""
+        shares = split_rows(seqs.shape[0], len(self.workers))
+        return torch.cat([w.rewards(seqs[s]) for w, s in zip(self.workers, shares)])
+
+    def rng_states(self) -> list[Tensor]:
+        return [w.get_rng_state() for w in self.workers]
+
+    def set_rng_states(self, states: list[Tensor]) -> None:
+        """Restore the workers' random streams (a pool of another size starts each afresh)."""
+        if len(states) == len(self.workers):
+            for w, state in zip(self.workers, states):
+                w.set_rng_state(state)
+
+    def devices(self) -> list[str]:
+        return [w.device_name() for w in self.workers]
+
+    def node_ids(self) -> list[str]:
+        return []
+
+    def shutdown(self) -> None:
+        self.workers = []

@@ -1,6 +1,10 @@
-"""Shared fixtures: one embedded Ray cluster for every Ray test, and tiny configs."""
+"""Shared fixtures: one embedded Ray cluster for every Ray test, tiny configs, a tiny trained
+run; and the layer markers: a test under tests/unit, tests/ray or tests/e2e is marked so."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +36,35 @@ def ray_cluster():
              configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        layer = Path(str(item.fspath)).parent.name
+        if layer in LAYERS:
+            item.add_marker(getattr(pytest.mark, layer))
+
+
+LAYERS = ("unit", "ray", "e2e")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny synthetic run, trained once for this module (a few seconds)."""
+    from seqgan_ray.tasks import load_task
+    from seqgan_ray.trainer import local_roles, train
+
+    cfg = config_from_dict({k: dict(v) for k, v in TINY.items()})
+    run = tmp_path_factory.mktemp("frontier") / "tiny"
+    roles = local_roles(cfg)
+    try:
+        train(cfg, load_task(cfg.data), roles, run)
+    finally:
+        roles.shutdown()
+    return run
+
+
+@pytest.fixture
+def run_dir(trained, tmp_path) -> Path:
+    """A fresh copy of the trained run, for a test that writes into it."""
+    return Path(shutil.copytree(trained, tmp_path / "tiny"))

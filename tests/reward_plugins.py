@@ -1,6 +1,5 @@
 """A user-defined reward, as docs/rewards.md describes: imported by `rollout.reward`."""
 
-import torch
 
 
 class TokenShare:

@@ -25,13 +25,12 @@ import logging
 import time
 from typing import Any, Callable
 
-import numpy as np
 import ray
 import torch
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from ..config import Config
-from ..roles import RolloutWorker, StaleWeights, StateDict
+from ..roles import RolloutWorker, StaleWeights, StateDict, split_rows
 from .cluster import ActorResources
 
 log = logging.getLogger(__name__)
@@ -103,15 +102,16 @@ def rearm_seed(seed: int, version: int, restarts: int) -> int:
 
 
 class RolloutPool:
-    """Rollout workers that split each batch's reward work between them.
+    """Rollout actors that split each batch's reward work between them, in parallel.
 
-    Works with plain `RolloutWorker`s (in-process, one after another) or with actors
-    (in parallel); `restarts` counts the restarts of its actors, found out by the first pool
-    call after each (see the module's docstring).
+    `restarts` counts the restarts of its actors, found out by the first pool call after each
+    (see the module's docstring). `roles.LocalRolloutPool` has the same interface in-process.
     """
 
-    def __init__(self, workers: list[Any], *, remote: bool, seeds: list[int] | None = None):
-        self.workers, self.remote = workers, remote
+    remote = True
+
+    def __init__(self, workers: list[Any], *, seeds: list[int] | None = None):
+        self.workers = workers
         self.seeds = seeds if seeds is not None else list(range(len(workers)))
         self.version = 0  # the weights version every worker holds (0: the constructor's, armed)
         self.restarts = 0
@@ -119,23 +119,15 @@ class RolloutPool:
         self._data: Any = None  # the training data (a ref, for actors), for rewards that need it
         self._ray_restarts = [0] * len(workers)  # Ray's restart count of each actor, as last seen
         # Arm every worker at version 0; a restarted actor is at -1 and so refuses every call.
-        if remote:  # not waited for: actor calls run in order, and the first real call waits
-            for w in workers:
-                w.set_weights.remote(None, None, 0)
-        else:
-            for w in workers:
-                w.set_weights(None, None, 0)
-
-    @classmethod
-    def local(cls, cfg: Config, seed: int, size: int = 1) -> "RolloutPool":
-        return cls([RolloutWorker(cfg, seed + i) for i in range(size)], remote=False,
-                   seeds=[seed + i for i in range(size)])
+        # Not waited for: actor calls run in order, and the first real call waits.
+        for w in workers:
+            w.set_weights.remote(None, None, 0)
 
     @classmethod
     def actors(cls, cfg: Config, seed: int, size: int, res: ActorResources, *,
                worker_cls: type | None = None) -> "RolloutPool":
         return cls([start_actor(worker_cls or RolloutWorker, res, cfg, seed + i, pool=True)
-                    for i in range(size)], remote=True, seeds=[seed + i for i in range(size)])
+                    for i in range(size)], seeds=[seed + i for i in range(size)])
 
     def __len__(self) -> int:
         return len(self.workers)
@@ -145,7 +137,7 @@ class RolloutPool:
     def _each(self, method: str, args: Callable[[int], tuple] = lambda i: (), *, expect: int | None = None,
               workers: range | None = None, checked: bool = True, rearm_is_enough: bool = False) -> list[Any]:
         """`worker.method(*args(i), expect=...)` on each worker i (all, or `workers`), in
-        parallel for actors; their results in order. `expect` (default: the current version)
+        parallel; their results in order. `expect` (default: the current version)
         is the weights version the worker must hold (`checked` False: a call that does not
         take it). A worker whose actor died, under the call or before it, is waited for,
         re-armed and given the call again (unless re-arming did what the call does:
@@ -154,11 +146,9 @@ class RolloutPool:
 
         def submit(i: int, version: int) -> Any:
             fn, kwargs = getattr(self.workers[i], method), {"expect": version} if checked else {}
-            return fn.remote(*args(i), **kwargs) if self.remote else fn(*args(i), **kwargs)
+            return fn.remote(*args(i), **kwargs)
 
         first = self.version if expect is None else expect
-        if not self.remote:
-            return [submit(i, first) for i in idx]
         pending = {i: submit(i, first) for i in idx}
         results: dict[int, Any] = {}
         while pending:
@@ -203,23 +193,22 @@ class RolloutPool:
         """Send a new version of β and/or φ (None: keep the last one) to every worker, one
         ray.put per version."""
         held, self.version = self.version, self.version + 1
-        if self.remote:
-            policy = ray.put(policy) if policy is not None else self._weights[0]
-            discriminator = ray.put(discriminator) if discriminator is not None else self._weights[1]
-            self._weights = (policy, discriminator)
+        policy = ray.put(policy) if policy is not None else self._weights[0]
+        discriminator = ray.put(discriminator) if discriminator is not None else self._weights[1]
+        self._weights = (policy, discriminator)
         self._each("set_weights", lambda i: (policy, discriminator, self.version), expect=held,
                    rearm_is_enough=True)
 
     def set_data(self, real: torch.Tensor) -> None:
         """Give every worker the training data (one ray.put), for rewards that score against it."""
-        self._data = ray.put(real) if self.remote else real
+        self._data = ray.put(real)
         self._each("set_data", lambda i: (self._data,))
 
     def rewards(self, seqs: torch.Tensor) -> torch.Tensor:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), the rows split across the workers, each
         share computed by a worker that holds the current weights version."""
-        shards = [s for s in np.array_split(np.arange(seqs.shape[0]), len(self.workers)) if len(s)]
-        return torch.cat(self._each("rewards", lambda i: (seqs[shards[i]],), workers=range(len(shards))))
+        shares = split_rows(seqs.shape[0], len(self.workers))
+        return torch.cat(self._each("rewards", lambda i: (seqs[shares[i]],), workers=range(len(shares))))
 
     def rng_states(self) -> list[torch.Tensor]:
         return self._each("get_rng_state")
@@ -235,14 +224,11 @@ class RolloutPool:
 
     def node_ids(self) -> list[str]:
         """The Ray node each actor runs on (for placement checks)."""
-        if not self.remote:
-            return []
         return self._each("__ray_call__", lambda i: (lambda self: ray.get_runtime_context().get_node_id(),),
                           checked=False)
 
     def shutdown(self) -> None:
-        if self.remote:
-            for w in self.workers:
-                ray.kill(w)
+        for w in self.workers:
+            ray.kill(w)
         self.workers = []
 

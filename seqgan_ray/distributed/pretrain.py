@@ -43,7 +43,7 @@ def pretrain_on_ray_train(cfg: Config, corpus_dir: Path, *, num_workers: int, wo
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from ..corpus import load_metadata, shard_paths
+    from ..tasks.corpus import load_metadata, shard_paths
 
     free = ray.available_resources().get("CPU", 0.0) - num_workers * worker.num_cpus
     if free < 1.0:
@@ -94,18 +94,25 @@ def _train_loop(config: dict[str, Any]) -> None:
     from ray.train.torch import get_device
 
     from ..config import config_from_dict
-    from ..corpus import pad_tokens
-    from ..losses import mle_loss
-    from ..roles import make_generator
+    from ..roles import make_generator, mle_step
+    from ..tasks.corpus import pad_tokens
 
     cfg = config_from_dict(config["cfg"])
     torch.set_num_threads(config["threads"])
     device = get_device()  # this worker's GPU under nccl, else the CPU
     generator = make_generator(cfg, 0).to(device)
     generator.load_state_dict(config["generator"])
-    params = list(generator.parameters())
-    opt = torch.optim.Adam(params, lr=cfg.generator.lr)
+    opt = torch.optim.Adam(generator.parameters(), lr=cfg.generator.lr)
     world, rank = dist.get_world_size(), ray.train.get_context().get_world_rank()
+
+    def average(grads: list[torch.Tensor]) -> None:
+        """The workers' mean gradient, by one all-reduce of a flat buffer."""
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)  # sum over workers, then the mean
+        flat /= world
+        for g, mean in zip(grads, flat.split([g.numel() for g in grads])):
+            g.copy_(mean.view_as(g))
+
     shard = ray.train.get_dataset_shard("train")
     T, losses, seconds = cfg.data.seq_len, [], []
     for epoch in range(1, cfg.train.pretrain_g_epochs + 1):
@@ -115,16 +122,7 @@ def _train_loop(config: dict[str, Any]) -> None:
                                      local_shuffle_seed=cfg.run.seed * 1000 + epoch * 10 + rank)
         for step, table in zip(range(config["steps"]), batches):
             seqs = torch.from_numpy(pad_tokens(table.column("tokens"), T)).to(device)
-            loss = mle_loss(generator.log_probs(seqs), generator.mask(seqs))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            flat = torch.cat([p.grad.reshape(-1) for p in params])
-            dist.all_reduce(flat)  # sum over workers, then the mean
-            flat /= world
-            for p, g in zip(params, flat.split([p.numel() for p in params])):
-                p.grad.copy_(g.view_as(p))
-            torch.nn.utils.clip_grad_norm_(params, cfg.generator.grad_clip)
-            opt.step()
+            loss = mle_step(generator, opt, seqs, cfg.generator.grad_clip, sync_gradients=average)
             total += loss.item()
         mean = torch.tensor([total / config["steps"]], device=device)
         dist.all_reduce(mean)

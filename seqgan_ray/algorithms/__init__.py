@@ -1,0 +1,102 @@
+"""Training algorithms, picked by `train.method` from a registry.
+
+An algorithm is what happens in one adversarial iteration, given the roles; the trainer
+(seqgan_ray.trainer) owns everything else: pretraining, evaluation, logging, checkpoints and
+resume. The built-in ones: `seqgan` (Algorithm 1 of the paper), and the paper's MLE
+baselines `mle` and `scheduled_sampling`. Your own plugs in without an edit here, either
+registered by name from your code
+
+    from seqgan_ray.algorithms import register
+
+    @register("my_gan")
+    class MyGAN: ...
+
+or named as `train.method: mypackage.module:MyGAN`. See docs/design.md, "How to add an
+algorithm", and `Algorithm` below for what the class provides.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable, Protocol
+
+from ..config import Config, ConfigError
+
+ALGORITHMS: dict[str, type] = {}  # train.method -> class
+
+
+class Context(Protocol):
+    """What an algorithm is handed each call: the trainer's roles and settings. The roles are
+    plain objects or Ray actors behind `RemoteRole`; the algorithm cannot tell which."""
+
+    cfg: Config
+    task: Any           # tasks.SyntheticTask or TextTask: task.real holds the training sequences (S, T)
+    learner: Any        # roles.GeneratorLearner: sample, pg_step, update, sync/update_rollout_policy, ...
+    disc: Any           # roles.DiscriminatorTrainer: train, weights
+    pool: Any           # a rollout pool: rewards (Eq. 4), set_weights
+    reward_uses_discriminator: bool  # rollout.reward scores with D (then D is to be trained)
+    rollout_restarts: int            # rollout actor restarts so far, over the whole run
+
+
+class Algorithm(Protocol):
+    """One `train.method`. Built with no arguments, once per run; keeps no state of its own
+    (what must survive a resume lives in the roles, which the checkpoint holds)."""
+
+    label: str  # the progress line's name for the adversarial phase
+
+    def start(self, ctx: Context, *, fresh: bool) -> None:
+        """Before the adversarial phase's first iteration of this process: `fresh` when the
+        phase begins now, False when a resumed run continues it."""
+
+    def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
+        """Adversarial iteration `it` (1-based): its metrics (logged as they are) and a short
+        note for the progress line. Check what can go NaN with `check_finite`."""
+
+
+def register(name: str) -> Callable[[type], type]:
+    """A class decorator: `train.method: name` picks the class."""
+    def add(cls: type) -> type:
+        ALGORITHMS[name] = cls
+        return cls
+    return add
+
+
+def load_algorithm(name: str) -> type:
+    """The class `train.method` names: a registered one, or module:Class."""
+    if name in ALGORITHMS:
+        return ALGORITHMS[name]
+    module, _, attr = name.partition(":")
+    if not attr:
+        raise ConfigError(f"'train.method' must be one of {', '.join(ALGORITHMS)} (or module:Class, "
+                          f"your own algorithm; see docs/design.md), got {name!r}")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise ConfigError(f"train.method={name}: cannot import {module} ({exc}); is it on PYTHONPATH?") from None
+    except AttributeError:
+        raise ConfigError(f"train.method={name}: module {module} has no {attr}") from None
+    return cls
+
+
+class NumericalError(RuntimeError):
+    """NaN or inf in a loss, a reward or a weight; the message names the phase, step and tensor."""
+
+
+def check_finite(phase: str, step: int, **values: Any) -> None:
+    """Raise NumericalError naming the first of `values` (floats or tensors; None skipped) that
+    is NaN or inf."""
+    import math
+
+    import torch
+
+    for name, value in values.items():
+        if value is None:
+            continue
+        ok = bool(torch.isfinite(value).all()) if isinstance(value, torch.Tensor) else math.isfinite(value)
+        if not ok:
+            raise NumericalError(f"{phase} step {step}: {name} is not finite (NaN or inf); "
+                                 f"the last good checkpoint is kept")
+
+
+# The built-in algorithms register themselves, seqgan first (the order error messages list).
+from . import seqgan, baselines  # noqa: E402, F401, I001

@@ -1,0 +1,317 @@
+"""Ray Tune sweeps over any config key: `python run.py tune --config configs/tune_oracle.yaml`.
+
+A sweep file is an ordinary config (the base every trial starts from) plus a `tune:` section:
+
+    tune:
+      metric: eval/oracle_nll      # reported after every adversarial iteration
+      mode: min
+      num_samples: 4
+      scheduler: asha              # asha | pbt | fifo
+      search_space:
+        rollout.num_rollouts: {choice: [4, 8, 16]}
+        generator.adv_lr: {loguniform: [1.0e-4, 1.0e-2]}
+
+Each trial starts its own learner, discriminator and rollout actors inside a placement group
+that reserves a bundle for each of them, so trials never wait for actors they cannot get.
+Pretraining is done once and shared, unless the search space touches it.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import pickle
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import (PRETRAINING, SHAPE, Config, ConfigError, all_keys, config_from_dict, keys_with,
+                      load_with_section, save_config, set_key, unknown_key, validate)
+
+KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
+METRICS = ("eval/oracle_nll", "eval/nll_test", *(f"eval/{m}{n}" for m in ("bleu", "self_bleu") for n in range(2, 6)),
+           "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake")
+# Keys whose change alters pretraining; a search over any of them pretrains in every trial.
+PRETRAINING_KEYS = keys_with(SHAPE, PRETRAINING)
+
+
+@dataclass
+class SweepConfig:
+    """The `tune:` section of a sweep file."""
+
+    metric: str = "eval/oracle_nll"
+    mode: str = "min"
+    num_samples: int = 4
+    scheduler: str = "asha"
+    grace_period: int = 2
+    reduction_factor: int = 2
+    perturbation_interval: int = 2
+    max_concurrent: int = 0
+    rollout_workers: int = 1
+    driver_cpus: float = 0.25
+    name: str = "sweep"
+    out_dir: str = "runs/tune"
+    pretrained: str = ""
+    search_space: dict[str, dict[str, list]] = field(default_factory=dict)
+
+
+def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConfig]:
+    """Read a sweep file; every error names the key and is raised before any trial starts."""
+    base, sweep, where = load_with_section(path, "tune", SweepConfig, overrides, what="sweep",
+                                           hint="metric, mode, search_space, ...")
+    if sweep.metric not in METRICS:
+        raise ConfigError(f"{where}tune.metric '{sweep.metric}' is never reported; choose one of {', '.join(METRICS)}")
+    if sweep.mode not in ("min", "max"):
+        raise ConfigError(f"{where}tune.mode must be 'min' or 'max', got {sweep.mode!r}")
+    if sweep.scheduler not in ("asha", "pbt", "fifo"):
+        raise ConfigError(f"{where}tune.scheduler must be asha, pbt or fifo, got {sweep.scheduler!r}")
+    if sweep.num_samples < 1 or sweep.rollout_workers < 1:
+        raise ConfigError(f"{where}tune.num_samples and tune.rollout_workers must be >= 1")
+    if not sweep.search_space:
+        raise ConfigError(f"{where}tune.search_space is empty; give at least one key to search")
+    for key, spec in sweep.search_space.items():
+        _check_space(base, key, spec, where)
+    # Trials run in their own folders: make the data path independent of the working directory.
+    base.data.oracle_dir = str(Path(base.data.oracle_dir).resolve())
+    for key in ("corpus", "test_text"):  # trials run in their own folders
+        if getattr(base.data, key):
+            setattr(base.data, key, str(Path(getattr(base.data, key)).resolve()))
+    return base, sweep
+
+
+def _check_space(base: Config, key: str, spec: Any, where: str) -> None:
+    if key not in all_keys():
+        raise unknown_key(key, all_keys(), f"{where}tune.search_space: ")
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
+        raise ConfigError(f"{where}tune.search_space.{key} must be one of {{kind: values}} with kind in "
+                          f"{', '.join(KINDS)}, got {spec!r}")
+    kind, values = next(iter(spec.items()))
+    if kind in ("choice", "grid"):
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}tune.search_space.{key}: {kind} needs a non-empty list of values")
+        for v in values:  # each value must be valid for the key
+            trial = copy.deepcopy(base)
+            set_key(trial, key, v, where=f"{where}tune.search_space.{key}: ")
+            validate(trial)
+        return
+    if not (isinstance(values, list) and len(values) == 2 and all(isinstance(v, (int, float)) for v in values)):
+        raise ConfigError(f"{where}tune.search_space.{key}: {kind} needs [low, high], got {values!r}")
+    low, high = values
+    if low > high:
+        raise ConfigError(f"{where}tune.search_space.{key}: low {low} > high {high}")
+    if kind == "loguniform" and low <= 0:
+        raise ConfigError(f"{where}tune.search_space.{key}: loguniform needs low > 0, got {low}")
+    for v in (low, high if kind != "randint" else high - 1):
+        trial = copy.deepcopy(base)
+        set_key(trial, key, v, where=f"{where}tune.search_space.{key}: ")
+        validate(trial)
+
+
+def param_space(sweep: SweepConfig) -> dict[str, Any]:
+    from ray import tune
+
+    make = {"choice": lambda v: tune.choice(v), "grid": lambda v: tune.grid_search(v),
+            "uniform": lambda v: tune.uniform(*v), "loguniform": lambda v: tune.loguniform(*v),
+            "randint": lambda v: tune.randint(*v)}
+    return {key: make[kind](values) for key, spec in sweep.search_space.items() for kind, values in spec.items()}
+
+
+def searches_pretraining(sweep: SweepConfig) -> bool:
+    return any(key in PRETRAINING_KEYS for key in sweep.search_space)
+
+
+def trial_config(base: dict[str, Any], params: dict[str, Any]) -> Config:
+    cfg = config_from_dict(copy.deepcopy(base))
+    for key, value in params.items():
+        if key in all_keys():
+            set_key(cfg, key, value)
+    validate(cfg)
+    return cfg
+
+
+# --------------------------------------------------------------------------- one trial
+
+def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
+    """The Tune trainable: train one config on its own actors, reporting every iteration.
+    `params` holds the sampled keys; `setup` what every trial shares (base config, resources)."""
+    import tempfile
+
+    from ray import tune
+
+    from ..tasks.text import load_task
+    from ..trainer import Trainer
+    from .recovery import run_training
+
+    cfg = trial_config(setup["base"], params)
+    cfg.run.progress = False
+    cfg.train.eval_every = 1  # the metric is reported after every adversarial iteration
+    spec = setup["spec"]
+    run_dir = Path(tune.get_context().get_trial_dir()) / "run"
+    start_from = None
+    restored = tune.get_checkpoint()
+    if restored is not None:  # PBT exploit or a resumed sweep
+        start_from = Path(restored.to_directory()) / "state.pt"
+    elif setup["pretrained"]:
+        start_from = Path(setup["pretrained"])
+    every = setup["checkpoint_every"]
+
+    def report(trainer: Trainer, metrics: dict[str, float]) -> None:
+        if trainer.step % every == 0 or trainer.step == cfg.train.adv_iterations:
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer.write_state(Path(tmp) / "state.pt")
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        else:
+            tune.report(metrics)
+
+    # No restarts inside a trial: Tune's own failure handling restarts it from its checkpoint.
+    run_training(cfg, load_task(cfg.data, run_dir), run_dir, spec, pool_size=setup["rollout_workers"],
+                 start_from=start_from, retries=0, on_iteration=report)
+
+
+# --------------------------------------------------------------------------- the sweep
+
+def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None = None) -> tuple[Path, int]:
+    """Pretrain once (unless searched), run the trials, write results.csv and best_config.yaml.
+    Returns the sweep folder and how many trials did not finish (an interrupted sweep)."""
+    from ray import tune
+
+    sweep_dir = (resume_dir or Path(sweep.out_dir) / sweep.name).resolve()
+    setup_file = sweep_dir / "sweep_setup.pkl"
+    if resume_dir is not None:
+        if not tune.Tuner.can_restore(str(sweep_dir)):
+            raise ConfigError(f"{sweep_dir}: no sweep to resume here (no Tune experiment state)")
+        setup = pickle.loads(setup_file.read_bytes())["setup"]
+        tuner = tune.Tuner.restore(str(sweep_dir), trainable=_trainable(spec, sweep, setup),
+                                   resume_unfinished=True, resume_errored=True)
+    else:
+        if setup_file.exists():
+            raise ConfigError(f"sweep folder {sweep_dir} already exists; set tune.name to another "
+                              f"name or continue it with: python run.py tune --resume {sweep_dir}")
+        sweep_dir.parent.mkdir(parents=True, exist_ok=True)
+        pretrained = sweep.pretrained
+        if not pretrained and not searches_pretraining(sweep):
+            pretrained = str(_pretrain_once(base, spec, sweep_dir.parent / f"{sweep.name}-pretrained"))
+        setup = {"base": base.to_dict(), "spec": spec, "pretrained": pretrained,
+                 "rollout_workers": sweep.rollout_workers,
+                 "checkpoint_every": sweep.perturbation_interval if sweep.scheduler == "pbt"
+                 else base.train.checkpoint_every}
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        setup_file.write_bytes(pickle.dumps({"base": base, "sweep": sweep, "setup": setup}))
+        tuner = tune.Tuner(
+            _trainable(spec, sweep, setup), param_space=param_space(sweep),
+            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
+                                        scheduler=_scheduler(sweep), max_concurrent_trials=sweep.max_concurrent or None),
+            run_config=tune.RunConfig(name=sweep.name, storage_path=str(sweep_dir.parent),
+                                      checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 2), verbose=1))
+    results = tuner.fit()
+    return sweep_dir, _write_results(results, base, sweep, sweep_dir)
+
+
+def load_sweep_setup(sweep_dir: Path) -> tuple[Config, SweepConfig]:
+    """The base config and sweep settings saved in a sweep folder (for --resume)."""
+    path = sweep_dir / "sweep_setup.pkl"
+    if not path.is_file():
+        raise ConfigError(f"{sweep_dir}: not a sweep folder (no sweep_setup.pkl)")
+    saved = pickle.loads(path.read_bytes())
+    return saved["base"], saved["sweep"]
+
+
+def _trainable(spec, sweep: SweepConfig, setup: dict[str, Any]):
+    from ray import tune
+
+    return tune.with_resources(tune.with_parameters(run_trial, setup=setup), _trial_resources(spec, sweep))
+
+
+def _trial_resources(spec, sweep: SweepConfig):
+    from ray import tune
+
+    def bundle(res) -> dict[str, float]:
+        return {k: v for k, v in (("CPU", res.num_cpus), ("GPU", res.num_gpus)) if v > 0}
+
+    bundles = [{"CPU": sweep.driver_cpus}, bundle(spec.learner), bundle(spec.discriminator)]
+    bundles += [bundle(spec.rollout_worker)] * sweep.rollout_workers
+    return tune.PlacementGroupFactory(bundles)
+
+
+def _scheduler(sweep: SweepConfig):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining
+
+    if sweep.scheduler == "asha":
+        return ASHAScheduler(time_attr="training_iteration", grace_period=sweep.grace_period,
+                             reduction_factor=sweep.reduction_factor)
+    if sweep.scheduler == "pbt":
+        mutations = {key: param_space(SweepConfig(search_space={key: spec}))[key]
+                     for key, spec in sweep.search_space.items()}
+        return PopulationBasedTraining(time_attr="training_iteration",
+                                       perturbation_interval=sweep.perturbation_interval,
+                                       hyperparam_mutations=mutations)
+    return FIFOScheduler()
+
+
+def _pretrain_once(base: Config, spec, run_dir: Path) -> Path:
+    """Pretrain G and D once for every trial; returns the checkpoint the trials start from."""
+    from ..checkpoint import latest_checkpoint
+    from ..tasks.text import load_task
+    from .recovery import run_training
+
+    if (run_dir / "summary.json").is_file():
+        return latest_checkpoint(run_dir / "checkpoints")
+    cfg = copy.deepcopy(base)
+    cfg.train.adv_iterations = 0
+    print(f"pretraining once for all trials into {run_dir}", file=sys.stderr)
+    run_training(cfg, load_task(cfg.data, run_dir), run_dir, spec, pool_size=1, resume=run_dir.exists())
+    return latest_checkpoint(run_dir / "checkpoints")
+
+
+def _finished(result, base: Config) -> bool:
+    """Whether a trial ended: it failed, ran all its iterations, or its scheduler stopped it
+    (Tune's `done`). An interrupted trial may have reported many iterations and is none of
+    these; counting it finished wrote a half-run trial into the table and said the sweep was
+    done."""
+    iterations = result.metrics.get("training_iteration", 0)
+    return bool(result.error or result.metrics.get("done")
+                or iterations >= result.config.get("train.adv_iterations", base.train.adv_iterations))
+
+
+def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -> int:
+    keys = list(sweep.search_space)
+    rows, unfinished = [], 0
+    for r in results:
+        if r.config is None or sweep.metric not in (r.metrics or {}) or not _finished(r, base):
+            unfinished += 1  # not started, or interrupted
+            continue
+        rows.append({**{k: r.config.get(k) for k in keys}, sweep.metric: r.metrics.get(sweep.metric),
+                     "iterations": r.metrics.get("training_iteration", 0),
+                     "status": "ERROR" if r.error else "TERMINATED", "trial_dir": r.path})
+    if unfinished:
+        print(f"{unfinished} trial(s) did not finish; continue the sweep with: "
+              f"python run.py tune --resume {sweep_dir}", file=sys.stderr)
+    if not rows:
+        return unfinished
+    sign = 1 if sweep.mode == "min" else -1
+    rows.sort(key=lambda row: (sign * row[sweep.metric] if row[sweep.metric] is not None else math.inf,
+                               str(row["trial_dir"])))  # ties in a fixed order
+    with open(sweep_dir / "results.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    widths = {k: max(len(k), *(len(_fmt(row[k])) for row in rows)) for k in rows[0] if k != "trial_dir"}
+    print("  ".join(k.ljust(w) for k, w in widths.items()))
+    for row in rows:
+        print("  ".join(_fmt(row[k]).ljust(w) for k, w in widths.items()))
+    best = next((row for row in rows if row[sweep.metric] is not None), None)
+    if best is None:
+        print("no trial reported the metric; see the trial folders for errors", file=sys.stderr)
+        return unfinished
+    cfg = trial_config(base.to_dict(), {k: best[k] for k in keys})
+    cfg.run.name = ""
+    save_config(cfg, sweep_dir / "best_config.yaml")
+    print(f"best {sweep.metric} = {best[sweep.metric]:.4f}; its config: {sweep_dir / 'best_config.yaml'} "
+          f"(python run.py --config {sweep_dir / 'best_config.yaml'}); table: {sweep_dir / 'results.csv'}")
+    return unfinished
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,376 @@
+"""The report of `run.py reproduce`: the runs' final NLL-oracle beside the paper's Table 1 with
+95% confidence intervals over the seeds, each run's best evaluation and NLL-test, the
+quality-diversity frontiers, a plot like the paper's Figure 2, wall times and configs.
+Everything below NOTES_MARKER in an existing report is kept when it is written again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from .reproduce import Plan
+
+# Yu et al. 2017, Table 1: NLL-oracle of each method on the synthetic task.
+PAPER = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
+PAPER_LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling",
+                "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN"}
+BAR = 8.74  # what SeqGAN must reach (the paper: 8.736)
+NOTES_MARKER = "<!-- notes: everything below this line is kept when the report is rewritten -->"
+
+T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+
+
+@dataclass
+class Outcome:
+    """One row of the table: the final NLL-oracle of a run, over the seeds that finished."""
+
+    values: list[float]       # one per seed
+    sample_ci: list[float]    # the 95% half-width from each seed's evaluation samples
+    wall_s: list[float]
+    nll_test: list[float] = field(default_factory=list)  # G's NLL of held-out oracle samples
+    where: list[str] = field(default_factory=list)        # "CPU" or "GPU", per seed
+    seeds: list[int] = field(default_factory=list)
+    best: list[float] = field(default_factory=list)     # the lowest evaluation of the adversarial
+    best_at: list[int] = field(default_factory=list)    # phase, and its iteration, per seed
+
+    def on(self, seeds: list[int]) -> "Outcome":
+        """This outcome over `seeds` only (those of them it has), to compare runs seed for seed."""
+        keep = [i for i, s in enumerate(self.seeds) if s in seeds]
+        pick = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Outcome(**{name: [xs[i] for i in keep] if xs else [] for name, xs in pick.items()})
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def ci(self) -> float:
+        """95% half-width of the mean: a t-interval over the seeds when there are 3 or more;
+        else from the evaluation samples alone (each seed's, combined), which leaves out how
+        much training itself varies from seed to seed: the per-seed values show that."""
+        k = len(self.values)
+        if k < 3:
+            return math.sqrt(sum(h * h for h in self.sample_ci)) / k
+        sd = math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (k - 1))
+        return T_975.get(k - 1, 1.96) * sd / math.sqrt(k)
+
+    @property
+    def over_seeds(self) -> bool:
+        return len(self.values) >= 3
+
+
+def _where(summary: dict[str, Any]) -> str:
+    """"GPU" when the run's learner computed on one (summary.json's devices), else "CPU"."""
+    return "GPU" if str((summary.get("devices") or {}).get("learner", "cpu")).startswith("cuda") else "CPU"
+
+
+def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    from ..runlog import read_metrics
+
+    if not (run_dir / "summary.json").is_file():
+        return None
+    return json.loads((run_dir / "summary.json").read_text()), read_metrics(run_dir / "metrics.jsonl")
+
+
+def _evals(metrics: list[dict[str, Any]], phase: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in metrics if "eval/oracle_nll" in r and (phase is None or r["phase"] == phase)]
+
+
+def collect(plan: Plan) -> dict[str, Outcome]:
+    """Final NLL-oracle of Random, MLE after pretraining and every finished run, per seed,
+    and NLL-test: the final generator's NLL of held-out oracle samples (read from the run's
+    generator.pt, or its last checkpoint for runs from before generator.pt), which rises when a
+    generator covers less of the oracle's sequences."""
+    from ..roles import make_generator
+    from ..tasks.synthetic import load_task
+    from .frontier import load_run
+
+    rows: dict[str, Outcome] = {}
+    cfg = plan.base
+    test = load_task(cfg.data).test  # what the runs' own evaluations score NLL-test on
+
+    def nll_test(seed: int, run_dir: Path | None) -> float:
+        # what the run ended with (generator.pt, or the last checkpoint of a run from before it
+        # was written); with no run, the learner's initial generator for this seed
+        g = make_generator(cfg, seed) if run_dir is None else load_run(run_dir)[1]
+        return g.nll(test)
+
+    def add(name: str, seed: int, record: dict[str, Any], wall: float, nll: float, where: str = "",
+            best: dict[str, Any] | None = None) -> None:
+        o = rows.setdefault(name, Outcome([], [], []))
+        if best is not None:
+            o.best.append(best["eval/oracle_nll"])
+            o.best_at.append(best["step"])
+        o.seeds.append(seed)
+        o.values.append(record["eval/oracle_nll"])
+        o.sample_ci.append(record.get("eval/oracle_nll_ci95", float("nan")))
+        o.wall_s.append(wall)
+        o.nll_test.append(nll)
+        o.where.append(where)
+
+    for seed in plan.rep.seeds:
+        folder = plan.folder(seed)
+        pre = _read(folder / "pretrain")
+        if pre is None:
+            continue
+        evals = _evals(pre[1], "pretrain_g")
+        if len(evals) > 1 and evals[1]["step"] == 1:  # the paper's Random: after the first epoch
+            add("random", seed, evals[1], 0.0, evals[1]["eval/nll_test"])
+        else:
+            add("random", seed, evals[0], 0.0, nll_test(seed, None))
+        add("mle_pretrained", seed, evals[-1], pre[0]["wall_time_s"], nll_test(seed, folder / "pretrain"),
+            _where(pre[0]))
+        for name in plan.runs_for(seed):
+            run = _read(folder / name)
+            if run is not None:
+                evals = _evals(run[1], "adversarial")
+                add(name, seed, evals[-1], run[0]["wall_time_s"], nll_test(seed, folder / name), _where(run[0]),
+                    best=min(evals, key=lambda r: r["eval/oracle_nll"]))
+    return rows
+
+
+def write_report(plan: Plan, argv_text: str) -> Path:
+    """docs/results/synthetic.md (and its figure) from the runs on disk; notes below the
+    marker are kept."""
+    path = Path(plan.rep.report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure = path.with_name(path.stem + "_figure2.png")
+    rows = collect(plan)
+    plot_figure2(plan, figure)
+    notes = ""
+    if path.is_file() and NOTES_MARKER in path.read_text():
+        notes = path.read_text().split(NOTES_MARKER, 1)[1]
+    path.write_text(render(plan, rows, figure.name, argv_text) + "\n" + NOTES_MARKER + (notes or "\n"))
+    return path
+
+
+def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> str:
+    base, rep = plan.base, plan.rep
+    seeds = ", ".join(map(str, rep.seeds))
+    if rep.repeat and len(rep.seeds) > 1:
+        seeds += f" (seeds after the first: {', '.join(rep.repeat)} only)"
+    ci_how = (f"from the {base.train.eval_samples} evaluation samples of the run's last evaluation "
+              f"(1.96 · sd of the per-sequence NLL / √n; for a mean over 2 seeds, the two combined), "
+              f"or, marked ᵗ, a t-interval over 3 or more seeds")
+    tc = base.train
+    source = plan.folder(rep.seeds[0]) / "pretrain" / "data_source.txt"
+    lines = [
+        "# The paper's synthetic experiment: Table 1 and Figure 2",
+        "",
+        f"Data: {source.read_text().strip() if source.is_file() else 'no run yet'}.",
+        "",
+        f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
+        f"runs and rewrites this file above the notes marker.",
+        "",
+        f"Schedule: {tc.pretrain_g_epochs} MLE epochs, {tc.pretrain_d_rounds} × {tc.pretrain_d_epochs} "
+        f"discriminator pretraining epochs, then {tc.adv_iterations} iterations of each method "
+        f"(SeqGAN: {tc.g_steps} generator step, {tc.d_steps} × {tc.k_epochs} discriminator epochs an "
+        f"iteration; the baselines: one epoch an iteration). Seeds: {seeds}. NLL-oracle is the "
+        f"oracle's mean per-token NLL of {tc.eval_samples} generator samples (lower: samples the "
+        f"oracle finds likelier); ± is a 95% interval {ci_how}. NLL-test is the final generator's NLL "
+        f"of held-out oracle samples, as many as the training sequences (lower: it covers more of what the oracle "
+        f"generates); a generator that collapses onto a few likely sequences scores a low "
+        f"NLL-oracle and a high NLL-test. 'ours' is each run's last evaluation; 'best evaluation' "
+        f"is the lowest of all its evaluations (mean over seeds, and the iteration of each), shown "
+        f"because the paper's 2016 code kept the best score it saw: a best of many noisy "
+        f"evaluations is biased low, so it is never the run's result.",
+        "",
+        "| method | paper | ours | ± 95% | per seed | best evaluation (iteration) | NLL-test | our run | wall time |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def row(label: str, key: str, paper: float | None, run: str) -> None:
+        o = rows.get(key)
+        ours = f"{o.mean:.3f}" if o else (_in_progress(plan, key) or "not run yet")
+        ci = f"{o.ci:.3f}{'ᵗ' if o.over_seeds else ''}" if o else ""
+        per_seed = " / ".join(f"{v:.3f}" for v in o.values) if o else ""
+        wall = ""
+        if o and any(o.wall_s):  # per seed, and where it ran when the seeds ran on different machines
+            mixed = len(set(o.where)) > 1
+            wall = " / ".join(_duration(w) + (f" ({h})" if mixed else "") for w, h in zip(o.wall_s, o.where))
+        test = f"{sum(o.nll_test) / len(o.nll_test):.3f}" if o else ""
+        best = (f"{sum(o.best) / len(o.best):.3f} ({' / '.join(map(str, o.best_at))})" if o and o.best else "")
+        lines.append(f"| {label} | {paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {best} | "
+                     f"{test} | {run} | {wall} |")
+
+    row("Random", "random", PAPER["random"], "`pretrain`, after epoch 1 (the paper's Random)" if tc.eval_every == 1
+        else "`pretrain`, before epoch 1 (the paper's Random is after one: evaluate every epoch for it)")
+    row("MLE, after pretraining", "mle_pretrained", None, f"`pretrain`, epoch {tc.pretrain_g_epochs}")
+    for name, cfg in plan.run_configs.items():
+        kind = _kind(cfg)
+        label = PAPER_LABELS.get(kind, name)
+        if name != kind:
+            label = f"{label} (`{name}`)"
+        row(label, name, PAPER.get(kind) if name == kind else None, f"`{name}`: {_describe(cfg, base)}")
+    lines += ["", *verdict(plan, rows), "", f"![NLL-oracle against epochs]({figure})", "",
+              f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
+              f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
+              f"(seed {rep.seeds[0]}).", "", *frontier_section(plan, figure), "## Configs", "",
+              f"Every run: `{plan.source}` (below, as read){_with_overrides(plan)}; each run changes "
+              f"only the keys in the "
+              f"table's 'our run' column; `{rep.out_dir}/seed<k>/<run>/config.yaml` holds each "
+              f"run's whole config.", "", "```yaml", plan.source.read_text(encoding="utf-8").rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def frontier_section(plan: Plan, figure: str) -> list[str]:
+    """The runs' quality-diversity frontiers (first seed), where measured: a table, a plot
+    beside the report, and each run's NLL-oracle against the baseline's at the same NLL-test."""
+    from .frontier import frontier_gap, frontier_markdown, plot_frontier, read_frontier
+
+    folder = plan.folder(plan.rep.seeds[0])
+    frontiers = {}
+    for name in plan.run_configs:
+        if (folder / name / "frontier.csv").is_file():
+            frontiers[name] = next(iter(read_frontier(folder / name / "frontier.csv").values()))
+    if not frontiers:
+        return []
+    png = figure.replace("_figure2.png", "_frontier.png")
+    plot_frontier(frontiers, Path(plan.rep.report).with_name(png), title="the runs' frontiers")
+    lines = ["## Quality against diversity: each run's frontier over sampling temperatures", "",
+             f"`python run.py evaluate` of each run's final generator (seed {plan.rep.seeds[0]}): its "
+             f"samples at temperature τ scored by the oracle (NLL-oracle: quality), and its NLL of "
+             f"held-out oracle samples under the same tempered softmax (NLL-test: coverage). A lower "
+             f"temperature buys any generator a better NLL-oracle at a worse NLL-test; a method beats "
+             f"`{plan.rep.baseline}` only where its curve lies below the baseline's.", "",
+             frontier_markdown(frontiers).rstrip(), "", f"![the frontiers]({png})", ""]
+    unfinished = [f"`{name}` at iteration {done[-1]['step']}" for name in frontiers
+                  if (done := _unfinished(plan, name))]
+    if unfinished:
+        lines += [f"Unfinished runs are measured where they stopped: {', '.join(unfinished)}.", ""]
+    base = frontiers.get(plan.rep.baseline)
+    for name, points in frontiers.items():
+        gaps = frontier_gap(points, base) if base is not None and name != plan.rep.baseline else []
+        if gaps:
+            lines.append(f"- `{name}`: NLL-oracle {min(g for _, g in gaps):+.3f} to {max(g for _, g in gaps):+.3f} "
+                         f"against `{plan.rep.baseline}` at the same NLL-test (τ = "
+                         f"{', '.join(f'{t:g}' for t, _ in gaps)}; negative: better samples at equal coverage, "
+                         f"which no temperature gives `{plan.rep.baseline}`).")
+    return lines + [""]
+
+
+def verdict(plan: Plan, rows: dict[str, Outcome]) -> list[str]:
+    """The bar, checked from the numbers for every SeqGAN run: NLL-oracle <= BAR, and below
+    the baseline by a margin the 95% intervals support. The baseline is taken over the run's
+    own seeds, so a run of one seed is not compared with a mean over several."""
+    out = []
+    for name, cfg in plan.run_configs.items():
+        t = rows.get(name)
+        if _kind(cfg) != "seqgan" or t is None or plan.rep.baseline not in rows:
+            continue
+        b = rows[plan.rep.baseline].on(t.seeds)
+        if len(b.values) < len(t.values):
+            continue  # the baseline has not finished on every seed of this run yet
+        margin, joint = b.mean - t.mean, math.hypot(t.ci, b.ci)
+        over = f" (seed{'s' if len(t.seeds) > 1 else ''} {', '.join(map(str, t.seeds))})"
+        out.append(f"- `{name}` (rollout.update_rate={cfg.rollout.update_rate}){over}: {t.mean:.3f} ± {t.ci:.3f}, "
+                   f"{'at or below' if t.mean <= BAR else 'above'} the bar of {BAR} (paper: "
+                   f"{PAPER['seqgan']}); {abs(margin):.3f} {'below' if margin > 0 else 'above'} "
+                   f"`{plan.rep.baseline}` on the same seeds ({b.mean:.3f}), whose difference has a 95% "
+                   f"interval of ±{joint:.3f}: the margin is "
+                   f"{'supported' if margin > joint else '**not** supported'}.")
+    return out or [f"The bar (a SeqGAN run <= {BAR}, below `{plan.rep.baseline}`) is checked once they finish."]
+
+
+def _in_progress(plan: Plan, name: str) -> str | None:
+    """How far a run that started but has not finished has got, on the first seed: its last
+    adversarial iteration and last evaluation (a long run may span several sessions)."""
+    done = _unfinished(plan, name)
+    if not done:
+        return None
+    evals = _evals(done)
+    last = f"; {evals[-1]['eval/oracle_nll']:.3f} at iteration {evals[-1]['step']}" if evals else ""
+    return f"in progress: iteration {done[-1]['step']} of {plan.run_configs[name].train.adv_iterations}{last}"
+
+
+def _unfinished(plan: Plan, name: str) -> list[dict[str, Any]]:
+    """The adversarial records of run `name` on the first seed when it started and has not
+    finished; else []."""
+    from ..runlog import read_metrics
+
+    run_dir = plan.folder(plan.rep.seeds[0]) / name
+    if name not in plan.run_configs or (run_dir / "summary.json").is_file() or not (run_dir / "metrics.jsonl").is_file():
+        return []
+    return [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("phase") == "adversarial"]
+
+
+def _with_overrides(plan: Plan) -> str:
+    return f", with `{' '.join(plan.overrides)}` from the command line" if plan.overrides else ""
+
+
+def _kind(cfg: Config) -> str:
+    if cfg.train.method != "seqgan":
+        return cfg.train.method
+    return {"discriminator": "seqgan", "bleu": "pg_bleu"}.get(cfg.rollout.reward, cfg.rollout.reward)
+
+
+def _describe(cfg: Config, base: Config) -> str:
+    have, was = cfg.to_dict(), base.to_dict()
+    diff = [f"{s}.{k}={v}" for s, vals in have.items() for k, v in vals.items()
+            if v != was[s][k] and f"{s}.{k}" != "run.seed"]
+    return ", ".join(diff) or "the config as is"
+
+
+def _duration(seconds: float) -> str:
+    m = int(seconds // 60)
+    return f"{m // 60} h {m % 60:02d} min" if m >= 60 else f"{m} min {int(seconds % 60):02d} s"
+
+
+def figure2_curves(plan: Plan) -> dict[str, tuple[list[int], list[float]]]:
+    """label -> (epochs, NLL-oracle) on the first seed: the shared MLE pretraining, then every
+    run from its end; a run still in progress is drawn as far as it has got."""
+    from ..runlog import read_metrics
+
+    folder = plan.folder(plan.rep.seeds[0])
+    pre = _read(folder / "pretrain")
+    if pre is None:
+        return {}
+    ev = [r for r in _evals(pre[1]) if r["epoch"] > 0]
+    curves = {"MLE pretraining": ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])}
+    start = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
+    for name in plan.run_configs:
+        run_dir = folder / name
+        if not (run_dir / "metrics.jsonl").is_file():
+            continue
+        ev = _evals(read_metrics(run_dir / "metrics.jsonl"), "adversarial")
+        label = name if (run_dir / "summary.json").is_file() else f"{name} (in progress)"
+        if ev:
+            curves[label] = ([start[0]] + [r["epoch"] for r in ev], [start[1]] + [r["eval/oracle_nll"] for r in ev])
+    return curves
+
+
+def plot_figure2(plan: Plan, png: Path) -> None:
+    """NLL-oracle against epochs, pretraining then every run, for the first seed. The y range
+    is the MLE plateau's neighbourhood; a run that falls far below it (a collapse) is cut off,
+    and its legend says where it ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = figure2_curves(plan)
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    lo = hi = None
+    if curves:
+        plateau = curves["MLE pretraining"][1][-1]
+        kept = [y for _, ys in curves.values() for y in ys if y > plateau - 1.0]
+        lo, hi = min(kept) - 0.05, max(kept) + 0.05
+    for name, (xs, ys) in curves.items():
+        label = name if lo is None or ys[-1] >= lo else f"{name} (falls below the plot: {ys[-1]:.2f} at the end)"
+        ax.plot(xs, ys, marker=".", label=label, color="black" if name == "MLE pretraining" else None)
+    if lo is not None:
+        ax.set_ylim(lo, hi)
+    ax.axvline(plan.base.train.pretrain_g_epochs, color="gray", linestyle="--", linewidth=1)
+    ax.set_xlabel("epoch (MLE pretraining, then one per iteration)")
+    ax.set_ylabel("NLL-oracle (nats per token)")
+    ax.set_title("Synthetic task, the paper's oracle")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=120)
+    plt.close(fig)

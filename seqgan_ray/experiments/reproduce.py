@@ -1,0 +1,332 @@
+"""The paper's synthetic experiment, Table 1 and Figure 2, as one resumable command.
+
+    python run.py reproduce --config configs/reproduce_synthetic.yaml [--background]
+
+A reproduce file is a config (shared by every run) plus a `reproduce:` section naming the
+runs, each a few overrides of that config:
+
+    reproduce:
+      runs:
+        mle: {train.method: mle}
+        pg_bleu: {rollout.reward: bleu}
+        seqgan: {}
+
+For every seed, the generator and discriminator are pretrained once into
+`<out_dir>/seed<k>/pretrain` (Random is its evaluation before the first epoch, "MLE after
+pretraining" its last); every run then starts from that checkpoint and trains
+adv_iterations iterations into `<out_dir>/seed<k>/<name>`. A run may pretrain D its own way
+(train.pretrain_d_rounds / pretrain_d_epochs, e.g. the paper's 50 x 3): it starts from the
+shared generator pretraining, before D's, and pretrains its own D. A run that has finished is
+skipped, one that was interrupted resumes from its newest checkpoint, so the command can be
+stopped and started again at any point. At the end (and with `--report-only`) it writes
+the report: a table beside the paper's with 95% confidence intervals, a plot like the
+paper's Figure 2, the wall time of each run, and the configs.
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import (ADVERSARIAL, LENGTH, OUTPUT, Config, ConfigError, keys_with, load_config, load_with_section,
+                      save_config, set_key, validate)
+
+# Keys that may differ between a run on disk and the reproduce file: where and how much is
+# written, and the length (a finished run is extended to a longer adv_iterations).
+TRIVIA = frozenset(keys_with(OUTPUT, LENGTH))
+# Pretraining keys a run may change: it then pretrains its own D from the shared pretrained G.
+OWN_D_PRETRAINING = ("train.pretrain_d_rounds", "train.pretrain_d_epochs")
+# ... and for the shared pretraining, the adversarial phase's settings too.
+UNCHECKED = TRIVIA | frozenset(keys_with(ADVERSARIAL))
+
+
+def _default_temperatures() -> tuple[float, ...]:
+    from .frontier import DEFAULT_TEMPERATURES  # imported when needed: it brings torch
+
+    return DEFAULT_TEMPERATURES
+
+
+@dataclass
+class ReproduceConfig:
+    """The `reproduce:` section of a reproduce file."""
+
+    out_dir: str = "runs/reproduce"
+    report: str = "docs/results/synthetic.md"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    repeat: list[str] = field(default_factory=list)  # runs trained on every seed; empty: all
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    baseline: str = "mle"   # the run every SeqGAN run must beat: MLE as long as the adversarial phase
+    frontier: list[str] = field(default_factory=list)  # runs whose quality-diversity frontier is
+    # measured when they finish (`run.py evaluate`, into their folder) and shown in the report
+    temperatures: list[float] = field(default_factory=lambda: list(_default_temperatures()))
+
+
+@dataclass
+class Plan:
+    base: Config
+    rep: ReproduceConfig
+    source: Path                                # the reproduce file
+    overrides: list[str] = field(default_factory=list)  # key=value from the command line
+    run_configs: dict[str, Config] = field(default_factory=dict)
+
+    def folder(self, seed: int) -> Path:
+        return Path(self.rep.out_dir) / f"seed{seed}"
+
+    def pretrain_config(self, seed: int) -> Config:
+        cfg = copy.deepcopy(self.base)
+        cfg.train.adv_iterations = 0
+        cfg.run.seed = seed
+        return cfg
+
+    def runs_for(self, seed: int) -> list[str]:
+        """The runs trained with `seed`: all on the first seed, `repeat` (or all) on the others."""
+        if seed == self.rep.seeds[0] or not self.rep.repeat:
+            return list(self.run_configs)
+        return [name for name in self.run_configs if name in self.rep.repeat]
+
+    def select(self, names: list[str]) -> list[str]:
+        """`names` checked against the file's runs (for --runs)."""
+        unknown = [n for n in names if n not in self.run_configs]
+        if unknown:
+            raise ConfigError(f"--runs {','.join(names)}: {', '.join(map(repr, unknown))} is not a run of "
+                              f"{self.source}; its runs are {', '.join(self.run_configs)}")
+        return names
+
+    def select_seeds(self, text: str) -> list[int]:
+        """`text` ("0,1") checked against the file's seeds (for --seeds)."""
+        try:
+            seeds = [int(x) for x in text.split(",")]
+        except ValueError:
+            raise ConfigError(f"--seeds {text}: give seeds as integers, e.g. --seeds 0,1") from None
+        unknown = [s for s in seeds if s not in self.rep.seeds]
+        if unknown:
+            raise ConfigError(f"--seeds {text}: {unknown[0]} is not a seed of {self.source}; its seeds are "
+                              f"{', '.join(map(str, self.rep.seeds))}")
+        return seeds
+
+    def own_d_pretraining(self, name: str) -> bool:
+        """Whether run `name` pretrains D differently from the shared pretraining."""
+        run, base = self.run_configs[name].train, self.base.train
+        return any(getattr(run, k.split(".")[1]) != getattr(base, k.split(".")[1]) for k in OWN_D_PRETRAINING)
+
+    def config(self, name: str, seed: int) -> Config:
+        cfg = copy.deepcopy(self.run_configs[name])
+        cfg.run.seed = seed
+        return cfg
+
+
+def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
+    """Read a reproduce file; every error names the key and comes before any training."""
+    base, rep, where = load_with_section(path, "reproduce", ReproduceConfig, overrides, what="reproduce",
+                                         hint="runs, seeds, out_dir, report")
+    if not rep.runs or not isinstance(rep.runs, dict):
+        raise ConfigError(f"{where}reproduce.runs is empty; name at least one run (e.g. seqgan: {{}})")
+    if not rep.seeds or not all(isinstance(s, int) for s in rep.seeds):
+        raise ConfigError(f"{where}reproduce.seeds must be a list of integers, got {rep.seeds!r}")
+    plan = Plan(base, rep, Path(path), list(overrides))
+    for name, changes in rep.runs.items():
+        if name == "pretrain" or not str(name).isidentifier():
+            raise ConfigError(f"{where}reproduce.runs: '{name}' cannot name a run (use letters, digits, _)")
+        cfg = copy.deepcopy(base)
+        for key, value in (changes or {}).items():
+            if _changes_shared_pretraining(key):
+                raise ConfigError(f"{where}reproduce.runs.{name}: {key} changes the generator's "
+                                  f"pretraining, which every run shares; set it in the config sections "
+                                  f"instead (a run may change only {' and '.join(OWN_D_PRETRAINING)})")
+            set_key(cfg, key, value, where=f"{where}reproduce.runs.{name}: ")
+        validate(cfg)
+        plan.run_configs[name] = cfg
+    for name in rep.repeat:
+        if name not in rep.runs:
+            raise ConfigError(f"{where}reproduce.repeat: '{name}' is not one of reproduce.runs")
+    if rep.baseline not in rep.runs:
+        raise ConfigError(f"{where}reproduce.baseline '{rep.baseline}' is not one of reproduce.runs")
+    for name in rep.frontier:
+        if name not in rep.runs:
+            raise ConfigError(f"{where}reproduce.frontier: '{name}' is not one of reproduce.runs")
+    from .frontier import check_temperatures
+
+    try:
+        check_temperatures(rep.temperatures)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}reproduce.temperatures: {exc}") from None
+    return plan
+
+
+def _changes_shared_pretraining(key: str) -> bool:
+    if key in OWN_D_PRETRAINING:
+        return False
+    return key.partition(".")[2].startswith("pretrain_") or key.startswith(("data.", "generator.emb",
+                                                                            "generator.hidden"))
+
+
+# --------------------------------------------------------------------------- running
+
+def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int] | None = None,
+             jobs: int = 1, child_args: list[str] = ()) -> list[str]:
+    """Pretrain each seed once, then every run (or those in `only`) from it; finished runs
+    are skipped. With `jobs` > 1 a seed's runs train side by side, each in its own process
+    (`child_args`: the command's options for them); returns the runs that failed."""
+    from ..checkpoint import latest_checkpoint
+
+    def todo(seed: int) -> list[str]:
+        return [name for name in plan.runs_for(seed) if only is None or name in only]
+
+    seeds = [s for s in plan.rep.seeds if seeds is None or s in seeds]
+    total = sum(1 + len(todo(seed)) for seed in seeds)
+    done, failed = 0, []
+    for seed in seeds:
+        folder = plan.folder(seed)
+        pre_dir = folder / "pretrain"
+        cfg = plan.pretrain_config(seed)
+        done += 1
+        _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
+                   ignored=_pretraining_only)
+        pretrained = latest_checkpoint(pre_dir / "checkpoints")
+        if jobs > 1:
+            failed += _train_side_by_side(plan, seed, todo(seed), jobs, child_args, first=done)
+            done += len(todo(seed))
+            continue
+        for name in todo(seed):
+            done += 1
+            cfg = plan.config(name, seed)
+            start = _generator_pretrained(pre_dir, cfg) if plan.own_d_pretraining(name) else pretrained
+            _train_one(f"[{done}/{total}] seed {seed}: {name}", cfg, folder / name, spec, start_from=start)
+            if name in plan.rep.frontier:
+                measure_frontier(folder / name, plan.rep.temperatures)
+    return failed
+
+
+def measure_frontier(run_dir: Path, temperatures: list[float]) -> None:
+    """`run.py evaluate` of a finished run, once: its frontier.csv/.md/.png in `run_dir`."""
+    from ..tasks.text import load_task
+    from .frontier import frontier, load_run, write_frontier
+
+    if not (run_dir / "summary.json").is_file() or (run_dir / "frontier.csv").is_file():
+        return
+    print(f"{run_dir}: the quality-diversity frontier at τ = {', '.join(map(str, temperatures))}",
+          file=sys.stderr, flush=True)
+    cfg, generator = load_run(run_dir)
+    write_frontier({run_dir.name: frontier(cfg, load_task(cfg.data, run_dir), generator, temperatures)}, run_dir)
+
+
+def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, child_args: list[str], *,
+                        first: int) -> list[str]:
+    """Train `names` of `seed`, at most `jobs` at a time, each as `run.py reproduce --runs NAME
+    --seeds SEED` in its own process, output to <out_dir>/seed<k>/<name>.log. Each gets
+    cores / jobs threads (OpenMP threads of several processes on the same cores slowed an
+    evaluation 30-80x on a 16-core GPU machine). A SIGINT or SIGTERM to this process alone is
+    passed on to them; each checkpoints and stops, and this command then stops too."""
+    import os
+    import signal
+    import time
+
+    from ..trainer import Interrupted
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    queue, running, failed, stopping = list(names), {}, [], []
+
+    def forward(signum, frame):
+        stopping.append(signum)
+        queue.clear()
+        for proc, _ in running.values():
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+    saved = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                name = queue.pop(0)
+                log = plan.folder(seed) / f"{name}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                cmd = [sys.executable, "-m", "seqgan_ray.cli", "reproduce", *child_args,
+                       "--runs", name, "--seeds", str(seed), "--no-report"]
+                with open(log, "ab") as out:
+                    # its own session: a signal to this command's process group (timeout,
+                    # a scheduler) reaches it once, through `forward`, not twice (which would
+                    # stop it without a checkpoint)
+                    running[name] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                                      stdin=subprocess.DEVNULL, env=env,
+                                                      start_new_session=True), log)
+                print(f"[{first + names.index(name) + 1}] seed {seed}: {name} started in its own "
+                      f"process ({threads} threads), log {log}", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+            for name, (proc, log) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[name]
+                ok = proc.returncode == 0
+                print(f"seed {seed}: {name} {'finished' if ok else f'stopped (exit {proc.returncode})'}"
+                      + ("" if ok else f"; see {log}"), file=sys.stderr, flush=True)
+                if not ok and proc.returncode != 130:
+                    failed.append(name)
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+    if stopping:
+        raise Interrupted(f"stopped by {signal.Signals(stopping[0]).name}; each run wrote a checkpoint")
+    return failed
+
+
+def _generator_pretrained(pre_dir: Path, cfg: Config) -> Path:
+    """The shared pretraining's checkpoint at the end of MLE, before D's pretraining."""
+    path = pre_dir / "checkpoints" / f"pretrain_g_{cfg.train.pretrain_g_epochs:06d}.pt"
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: a run that pretrains its own discriminator starts from "
+                          f"it (earlier versions kept only the newest checkpoints); delete {pre_dir} "
+                          f"to pretrain again")
+    return path
+
+
+def _differences(run_dir: Path, cfg: Config, ignored: Callable[[str], bool]) -> list[tuple[str, Any, Any]]:
+    """(key, value in run_dir/config.yaml, value in cfg) for every key that differs."""
+    have, want = load_config(run_dir / "config.yaml").to_dict(), cfg.to_dict()
+    return [(f"{s}.{k}", have[s][k], v) for s, values in want.items() for k, v in values.items()
+            if not ignored(f"{s}.{k}") and have[s][k] != v]
+
+
+def _pretraining_only(key: str) -> bool:
+    """Keys that do not matter to the shared pretraining run."""
+    return key in UNCHECKED
+
+
+def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path | None,
+               ignored: Callable[[str], bool] = TRIVIA.__contains__) -> None:
+    """Train `run_dir` with `cfg`: skip it when finished, resume it when stopped, and extend a
+    finished run when the file asks for more adversarial iterations than it ran."""
+    from ..distributed.recovery import run_training
+    from ..tasks.text import load_task
+
+    resume = any((run_dir / "checkpoints").glob("*.pt"))
+    if resume:
+        for name, have, want in _differences(run_dir, cfg, ignored):
+            raise ConfigError(f"{run_dir} was trained with {name}={have!r}, but the reproduce file says "
+                              f"{want!r}; delete {run_dir} to train it again, or set reproduce.out_dir "
+                              f"to another folder")
+        ran = load_config(run_dir / "config.yaml").train.adv_iterations
+        if (run_dir / "summary.json").is_file():
+            if ran >= cfg.train.adv_iterations:
+                print(f"{label}: done ({run_dir})", file=sys.stderr)
+                return
+            print(f"{label}: extending {run_dir} from {ran} to {cfg.train.adv_iterations} iterations",
+                  file=sys.stderr)
+            (run_dir / "summary.json").unlink()  # written again at the end
+        save_config(cfg, run_dir / "config.yaml")
+    print(f"{label}: {'resuming' if resume else 'starting'} {run_dir}", file=sys.stderr)
+    run_training(cfg, load_task(cfg.data, run_dir), run_dir, spec, resume=resume, start_from=start_from)
+
+
+def start_in_background(argv: list[str], log: Path) -> int:
+    """Run this same command detached from the terminal, output to `log`; returns its PID."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    args = [a for a in argv if a != "--background"]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "seqgan_ray.cli", *args], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc.pid

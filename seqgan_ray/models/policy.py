@@ -1,0 +1,194 @@
+"""The LSTM policy shared by the generator G_θ, the rollout policy G_β and the oracle.
+
+The gates follow the reference code's "target LSTM" exactly (no forget-gate offset):
+    i = σ(x·Wi + h·Ui + bi)   f = σ(x·Wf + h·Uf + bf)   o = σ(x·Wo + h·Uo + bo)
+    c~ = tanh(x·Wc + h·Uc + bc)   c = f·c + i·c~   h = o·tanh(c)   logits = h·Wout + bout
+with h0 = c0 = 0 and the start token's embedding as the first input. The four gates are
+stored fused, W = [Wi | Wf | Wo | Wc] (E, 4H), so a step is two matmuls.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..kernels.linear import affine
+from ..kernels.sampling import cache_rows, sample_categorical
+from ..kernels.token_logprob import TokenLogProb
+
+State = tuple[Tensor, Tensor]  # (h, c), each (R, H)
+PAD = 0  # what follows the end token in a variable-length sequence
+
+
+def token_mask(seqs: Tensor, eos: int) -> Tensor:
+    """True for the tokens of each row of `seqs` (B, T) up to and including its first `eos`."""
+    is_eos = (seqs == eos).int()
+    return (is_eos.cumsum(1) - is_eos) == 0
+
+
+def end_at_eos(seqs: Tensor, eos: int) -> Tensor:
+    """`seqs` (B, T) with every token after a row's first `eos` replaced by PAD."""
+    return seqs.masked_fill(~token_mask(seqs, eos), PAD)
+
+
+class LSTMPolicy(nn.Module):
+    def __init__(self, vocab_size: int, emb_dim: int, hidden_dim: int, seq_len: int,
+                 start_token: int = 0, *, eos_token: int | None = None, init_std: float = 0.1,
+                 chunk_rows: int = 0):
+        super().__init__()
+        self.vocab_size, self.emb_dim, self.hidden_dim = vocab_size, emb_dim, hidden_dim
+        self.seq_len, self.start_token = seq_len, start_token
+        self.eos_token = eos_token  # None: fixed-length sequences (the synthetic task)
+        self.chunk_rows = chunk_rows or cache_rows(vocab_size)
+        self.embedding = nn.Parameter(torch.empty(vocab_size, emb_dim))   # (V, E)
+        self.W = nn.Parameter(torch.empty(emb_dim, 4 * hidden_dim))       # (E, 4H)
+        self.U = nn.Parameter(torch.empty(hidden_dim, 4 * hidden_dim))    # (H, 4H)
+        self.b = nn.Parameter(torch.empty(4 * hidden_dim))                # (4H,)
+        self.W_out = nn.Parameter(torch.empty(hidden_dim, vocab_size))    # (H, V)
+        self.b_out = nn.Parameter(torch.empty(vocab_size))                # (V,)
+        self.reset_parameters(init_std)
+
+    def reset_parameters(self, std: float, generator: torch.Generator | None = None) -> None:
+        """Every parameter N(0, std): the reference code's init (0.1 for G, 1.0 for the oracle)."""
+        with torch.no_grad():
+            for p in self.parameters():
+                p.normal_(0.0, std, generator=generator)
+
+    # ------------------------------------------------------------------ one step
+
+    def initial_state(self, rows: int) -> State:
+        z = self.W.new_zeros(rows, self.hidden_dim)
+        return z, z.clone()
+
+    def step(self, tokens: Tensor, state: State) -> State:
+        """Consume `tokens` (R,) from `state`; return the new (h, c). Logits come from `logits`."""
+        return self._cell(affine(self.embedding[tokens], self.W, self.b), state)
+
+    def _cell(self, x_gates: Tensor, state: State) -> State:
+        """The LSTM cell, given the input's share of the gates x·W + b (R, 4H)."""
+        h, c = state
+        i, f, o, g = (x_gates + affine(h, self.U)).chunk(4, dim=-1)  # each (R, H)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, c
+
+    def logits(self, h: Tensor) -> Tensor:
+        return affine(h, self.W_out, self.b_out)  # (R, V)
+
+    def sample_next(self, state: State, u: Tensor, *, temperature: float = 1.0) -> Tensor:
+        """Draw the next token (R,) from `state` (its h, (R, H)) with uniforms `u` (R, 2).
+
+        Logits are made and sampled `chunk_rows` rows at a time, so each block is still in
+        the cache when the sampler reads it (the whole (R, V) array never exists).
+        """
+        h, n, blocks = state[0], self.chunk_rows, []
+        for i in range(0, h.shape[0], n):
+            logits = self.logits(h[i:i + n])
+            if temperature != 1.0:  # a whole extra pass over the logits; rollouts never pay it
+                logits = logits.div_(temperature)
+            blocks.append(sample_categorical(logits, u[i:i + n]))
+        return torch.cat(blocks)
+
+    # ------------------------------------------------------------------ whole sequences
+
+    def finish(self, seqs: Tensor) -> Tensor:
+        """Sequences as the policy emits them: PAD after the end token, if there is one."""
+        return seqs if self.eos_token is None else end_at_eos(seqs, self.eos_token)
+
+    def mask(self, seqs: Tensor) -> Tensor | None:
+        """Which tokens of `seqs` count in losses and rewards (None: all of them)."""
+        return None if self.eos_token is None else token_mask(seqs, self.eos_token)
+
+    def inputs(self, seqs: Tensor) -> Tensor:
+        """Teacher-forcing inputs: the start token, then the sequence shifted right. (B, T)"""
+        start = seqs.new_full((seqs.shape[0], 1), self.start_token)
+        return torch.cat([start, seqs[:, :-1]], dim=1)
+
+    def hidden_states(self, seqs: Tensor) -> tuple[Tensor, Tensor]:
+        """Run teacher-forced over `seqs` (B, T). Returns h and c after each step, (B, T, H);
+        step t has consumed the start token and y_0..y_{t-1}, so h[:, t] gives y_t's logits."""
+        B, T = seqs.shape
+        x = affine(self.embedding[self.inputs(seqs)].view(B * T, -1), self.W, self.b).view(B, T, -1)  # (B, T, 4H)
+        state = self.initial_state(B)
+        hs, cs = [], []
+        for x_t in x.unbind(1):  # unbind: one backward op, not T zero-filled selects
+            state = self._cell(x_t, state)
+            hs.append(state[0])
+            cs.append(state[1])
+        return torch.stack(hs, 1), torch.stack(cs, 1)
+
+    def prefix_states(self, seqs: Tensor) -> State:
+        """The state after every prefix of `seqs` (B, T), for Eq. 4's rollouts (`rollout.RolloutPolicy`):
+        (h, c), each (B, T, H), [:, p] having read the start token and y_0..y_{p-1}."""
+        return self.hidden_states(seqs)
+
+    def log_probs(self, seqs: Tensor, *, temperature: float = 1.0) -> Tensor:
+        """log G(y_t | y_<t) for every position of `seqs` (B, T). Returns (B, T). At a
+        `temperature` τ ≠ 1, the log-probabilities of the tempered policy softmax(logits / τ),
+        the distribution `sample(..., temperature=τ)` draws from."""
+        h, _ = self.hidden_states(seqs)  # (B, T, H)
+        return self._token_log_probs(h, seqs, temperature)
+
+    def log_probs_scheduled(self, seqs: Tensor, prob: float, *,
+                            generator: torch.Generator | None = None) -> Tensor:
+        """Scheduled sampling (Bengio et al. 2015): log G(y_t | inputs) where each input after
+        the start token is, with probability `prob`, the model's own sample from the step
+        before instead of the true y_{t−1}. Gradients flow through the states, not the draws."""
+        B, T = seqs.shape
+        state = self.initial_state(B)
+        tok = seqs.new_full((B,), self.start_token)
+        hs = []
+        for t in range(T):
+            state = self.step(tok, state)
+            hs.append(state[0])
+            if t + 1 < T:
+                u = torch.rand(B, 3, generator=generator, device=seqs.device)
+                with torch.no_grad():
+                    own = self.sample_next((state[0].detach(),), u[:, :2])
+                tok = torch.where(u[:, 2] < prob, own, seqs[:, t])
+        return self._token_log_probs(torch.stack(hs, 1), seqs)
+
+    def _token_log_probs(self, h: Tensor, seqs: Tensor, temperature: float = 1.0) -> Tensor:
+        W, b = self.W_out, self.b_out
+        if temperature != 1.0:  # logits / τ = h·(W/τ) + b/τ: H·V divisions, not B·T·V
+            W, b = W / temperature, b / temperature
+        logp = TokenLogProb.apply(h.reshape(-1, self.hidden_dim), W, b, seqs.reshape(-1))
+        return logp.view(seqs.shape)
+
+    @torch.no_grad()
+    def nll(self, seqs: Tensor, *, batch: int = 1024, temperature: float = 1.0) -> float:
+        """Mean per-token negative log-likelihood of `seqs` (S, T) in nats (tokens up to the
+        end token when sequences have one, the end token included), under softmax(logits / τ)
+        at `temperature` τ."""
+        total, count = 0.0, 0
+        for i in range(0, seqs.shape[0], batch):
+            block = seqs[i:i + batch]
+            logp, mask = self.log_probs(block, temperature=temperature).double(), self.mask(block)
+            total -= (logp if mask is None else logp[mask]).sum().item()
+            count += block.numel() if mask is None else int(mask.sum())
+        return total / count
+
+    @torch.no_grad()
+    def sequence_nll(self, seqs: Tensor, *, batch: int = 1024, temperature: float = 1.0) -> Tensor:
+        """Each row's mean per-token NLL (S,) in float64, over the tokens `mask` counts, under
+        softmax(logits / τ) at `temperature` τ."""
+        out = []
+        for i in range(0, seqs.shape[0], batch):
+            block = seqs[i:i + batch]
+            nll, mask = -self.log_probs(block, temperature=temperature).double(), self.mask(block)
+            out.append(nll.mean(1) if mask is None else (nll * mask).sum(1) / mask.sum(1))
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def sample(self, num: int, *, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> Tensor:
+        """Draw `num` sequences (num, T) at the given temperature."""
+        state = self.initial_state(num)
+        tok = torch.full((num,), self.start_token, dtype=torch.long, device=self.W.device)
+        seq = []
+        for _ in range(self.seq_len):
+            state = self.step(tok, state)
+            u = torch.rand(num, 2, generator=generator, device=self.W.device)
+            tok = self.sample_next(state, u, temperature=temperature)
+            seq.append(tok)
+        return self.finish(torch.stack(seq, 1))  # (num, T)

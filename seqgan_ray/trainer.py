@@ -1,0 +1,372 @@
+"""The driver: the schedule every algorithm shares, read top to bottom in `Trainer.run`.
+
+    pretrain G by MLE; pretrain D on real vs generated
+    repeat adv_iterations times:
+        one iteration of the algorithm train.method names (seqgan.py: Algorithm 1's
+        g_steps of Eq. 4 rewards and Eq. 8, the β update, d_steps of D training)
+        evaluate, log, checkpoint
+
+The same loop drives plain in-process roles (tests, `--no-ray`) or Ray actors: it only sees
+a `Roles` bundle, and imports no Ray (seqgan_ray.distributed builds the actors). Every checkpoint holds the position in the schedule, so a run resumes
+where it stopped; in-process, a resumed run writes the same metrics as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .algorithms import NumericalError, check_finite, load_algorithm  # noqa: F401 (NumericalError: re-exported)
+from .checkpoint import FORMAT, latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import Config, ConfigError, save_config
+from .kernels.linear import slow_bfloat16_note
+from .rewards import needs_data, uses_discriminator
+from .roles import DiscriminatorTrainer, GeneratorLearner, LocalRolloutPool
+from .runlog import Progress, RunLog, plot_metric, read_metrics
+from .tasks.synthetic import SyntheticTask
+from .tasks.text import TextTask
+from .tasks.token_file import DataError
+
+PHASES = ("pretrain_g", "pretrain_d", "adversarial")
+
+
+class Interrupted(RuntimeError):
+    """SIGINT or SIGTERM: a checkpoint was written and the run can be resumed."""
+
+
+@dataclass
+class Roles:
+    learner: Any        # GeneratorLearner or a RemoteRole around its actor
+    discriminator: Any  # DiscriminatorTrainer or a RemoteRole
+    pool: Any           # LocalRolloutPool, or distributed.pool.RolloutPool of actors
+    # MLE pretraining on Ray Train (distributed.pretrain.pretrain_on_ray_train with the cluster
+    # file's worker resources), handed in by the Ray layer; None: no Ray
+    pretrain_on_ray_train: Callable[..., Any] | None = None
+
+    def devices(self) -> dict[str, Any]:
+        """Where each role computes: {"learner": "cuda", "discriminator": ..., "rollout": [...]}."""
+        return {"learner": self.learner.device_name(), "discriminator": self.discriminator.device_name(),
+                "rollout": self.pool.devices()}
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+        for role in (self.learner, self.discriminator):
+            if hasattr(role, "kill"):  # a distributed.pool.RemoteRole: end its actor
+                role.kill()
+
+
+def local_roles(cfg: Config, *, rollout_workers: int = 1) -> Roles:
+    seed = cfg.run.seed
+    return Roles(GeneratorLearner(cfg, seed), DiscriminatorTrainer(cfg, seed + 10),
+                 LocalRolloutPool(cfg, seed + 100, rollout_workers))
+
+
+@dataclass
+class Result:
+    run_dir: Path
+    summary: dict[str, Any]
+
+
+@dataclass
+class Carry:
+    """What the attempts of one `train_with_recovery` call hand on to each other, so that the
+    run's totals count them all: where this process's wall time began, the run's wall time
+    before this process (from the checkpoint it resumed), and the rollout actor restarts."""
+
+    started: float | None = None  # time.perf_counter() when the first attempt started training
+    elapsed_before: float = 0.0
+    restarts: int = 0
+
+
+def describe_devices(devices: dict[str, Any]) -> str:
+    """"learner cuda, discriminator cuda, rollout actors cuda x 4" from `Roles.devices()`."""
+    rollout = ", ".join(f"{d} x {devices['rollout'].count(d)}" for d in sorted(set(devices["rollout"])))
+    return f"learner {devices['learner']}, discriminator {devices['discriminator']}, rollout actors {rollout}"
+
+
+class Trainer:
+    def __init__(self, cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *,
+                 on_iteration: Callable[["Trainer", dict[str, float]], None] | None = None,
+                 carry: Carry | None = None):
+        if task.real.shape[0] < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
+            raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
+                            f"batch (generator.batch_size={cfg.generator.batch_size}, "
+                            f"discriminator.batch_size={cfg.discriminator.batch_size})")
+        self.algorithm = load_algorithm(cfg.train.method)()  # a bad name fails here, not midway
+        # whether the reward scores with D (so D trains), and whether it needs the data
+        self.reward_uses_discriminator = uses_discriminator(cfg.rollout.reward)
+        self._reward_needs_data = needs_data(cfg.rollout.reward)
+        self.cfg, self.task, self.roles, self.run_dir = cfg, task, roles, run_dir
+        self.learner, self.disc, self.pool = roles.learner, roles.discriminator, roles.pool
+        self.phase, self.step = PHASES[0], -1  # -1: not started; else steps done in `phase`
+        self.last_eval: dict[str, dict[str, float]] = {}  # phase -> its latest evaluation
+        self.elapsed = 0.0  # wall time of earlier sessions of this run
+        self.restarts_before = 0  # rollout actor restarts in earlier sessions and attempts
+        self.carry = carry or Carry()
+        self.stop_requested = False
+        self.on_iteration = on_iteration  # e.g. Ray Tune's report, after every adversarial iteration
+
+    # ------------------------------------------------------------------ the schedule
+
+    def run(self, *, resume: bool = False, start_from: Path | None = None) -> Result:
+        """Train from scratch, from this run's newest checkpoint (`resume`), or from another
+        run's checkpoint file (`start_from`, e.g. a pretrained one shared by a sweep)."""
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self._restore(latest_checkpoint(self.run_dir / "checkpoints"), truncate_metrics=True)
+        else:
+            save_config(cfg, self.run_dir / "config.yaml")
+            (self.run_dir / "data_source.txt").write_text(self.task.source + "\n")
+            if start_from is not None:
+                self._restore(start_from, truncate_metrics=False)
+        self.log = RunLog(self.run_dir)
+        self.devices = self.roles.devices()
+        if cfg.run.progress:
+            print(f"devices: {describe_devices(self.devices)}", file=sys.stderr, flush=True)
+        if cfg.discriminator.precision == "bfloat16" and self.devices["discriminator"] == "cpu":
+            note = slow_bfloat16_note()
+            if note:
+                print(note, file=sys.stderr, flush=True)
+        carry = self.carry
+        if carry.started is None:  # this process's first attempt at the run
+            carry.started, carry.elapsed_before = time.perf_counter(), self.elapsed
+        self.started, self.elapsed = carry.started, carry.elapsed_before
+        self.restarts_before = max(self.restarts_before, carry.restarts)
+        self.last_checkpoint = time.perf_counter()
+        self.learner.set_data(self.task.real)
+        self.disc.set_data(self.task.real)
+        if self._reward_needs_data:
+            self.pool.set_data(self.task.real)
+        try:
+            with _stop_on_signals(self):
+                if self._todo("pretrain_g"):
+                    self.pretrain_generator()
+                if self._todo("pretrain_d"):
+                    self.pretrain_discriminator()
+                if self._todo("adversarial"):
+                    self.adversarial()
+            return self._finish()
+        finally:
+            self.log.close()
+
+    def pretrain_generator(self) -> None:
+        """MLE on the training data, with NLL-oracle every eval_every epochs."""
+        E, tc = self.cfg.train.pretrain_g_epochs, self.cfg.train
+        if self.step < 0:
+            self.evaluate(0)  # the untrained generator: the paper's "Random"
+            self.step = 0
+        if tc.pretrain_workers:
+            return self.pretrain_generator_on_ray_train()
+        bar = self._progress("pretrain G (MLE)", E)
+        for epoch in range(self.step + 1, E + 1):
+            t0 = time.perf_counter()
+            loss = self.learner.pretrain_epoch()
+            check_finite("pretrain_g", epoch, **{"MLE loss": loss})
+            self.log.log("pretrain_g", epoch, epoch, {"pretrain/gen_nll": loss,
+                                                      "time/epoch_s": time.perf_counter() - t0})
+            if epoch % tc.eval_every == 0 or epoch == E:
+                self.evaluate(epoch)
+            bar.update(epoch, f"nll {loss:.3f}  {self._latest()}")
+            self._end_step(epoch, last=epoch == E)
+        self._next_phase()
+
+    def pretrain_generator_on_ray_train(self) -> None:
+        """MLE on Ray Train's data-parallel workers, streaming the corpus's Parquet shards;
+        evaluated at the end. A resumed run starts this phase again from its beginning."""
+        if self.roles.pretrain_on_ray_train is None:
+            raise ConfigError("train.pretrain_workers needs Ray (drop --no-ray, or set it to 0)")
+        E, workers = self.cfg.train.pretrain_g_epochs, self.cfg.train.pretrain_workers
+        print(f"pretrain G (MLE) on Ray Train: {workers} workers, {E} epochs", file=sys.stderr)
+        result = self.roles.pretrain_on_ray_train(self.cfg, self.task.folder, num_workers=workers,
+                                                  generator_state=self.learner.weights(),
+                                                  storage=self.run_dir / "ray_train")
+        self.learner.load_pretrained(result.generator, result.mle_opt)
+        for epoch, (loss, seconds) in enumerate(zip(result.epoch_losses, result.epoch_seconds), 1):
+            check_finite("pretrain_g", epoch, **{"MLE loss": loss})
+            self.log.log("pretrain_g", epoch, epoch, {"pretrain/gen_nll": loss, "time/epoch_s": seconds})
+        self.evaluate(E)
+        self._end_step(E, last=True)
+        self._next_phase()
+
+    def pretrain_discriminator(self) -> None:
+        """Rounds of fresh negatives, then pretrain_d_epochs of D on real + fake."""
+        tc, E = self.cfg.train, self.cfg.train.pretrain_g_epochs
+        bar = self._progress("pretrain D", tc.pretrain_d_rounds)
+        for rnd in range(max(self.step, 0) + 1, tc.pretrain_d_rounds + 1):
+            t0 = time.perf_counter()
+            stats = self.disc.train(self.learner.sample(tc.num_negatives), tc.pretrain_d_epochs)
+            check_finite("pretrain_d", rnd, **{"discriminator loss": stats.loss})
+            self.log.log("pretrain_d", rnd, E, {"disc/loss": stats.loss, "disc/acc_real": stats.acc_real,
+                                                "disc/acc_fake": stats.acc_fake,
+                                                "time/d_train_s": time.perf_counter() - t0})
+            bar.update(rnd, f"loss {stats.loss:.3f}  acc real {stats.acc_real:.2f} fake {stats.acc_fake:.2f}")
+            self._end_step(rnd, last=rnd == tc.pretrain_d_rounds)
+        self._next_phase()
+
+    def adversarial(self) -> None:
+        """The adversarial iterations of the algorithm train.method names (seqgan: Algorithm 1's
+        loop; the baselines' are MLE epochs), each evaluated, logged and checkpointed here."""
+        tc, algorithm = self.cfg.train, self.algorithm
+        algorithm.start(self, fresh=self.step <= 0)
+        self.step = max(self.step, 0)
+        bar = self._progress(algorithm.label, tc.adv_iterations)
+        for it in range(self.step + 1, tc.adv_iterations + 1):
+            t_iter = time.perf_counter()
+            metrics, note = algorithm.iteration(self, it)
+            metrics["time/iteration_s"] = time.perf_counter() - t_iter
+            self.log.log("adversarial", it, tc.pretrain_g_epochs + it, metrics)
+            if it % tc.eval_every == 0 or it == tc.adv_iterations:
+                metrics.update(self.evaluate(it))
+            bar.update(it, f"{note}  {self._latest()}")
+            if self.on_iteration is not None:
+                self.step = it
+                self.on_iteration(self, metrics)
+            self._end_step(it, last=it == tc.adv_iterations)
+        self._next_phase()
+
+    # ------------------------------------------------------------------ pieces
+
+    def evaluate(self, step: int) -> dict[str, float]:
+        """The task's metrics of eval_samples generator samples: NLL-oracle for the synthetic
+        task; NLL-test, BLEU and Self-BLEU for text."""
+        t0 = time.perf_counter()
+        metrics = self.task.evaluate(self.learner.sample(self.cfg.train.eval_samples), self.learner.nll)
+        check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
+        self.last_eval[self.phase] = metrics
+        epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
+        self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})
+        return metrics
+
+    def _latest(self) -> str:
+        """The latest value of the task's metric, for progress lines."""
+        latest = self.last_eval.get(self.phase, self.last_eval.get("pretrain_g", {}))
+        name = self.task.metric.removeprefix("eval/")
+        return f"{name} {latest.get(self.task.metric, float('nan')):.3f}"
+
+    def _todo(self, phase: str) -> bool:
+        return PHASES.index(phase) >= PHASES.index(self.phase) if self.phase in PHASES else False
+
+    def _next_phase(self) -> None:
+        i = PHASES.index(self.phase)
+        self.phase, self.step = (PHASES[i + 1], -1) if i + 1 < len(PHASES) else ("done", 0)
+
+    def _progress(self, label: str, total: int) -> Progress:
+        return Progress(label, total, enabled=self.cfg.run.progress, start=max(self.step, 0))
+
+    @property
+    def rollout_restarts(self) -> int:
+        """Rollout actor restarts over the whole run: earlier sessions and attempts, and this one."""
+        return self.restarts_before + self.pool.restarts
+
+    def _end_step(self, step: int, *, last: bool) -> None:
+        """After a step: checkpoint every checkpoint_every steps, once checkpoint_every_s have
+        passed since the last one, at a phase's end, or on a signal."""
+        self.step = step
+        tc = self.cfg.train
+        overdue = 0 < tc.checkpoint_every_s <= time.perf_counter() - self.last_checkpoint
+        if last or step % tc.checkpoint_every == 0 or overdue or self.stop_requested:
+            self.checkpoint()
+        if self.stop_requested:
+            raise Interrupted(f"stopped at {self.phase} step {step}; checkpoint written")
+
+    def _state(self) -> dict[str, Any]:
+        return {"format": FORMAT, "phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
+                "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
+                "rollout_rng": self.pool.rng_states(), "last_eval": dict(self.last_eval),
+                "metrics_lines": self.log.lines, "rollout_restarts": self.rollout_restarts,
+                "elapsed_s": self.elapsed + time.perf_counter() - self.started}
+
+    def checkpoint(self) -> Path:
+        path = save_checkpoint(self.run_dir / "checkpoints", f"{self.phase}_{self.step:06d}", self._state(),
+                               keep=self.cfg.train.keep_checkpoints)
+        self.last_checkpoint = time.perf_counter()
+        return path
+
+    def write_state(self, path: Path) -> None:
+        """A checkpoint at `path` (for Ray Tune's own checkpoints)."""
+        torch.save(self._state(), path)
+
+    def _restore(self, path: Path, *, truncate_metrics: bool) -> None:
+        state = load_checkpoint(path, self.cfg)
+        self.learner.load_state_dict(state["learner"])
+        self.disc.load_state_dict(state["discriminator"])
+        self.pool.set_rng_states(state["rollout_rng"])
+        self.phase, self.step = state["phase"], state["step"]
+        self.last_eval = dict(state["last_eval"])
+        if truncate_metrics:  # resuming this run (not starting another from its checkpoint)
+            self.elapsed = state["elapsed_s"]
+            self.restarts_before = state.get("rollout_restarts", 0)  # 0 in checkpoints before it was kept
+            RunLog.truncate(self.run_dir, state["metrics_lines"])
+
+    def _finish(self) -> Result:
+        cfg, rc = self.cfg, self.cfg.run
+        self.task.write_samples(self.run_dir / "samples.txt", self.learner.sample(rc.num_samples_saved))
+        # the trained generator alone (a few MB, against a checkpoint's ~90 with D and Adam)
+        torch.save(self.learner.weights(), self.run_dir / "generator.pt")
+        self.log.close()
+        metrics = read_metrics(self.run_dir / "metrics.jsonl")
+        key = self.task.metric
+        plot_metric(metrics, self.run_dir / f"{key.removeprefix('eval/')}.png", key=key,
+                    pretrain_epochs=cfg.train.pretrain_g_epochs, title=f"{key}, {self.run_dir.name}")
+        first = metrics[0] if metrics else {}
+        random = {k: v for k, v in first.items() if k.startswith("eval/")} if first.get("epoch") == 0 else {}
+        summary = {"data_source": self.task.source, "metric": key,
+                   "eval_random": random or None,
+                   "eval_after_pretraining": self.last_eval.get("pretrain_g"),
+                   "eval_after_adversarial": self.last_eval.get("adversarial"),
+                   "rollout_workers": len(self.pool), "rollout_restarts": self.rollout_restarts,
+                   "devices": self.devices,
+                   "wall_time_s": self.elapsed + time.perf_counter() - self.started}
+        if isinstance(self.task, SyntheticTask):  # the paper's Table 1 quantities, by name
+            summary.update({
+                "oracle_nll_random": random.get(key),
+                "oracle_nll_after_pretraining": self.last_eval.get("pretrain_g", {}).get(key),
+                "oracle_nll_after_adversarial": self.last_eval.get("adversarial", {}).get(key),
+                "oracle_nll_of_training_data": self.task.oracle.nll(self.task.real)})
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return Result(self.run_dir, summary)
+
+
+class _stop_on_signals:
+    """While training, SIGINT and SIGTERM ask the loop to checkpoint and stop after its step."""
+
+    received: int | None = None  # the signal that asked for the stop, in this process
+
+    def __init__(self, trainer: Trainer):
+        self.trainer, self.saved = trainer, {}
+
+    def __enter__(self):
+        _stop_on_signals.received = None
+
+        def handler(signum, frame):
+            if self.trainer.stop_requested:  # a second signal: stop now
+                raise KeyboardInterrupt
+            self.trainer.stop_requested = True
+            _stop_on_signals.received = signum
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.saved[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)
+        return False
+
+
+def train(cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *, resume: bool = False,
+          start_from: Path | None = None) -> Result:
+    """Run the whole schedule of `cfg.train` into `run_dir` (or continue it, with `resume`;
+    or start from another run's checkpoint, `start_from`)."""
+    return Trainer(cfg, task, roles, run_dir).run(resume=resume, start_from=start_from)

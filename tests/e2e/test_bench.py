@@ -1,0 +1,46 @@
+"""The benchmark runs and reports finite figures (never timing thresholds)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+
+
+def _numbers(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _numbers(v)
+    elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+        yield obj
+
+
+def test_quick_bench_prints_each_section_and_finite_positive_figures(tmp_path):
+    out = tmp_path / "bench.json"
+    sections = ("rewards", "flops", "scaling")
+    # One thread, and OpenMP threads that sleep instead of spinning: on a CPU shared with
+    # other jobs (CI, a test run beside it) spinning threads made this 5-10x slower.
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run([sys.executable, "-m", "seqgan_ray.experiments.bench", "--quick", "--sections", ",".join(sections),
+                           "--threads", "1", "--json", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "torch" in proc.stdout.splitlines()[0] and "bf16_native" in proc.stdout.splitlines()[0]
+    for name in sections:
+        assert f"== {name}:" in proc.stdout, f"no {name} table in:\n{proc.stdout}"
+    assert "scaled x2" in proc.stdout  # the quick reference runs N=1 of N=2 and says so
+    data = json.loads(out.read_text())
+    assert set(data) == {"header", *sections}
+    for name in sections:
+        numbers = list(_numbers(data[name]))
+        assert numbers, name
+        bad = [x for x in numbers if not (math.isfinite(x) and x > 0)]
+        assert not bad, (name, bad)
+    assert set(data["flops"]["peak_gflops"]) == {"float32", "bfloat16"}

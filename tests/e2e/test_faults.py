@@ -1,0 +1,173 @@
+"""Reliability of whole runs: exact resume, signals, checkpoints by time, a checkpoint that cannot
+be written."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from seqgan_ray.checkpoint import latest_checkpoint
+from seqgan_ray.tasks.synthetic import load_task
+from seqgan_ray.trainer import Interrupted, local_roles, train
+from tests.helpers import LONGER, ROOT, faults_config, stable_metrics
+
+
+def _signal_on_call(obj, method: str, call: int) -> None:
+    """Make obj.method send this process SIGINT on its `call`-th call (a user's Ctrl-C)."""
+    original, count = getattr(obj, method), [0]
+
+    def wrapped(*args, **kwargs):
+        count[0] += 1
+        if count[0] == call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(*args, **kwargs)
+
+    setattr(obj, method, wrapped)
+
+
+@pytest.mark.parametrize("method,call", [("pretrain_epoch", 2), ("train", 1), ("pg_step", 2)])
+def test_interrupted_and_resumed_run_writes_the_same_metrics(tmp_path, method, call):
+    cfg = faults_config()
+    task = load_task(cfg.data)
+    train(cfg, task, local_roles(cfg), tmp_path / "whole")
+
+    roles = local_roles(cfg)
+    target = roles.discriminator if method == "train" else roles.learner
+    _signal_on_call(target, method, call)
+    with pytest.raises(Interrupted):
+        train(cfg, task, roles, tmp_path / "split")
+    assert not (tmp_path / "split" / "summary.json").exists()
+    train(cfg, task, local_roles(cfg), tmp_path / "split", resume=True)
+
+    assert stable_metrics(tmp_path / "split" / "metrics.jsonl") == stable_metrics(tmp_path / "whole" / "metrics.jsonl")
+    assert (tmp_path / "split" / "samples.txt").read_text() == (tmp_path / "whole" / "samples.txt").read_text()
+
+
+def test_checkpoints_by_wall_time_as_well_as_by_step(tmp_path):
+    task = load_task(faults_config().data)
+    names, metrics = {}, {}
+    for every_s in (0, 1e-6):  # never by time; after every step
+        cfg = faults_config(train={"checkpoint_every": 100, "checkpoint_every_s": every_s, "keep_checkpoints": 20})
+        train(cfg, task, local_roles(cfg), tmp_path / str(every_s))
+        names[every_s] = sorted(p.name for p in (tmp_path / str(every_s) / "checkpoints").glob("*.pt"))
+        metrics[every_s] = stable_metrics(tmp_path / str(every_s) / "metrics.jsonl")
+    assert names[0] == ["adversarial_000003.pt", "pretrain_d_000002.pt", "pretrain_g_000003.pt"]
+    assert names[1e-6] == [f"adversarial_00000{i}.pt" for i in (1, 2, 3)] + \
+        [f"pretrain_d_00000{i}.pt" for i in (1, 2)] + [f"pretrain_g_00000{i}.pt" for i in (1, 2, 3)]
+    assert metrics[0] == metrics[1e-6]  # checkpointing draws no random numbers
+
+
+def test_rollout_restarts_carry_across_a_resume(tmp_path):
+    """summary.json's rollout_restarts counts the whole run's: a resumed run starts from the
+    checkpoint's count (a checkpoint written before the count was kept reads as 0)."""
+    cfg = faults_config()
+    task = load_task(cfg.data)
+    for kept in (True, False):
+        run = tmp_path / ("kept" if kept else "old")
+        roles = local_roles(cfg)
+        roles.pool.restarts = 3  # as if a rollout actor had been restarted three times
+        _signal_on_call(roles.learner, "pg_step", 2)
+        with pytest.raises(Interrupted):
+            train(cfg, task, roles, run)
+        if not kept:  # a checkpoint as written before the count was kept
+            path = latest_checkpoint(run / "checkpoints")
+            state = torch.load(path, weights_only=True)
+            del state["rollout_restarts"]
+            torch.save(state, path)
+        result = train(cfg, task, local_roles(cfg), run, resume=True)
+        assert result.summary["rollout_restarts"] == (3 if kept else 0)
+
+
+@contextlib.contextmanager
+def _unwritable(folder: Path, monkeypatch):
+    """Make `folder` refuse new files: `chattr +i` as root (root ignores permissions), chmod
+    0o555 otherwise; where chattr does not work, torch.save fails as on a full disk."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield "read-only"
+        finally:
+            folder.chmod(0o755)
+        return
+    if shutil.which("chattr") and subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+        try:
+            yield "immutable"
+        finally:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        return
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(torch, "save", full)
+    yield "full"
+    monkeypatch.undo()
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_with_one_line_and_exit_2(tmp_path, capsys, monkeypatch):
+    from seqgan_ray.cli import main
+
+    data = {**LONGER, "train": {**LONGER["train"], "adv_iterations": 1},
+            "run": {**LONGER["run"], "out_dir": str(tmp_path / "runs"), "name": "r"}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(data))
+    assert main(["--config", str(tmp_path / "cfg.yaml"), "--no-ray", "--quiet"]) == 0
+    run, ckpts = tmp_path / "runs" / "r", tmp_path / "runs" / "r" / "checkpoints"
+    before = {p.name: p.read_bytes() for p in ckpts.iterdir()}
+    capsys.readouterr()
+    with _unwritable(ckpts, monkeypatch) as how:
+        code = main(["--resume", str(run), "--no-ray", "--quiet", "train.adv_iterations=2"])
+        err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot write checkpoint {ckpts / 'adversarial_000002.pt'} (")
+    assert last.endswith(f"the newest is adversarial_000001.pt: make room or make the folder writable, "
+                         f"then resume with: python run.py --resume {run}"), (how, last)
+    assert {p.name: p.read_bytes() for p in ckpts.iterdir()} == before  # nothing lost, no temporary file
+    assert main(["--resume", str(run), "--no-ray", "--quiet", "train.adv_iterations=2"]) == 0
+    adv = [r["step"] for r in stable_metrics(run / "metrics.jsonl") if r["phase"] == "adversarial" and "gen/pg_loss" in r]
+    assert adv == [1, 2]
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["driver", "process-group"])
+def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path, to_group):
+    """SIGTERM to the driver, or to its whole process group as `timeout`, systemd and batch
+    schedulers send it: either way the current step is checkpointed. (To the group, it used to
+    kill Ray's processes too, and the driver with them, losing the steps since the last
+    checkpoint; the embedded Ray's processes now start with SIGTERM blocked.)"""
+    cfg_path = tmp_path / "cfg.yaml"
+    big = {**LONGER, "train": {**LONGER["train"], "adv_iterations": 30, "checkpoint_every": 100},
+           "run": {**LONGER["run"], "out_dir": str(tmp_path / "runs"), "name": "r"}}
+    cfg_path.write_text(yaml.safe_dump(big))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--config", str(cfg_path)], cwd=ROOT,
+                            env=env, stderr=subprocess.PIPE, text=True, start_new_session=to_group)
+    metrics = tmp_path / "runs" / "r" / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (metrics.exists() and '"adversarial"' in metrics.read_text()):
+        time.sleep(0.5)
+    if to_group:
+        os.killpg(proc.pid, signal.SIGTERM)  # the driver, Ray's processes and the actors
+    else:
+        proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "resume with: python run.py --resume" in err
+    stopped_at = latest_checkpoint(tmp_path / "runs" / "r" / "checkpoints")
+    assert stopped_at.name.startswith("adversarial_")
+    done = subprocess.run([sys.executable, str(ROOT / "run.py"), "--resume", str(tmp_path / "runs" / "r")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    adv = [r["step"] for r in stable_metrics(metrics) if r["phase"] == "adversarial" and "gen/pg_loss" in r]
+    assert adv == list(range(1, 31))

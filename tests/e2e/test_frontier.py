@@ -1,0 +1,42 @@
+"""`run.py evaluate` end to end: in a subprocess, and on a text run."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+from seqgan_ray.cli import main
+from seqgan_ray.experiments.frontier import FILES
+from tests.helpers import ROOT
+
+
+def test_a_text_run(tmp_path, capsys):
+    from tests.helpers import TINY_TEXT, text_corpus
+
+    train_txt, test_txt = text_corpus(tmp_path / "text")
+    assert main(["--no-ray", f"data.corpus={train_txt}", f"data.test_text={test_txt}",
+                 f"run.out_dir={tmp_path / 'runs'}", "run.name=t", *TINY_TEXT]) == 0
+    run = tmp_path / "runs" / "t"
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(run), "--num", "32", "--temperatures", "0.8,1.2", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("| run | temperature | BLEU-2 |") and len(lines) == 4
+    with open(run / "frontier.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        assert all(0 <= float(row[f"{k}-{n}"]) <= 1 for k in ("BLEU", "Self-BLEU") for n in range(2, 6))
+        assert 0 < float(row["NLL-test"]) < 10
+    assert (run / "frontier.png").is_file()
+
+
+def test_run_py_evaluate(run_dir):
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "evaluate", "--run", str(run_dir),
+                           "--num", "32", "--temperatures", "0.9,1,...,1.1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "| run | temperature | NLL-oracle | ± | NLL-test |" and len(lines) == 5
+    assert [line.split(" | ")[1] for line in lines[2:]] == ["0.9", "1.0", "1.1"]
+    assert "[frontier] 3/3" in proc.stderr and "wrote frontier.csv, frontier.md, frontier.png" in proc.stderr
+    assert all((run_dir / name).is_file() for name in FILES)

@@ -1,0 +1,206 @@
+"""`run.py reproduce` end to end: one pretraining shared by the runs, resuming, extending, the report."""
+
+import json
+import shutil
+
+import torch
+import yaml
+
+from seqgan_ray.cli import main
+from seqgan_ray.experiments.report import NOTES_MARKER, figure2_curves
+from seqgan_ray.experiments.reproduce import load_plan
+from tests.helpers import reproduce_file
+
+
+def test_reproduce_runs_share_pretraining_resume_and_report(tmp_path, capsys):
+    runs = {"seqgan": {}, "mle": {"train.method": "mle"}}
+    path = reproduce_file(tmp_path, runs)
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    out = tmp_path / "runs" / "seed0"
+    pre = json.loads((out / "pretrain" / "summary.json").read_text())
+    for name in runs:
+        summary = json.loads((out / name / "summary.json").read_text())
+        # Every run starts from the shared pretraining: the same NLL-oracle after it.
+        assert summary["oracle_nll_after_pretraining"] == pre["oracle_nll_after_pretraining"]
+        assert summary["oracle_nll_after_adversarial"] > 0
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    assert "| SeqGAN | 8.736 |" in report and "| MLE | 9.038 |" in report and "| Random | 10.31 |" in report
+    assert "seeded N(0, 1) oracle" in report and (tmp_path / "doc" / "synthetic_figure2.png").stat().st_size > 0
+    assert "- `seqgan` (rollout.update_rate=0.8) (seed 0): " in report and "the bar of 8.74" in report
+    assert "| NLL-test |" in report
+    assert NOTES_MARKER in report
+
+    # Notes below the marker survive; a new run is added, the finished ones are skipped.
+    (tmp_path / "doc" / "synthetic.md").write_text(report + "\nWhat we tried: nothing yet.\n")
+    runs["scheduled_sampling"] = {"train.method": "scheduled_sampling"}
+    path = reproduce_file(tmp_path, runs)
+    before = (out / "seqgan" / "metrics.jsonl").read_text()
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    err = capsys.readouterr().err
+    assert "seqgan: done" in err and "pretraining: done" in err and "scheduled_sampling: starting" in err
+    assert (out / "seqgan" / "metrics.jsonl").read_text() == before
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    assert "| Scheduled Sampling | 8.985 |" in report and "What we tried: nothing yet." in report
+
+    # An interrupted run (checkpoints, no summary) is reported as in progress, and resumes
+    # where it stopped.
+    (out / "mle" / "summary.json").unlink()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--report-only"]) == 0
+    line = next(l for l in (tmp_path / "doc" / "synthetic.md").read_text().splitlines() if l.startswith("| MLE |"))
+    assert "| in progress: iteration 2 of 2; " in line and " at iteration 2 |" in line
+    curves = figure2_curves(load_plan(path))  # drawn as far as it has got
+    assert set(curves) == {"MLE pretraining", "seqgan", "scheduled_sampling", "mle (in progress)"}
+    assert curves["mle (in progress)"][0] == [2, 3, 4]  # from the end of pretraining, epoch by epoch
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    assert "mle: resuming" in capsys.readouterr().err
+
+    # Pretraining that no longer matches the file is refused, naming the key.
+    data = yaml.safe_load(path.read_text())
+    data["train"]["pretrain_g_epochs"] = 3
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
+    assert "pretrain was trained with train.pretrain_g_epochs=2" in capsys.readouterr().err
+
+
+def test_runs_side_by_side_with_their_frontiers_best_evaluation_and_the_papers_random(tmp_path, capsys):
+    """--jobs 2: the runs train in their own processes after the shared pretraining; each
+    listed run's frontier is measured when it finishes and shown in the report, beside the
+    best evaluation (labelled) and Random as the paper defined it (after one epoch)."""
+    from seqgan_ray.experiments.frontier import read_frontier
+    from seqgan_ray.runlog import read_metrics
+
+    path = reproduce_file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}}, frontier=["seqgan", "mle"],
+                 temperatures=[0.8, 1.0, 1.25])
+    assert main(["reproduce", "--config", str(path), "--jobs", "2"]) == 2  # needs --no-ray
+    assert "--jobs N trains each run in its own process without Ray: add --no-ray" in capsys.readouterr().err
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--seeds", "7"]) == 2
+    assert "--seeds 7: 7 is not a seed of" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    out = tmp_path / "runs" / "seed0"
+    for name in ("seqgan", "mle"):
+        assert f"seed 0: {name} started in its own process" in err and f"seed 0: {name} finished" in err
+        assert "the quality-diversity frontier" in (out / f"{name}.log").read_text()
+        points = read_frontier(out / name / "frontier.csv")[name]
+        assert [p.temperature for p in points] == [0.8, 1.0, 1.25]
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    assert "## Quality against diversity" in report and (tmp_path / "doc" / "synthetic_frontier.png").is_file()
+    assert "| seqgan | 1.25 |" in report and "| mle | 0.8 |" in report
+
+    first = [r for r in read_metrics(out / "pretrain" / "metrics.jsonl") if r.get("epoch") == 1 and "eval/oracle_nll" in r]
+    random = next(l for l in report.splitlines() if l.startswith("| Random |"))
+    assert f"| {first[0]['eval/oracle_nll']:.3f} |" in random and "after epoch 1 (the paper's Random)" in random
+    evals = [r["eval/oracle_nll"] for r in read_metrics(out / "seqgan" / "metrics.jsonl")
+             if r["phase"] == "adversarial" and "eval/oracle_nll" in r]
+    seqgan = next(l for l in report.splitlines() if l.startswith("| SeqGAN |")).split(" | ")
+    assert seqgan[2] == f"{evals[-1]:.3f}"  # ours: the last evaluation
+    assert seqgan[5] == f"{min(evals):.3f} ({1 + evals.index(min(evals))})"  # the best, labelled apart
+
+
+def test_a_run_may_pretrain_its_own_discriminator(tmp_path, capsys):
+    from seqgan_ray.runlog import read_metrics
+
+    runs = {"mle": {"train.method": "mle"},
+            "seqgan_paper_d": {"train.pretrain_d_rounds": 3, "train.pretrain_d_epochs": 2}}
+    path = reproduce_file(tmp_path, runs)
+    data = yaml.safe_load(path.read_text())
+    data["train"]["keep_checkpoints"] = 1  # the shared G checkpoint must survive pruning all the same
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    out = tmp_path / "runs" / "seed0"
+    # Its D pretraining started from the shared pretrained G (which D pretraining leaves as it is).
+    shared = torch.load(out / "pretrain" / "checkpoints" / "pretrain_g_000002.pt", weights_only=True)
+    own = torch.load(out / "seqgan_paper_d" / "checkpoints" / "pretrain_d_000003.pt", weights_only=True)
+    for key, value in shared["learner"]["generator"].items():
+        assert torch.equal(value, own["learner"]["generator"][key]), key
+    metrics = read_metrics(out / "seqgan_paper_d" / "metrics.jsonl")
+    assert [m["step"] for m in metrics if m["phase"] == "pretrain_d"] == [1, 2, 3]  # its own D pretraining
+    assert {m["phase"] for m in read_metrics(out / "mle" / "metrics.jsonl")} == {"adversarial"}
+
+    # A shared pretraining without its G checkpoint is named, with the fix.
+    (out / "pretrain" / "checkpoints" / "pretrain_g_000002.pt").unlink()
+    shutil.rmtree(out / "seqgan_paper_d")
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
+    assert "pretrain_g_000002.pt is missing" in capsys.readouterr().err
+
+
+def test_runs_option_trains_only_the_named_runs(tmp_path, capsys):
+    path = reproduce_file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}})
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "seqgn"]) == 2
+    assert "'seqgn' is not a run of" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", ""]) == 2  # not "every run"
+    assert "'' is not a run of" in capsys.readouterr().err
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "mle"]) == 0
+    out = tmp_path / "runs" / "seed0"
+    assert (out / "mle" / "summary.json").is_file() and not (out / "seqgan").exists()
+    line = next(l for l in (tmp_path / "doc" / "synthetic.md").read_text().splitlines() if l.startswith("| SeqGAN |"))
+    assert "| not run yet |" in line
+
+
+def test_background_runs_detached_and_logs(tmp_path, capsys):
+    import time
+
+    path = reproduce_file(tmp_path, {"mle": {"train.method": "mle"}})
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--background"]) == 0
+    assert "started in the background" in capsys.readouterr().err
+    report, log = tmp_path / "doc" / "synthetic.md", tmp_path / "runs" / "reproduce.log"
+    deadline = time.monotonic() + 120
+    while not report.is_file() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert report.is_file(), log.read_text() if log.is_file() else "no log"
+    assert "seed 0: mle: starting" in log.read_text()
+
+
+def test_second_seed_repeats_only_the_named_runs(tmp_path):
+    runs = {"mle": {"train.method": "mle"}, "pg_bleu": {"rollout.reward": "bleu"}}
+    path = reproduce_file(tmp_path, runs, seeds=[0, 1], repeat=["mle"])
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    out = tmp_path / "runs"
+    assert (out / "seed1" / "mle" / "summary.json").is_file() and not (out / "seed1" / "pg_bleu").exists()
+    s0, s1 = (json.loads((out / f"seed{k}" / "mle" / "summary.json").read_text()) for k in (0, 1))
+    assert s0["oracle_nll_after_adversarial"] != s1["oracle_nll_after_adversarial"]  # seeds differ
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    line = next(l for l in report.splitlines() if l.startswith("| MLE | 9.038"))
+    mean = (s0["oracle_nll_after_adversarial"] + s1["oracle_nll_after_adversarial"]) / 2
+    assert f"| {mean:.3f} |" in line and f"{s0['oracle_nll_after_adversarial']:.3f} / " in line
+    assert "(seeds after the first: mle only)" in report
+
+    # Seeds that ran on different machines: the wall time of each, marked with where it ran
+    # (summary.json's devices). NLL-test reads the run's generator.pt, so the heavy
+    # checkpoints need not come along from the other machine.
+    summary = out / "seed1" / "mle" / "summary.json"
+    summary.write_text(json.dumps({**s1, "devices": {"learner": "cuda:0", "discriminator": "cuda:0",
+                                                     "rollout": ["cuda:0"]}}))
+    shutil.rmtree(out / "seed1" / "mle" / "checkpoints")
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--report-only"]) == 0
+    line = next(l for l in (tmp_path / "doc" / "synthetic.md").read_text().splitlines()
+                if l.startswith("| MLE | 9.038"))
+    assert " s (CPU) / " in line and " s (GPU) |" in line
+    assert line.split("|")[6].strip() not in ("", "nan")  # NLL-test, from seed1's generator.pt
+
+
+def test_finished_runs_are_extended_and_changed_ones_refused(tmp_path, capsys):
+    from seqgan_ray.runlog import read_metrics
+
+    path = reproduce_file(tmp_path, {"mle": {"train.method": "mle"}})
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    run = tmp_path / "runs" / "seed0" / "mle"
+    data = yaml.safe_load(path.read_text())
+    data["train"]["adv_iterations"] = 3
+    path.write_text(yaml.safe_dump(data))
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    assert "mle: extending" in capsys.readouterr().err
+    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if "gen/mle_nll" in r]
+    assert steps == [1, 2, 3]
+    assert json.loads((run / "summary.json").read_text())["oracle_nll_after_adversarial"] > 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["adv_iterations"] == 3
+
+    data["reproduce"]["runs"]["mle"] = {"train.method": "scheduled_sampling"}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
+    assert "was trained with train.method='mle'" in capsys.readouterr().err

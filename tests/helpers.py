@@ -1,0 +1,110 @@
+"""Helpers that tests of more than one layer (tests/unit, tests/ray, tests/e2e) use."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import yaml
+
+from seqgan_ray.config import config_from_dict
+from seqgan_ray.tasks.corpus import PrepareOptions, prepare
+from tests.conftest import TINY
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository
+# TINY, a little longer: enough steps for checkpoints inside each phase
+LONGER = {**TINY, "train": {**TINY["train"], "pretrain_g_epochs": 3, "pretrain_d_rounds": 2,
+                            "adv_iterations": 3, "checkpoint_every": 2, "keep_checkpoints": 2}}
+
+
+def faults_config(**sections):
+    return config_from_dict({k: {**v, **sections.get(k, {})} for k, v in LONGER.items()})
+
+
+def stable_metrics(path: Path) -> list[dict]:
+    """metrics.jsonl without wall-clock fields, which differ between any two runs."""
+    return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")}
+            for line in path.read_text().splitlines()]
+
+
+def token_share(learner, token=3, n=2000):
+    return float((learner.sample(n) == token).float().mean())
+
+
+def write_file(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return path
+
+
+def run_prepare(tmp_path: Path, *inputs: Path, out: str = "out", **options) -> dict:
+    return prepare(PrepareOptions(inputs=tuple(inputs), out=tmp_path / out, **options))
+
+
+def reproduce_file(tmp_path, runs, **section):
+    data = {k: dict(v) for k, v in TINY.items()}
+    data["train"].update(adv_iterations=2, checkpoint_every=10)
+    data["reproduce"] = {"out_dir": str(tmp_path / "runs"), "report": str(tmp_path / "doc" / "synthetic.md"),
+                         "runs": runs, "baseline": "mle", **section}
+    path = tmp_path / "reproduce.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def write_sweep_file(tmp_path: Path, tune: dict, base: dict | None = None) -> Path:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**(base or TINY), "tune": tune}))
+    return path
+
+
+def text_corpus(folder: Path) -> tuple[Path, Path]:
+    """A little grammar: sentences of 3-6 words."""
+    r = random.Random(0)
+    subj, verb = ["a man", "a woman", "the dog", "two kids"], ["sits on", "runs to", "looks at"]
+    obj = ["the table", "a bench", "the street", "a tree"]
+
+    def sentence() -> str:
+        return " ".join([r.choice(subj), r.choice(verb), r.choice(obj)][: r.choice([2, 3])])
+
+    folder.mkdir(parents=True, exist_ok=True)
+    train, test = folder / "train.txt", folder / "test.txt"
+    train.write_text("\n".join(sentence() for _ in range(300)) + "\n")
+    test.write_text("\n".join(sentence() for _ in range(60)) + "\n")
+    return train, test
+
+
+TINY_TEXT = ["generator.emb_dim=8", "generator.hidden_dim=8", "generator.batch_size=16",
+             "discriminator.emb_dim=8", "discriminator.filter_sizes=[1,2,3]",
+             "discriminator.num_filters=[6,6,6]", "discriminator.batch_size=32",
+             "train.pretrain_g_epochs=2", "train.pretrain_d_rounds=1", "train.adv_iterations=2",
+             "train.eval_every=1", "train.num_negatives=64", "train.eval_samples=64",
+             "rollout.num_rollouts=2", "run.progress=false"]
+
+
+def run_py(*args: str, cwd: Path = ROOT, timeout: int = 300,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in (env or os.environ).items() if k != "RAY_ADDRESS"}
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_config(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "run": {**TINY["run"], "out_dir": str(tmp_path / "runs")}}))
+    return path
+
+
+@contextmanager
+def torch_threads(n: int):
+    """This process's torch threads set to `n` (as an actor's `threads`: float sums in the same
+    order, so in-process and actor results can be compared bit for bit), then restored."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,60 @@
+"""`run.py reproduce`: the reproduce file, its errors, and the report."""
+
+import pytest
+
+from seqgan_ray.config import ConfigError
+from seqgan_ray.experiments.report import Outcome, render, verdict
+from seqgan_ray.experiments.reproduce import load_plan
+from tests.helpers import reproduce_file
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"runs": {}}, "reproduce.runs is empty"),
+    ({"runs": {"mle": {"train.method": "mle"}}, "colour": 1}, "unknown config key 'reproduce.colour'"),
+    ({"runs": {"mle": {"train.pretrain_g_epochs": 3}}}, "changes the generator's pretraining"),
+    ({"runs": {"mle": {"train.method": "mel"}}}, "train.method"),
+    ({"runs": {"mle": {"rollout.num_rolouts": 3}}}, "did you mean 'rollout.num_rollouts'"),
+    ({"runs": {"seqgan": {}}}, "reproduce.baseline 'mle' is not one of reproduce.runs"),
+    ({"runs": {"mle": {"train.method": "mle"}}, "repeat": ["seqgan"]}, "reproduce.repeat: 'seqgan'"),
+])
+def test_reproduce_file_errors_name_the_key(tmp_path, section, message):
+    path = reproduce_file(tmp_path, **section)
+    with pytest.raises(ConfigError, match=message):
+        load_plan(path)
+
+
+def test_overrides_reach_the_reproduce_section(tmp_path):
+    path = reproduce_file(tmp_path, {"mle": {"train.method": "mle"}})
+    plan = load_plan(path, ["generator.shuffle=false", "reproduce.out_dir=elsewhere", "reproduce.seeds=[3, 4]"])
+    assert plan.rep.out_dir == "elsewhere" and plan.rep.seeds == [3, 4]
+    assert plan.base.generator.shuffle is False and plan.run_configs["mle"].generator.shuffle is False
+    report = render(plan, {}, "figure.png", "python run.py reproduce ...")
+    assert "(below, as read), with `generator.shuffle=false reproduce.out_dir=elsewhere" in report
+    with pytest.raises(ConfigError, match="override: unknown config key 'reproduce.out_dri'; did you mean 'reproduce.out_dir'"):
+        load_plan(path, ["reproduce.out_dri=x"])
+
+
+def test_no_reproduce_section(tmp_path):
+    path = tmp_path / "plain.yaml"
+    path.write_text("train: {adv_iterations: 2}\n")
+    with pytest.raises(ConfigError, match="no 'reproduce:' section"):
+        load_plan(path)
+
+
+def test_the_bar_compares_a_run_with_the_baseline_on_its_own_seeds(tmp_path):
+    path = reproduce_file(tmp_path, {"seqgan": {}, "seqgan_b": {"rollout.update_rate": 0.0}, "mle": {"train.method": "mle"}},
+                 seeds=[0, 1], repeat=["seqgan", "mle"])
+    plan = load_plan(path)
+    rows = {"seqgan": Outcome([8.70, 8.80], [0.01, 0.01], [1.0, 1.0], seeds=[0, 1]),
+            "seqgan_b": Outcome([8.74], [0.01], [1.0], seeds=[0]),       # trained on the first seed only
+            "mle": Outcome([8.75, 9.25], [0.01, 0.01], [1.0, 1.0], seeds=[0, 1])}
+    lines = verdict(plan, rows)
+    # Two seeds against the baseline's two: 8.750 against 9.000.
+    assert lines[0].startswith("- `seqgan` (rollout.update_rate=0.8) (seeds 0, 1): 8.750 ± 0.007, above")
+    assert "0.250 below `mle` on the same seeds (9.000)" in lines[0] and "is supported" in lines[0]
+    # One seed against the baseline's same seed (8.75), not its two-seed mean (9.00).
+    assert lines[1].startswith("- `seqgan_b` (rollout.update_rate=0.0) (seed 0): 8.740 ± 0.010, at or below")
+    assert "0.010 below `mle` on the same seeds (8.750)" in lines[1] and "**not** supported" in lines[1]
+    # A baseline that has not finished every seed of a run yet: no verdict for that run.
+    rows["mle"] = rows["mle"].on([0])
+    assert [l.split("`")[1] for l in verdict(plan, rows)] == ["seqgan_b"]
