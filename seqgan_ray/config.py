@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,10 @@ class RolloutConfig:
     """What scores a completed sequence in Eq. 4: `discriminator` (D_φ's P(real): SeqGAN),
     `bleu` (BLEU-bleu_n against the training data: the paper's PG-BLEU; D is then not
     trained), or `module:Class` of your own (docs/rewards.md)."""
+    stride: int = setting(1, min=1)
+    """c: roll out from every c-th prefix only (lengths c, 2c, ... below T), about 1/c of the
+    work; each token takes the estimate of the next rolled-out prefix, and the tokens after the
+    last one D of the whole sequence (LeakGAN's rule). 1: Eq. 4 exactly."""
     bleu_n: int = setting(4, min=2, what="BLEU-2 and up")
     """n of the `bleu` reward: BLEU-n with uniform weights and Texygen's smoothing."""
     chunk_rows: int = setting(0, min=0)
@@ -446,6 +451,22 @@ def key_roles() -> dict[str, str]:
 def keys_with(*roles: str) -> tuple[str, ...]:
     """The config keys whose role is one of `roles`, in the order of the dataclasses."""
     return tuple(key for key, role in key_roles().items() if role in roles)
+
+
+def import_named(key: str, name: str, *, what: str) -> Any:
+    """The object `name` ("module:Attr") names, for config key `key` (train.method,
+    rollout.reward): imported, or a ConfigError that names the key, the module and the fix.
+    `what` says what the key takes besides an import path ("one of seqgan, mle, ...")."""
+    module, _, attr = name.partition(":")
+    if not attr:
+        raise ConfigError(f"'{key}' must be {what} or module:Class (your own), got {name!r}")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise ConfigError(f"{key}={name}: cannot import {module} ({exc}); is it on PYTHONPATH "
+                          f"(and on every node of a cluster)?") from None
+    except AttributeError:
+        raise ConfigError(f"{key}={name}: module {module} has no {attr}") from None
 
 
 def check_folder(folder: str | Path, *, key: str, value: str) -> None:

@@ -18,19 +18,19 @@ Two class attributes say what a reward needs, and so what the trainer does for i
   the adversarial phase trains D and sends it to the workers. Otherwise D is left alone.
 - `needs_data` (default True): whether it needs `real`; one that does not (the discriminator's)
   is built with `real=None` as soon as the worker exists.
-An optional method `score_rollouts(seqs, completions)` scores the (T−1, N, B, T) completions
-of `seqs` (B, T) knowing their structure (D's shares the windows inside each prefix).
+An optional method `score_rollouts(seqs, completions, lengths)` scores the (L, N, B, T)
+completions of the prefixes of `seqs` (B, T) that are `lengths` long, knowing their structure
+(D's shares the windows inside each prefix).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-from .config import Config, ConfigError
+from .config import Config, ConfigError, import_named
 from .tasks.bleu import ReferenceIndex
 
 Reward = Callable[[Tensor], Tensor]  # (R, T) token ids -> (R,) scores
@@ -48,8 +48,8 @@ class DiscriminatorReward:
     def __call__(self, seqs: Tensor) -> Tensor:
         return self.discriminator.prob_real(seqs)
 
-    def score_rollouts(self, seqs: Tensor, completions: Tensor) -> Tensor:
-        return self.discriminator.prob_real_rollouts(seqs, completions)
+    def score_rollouts(self, seqs: Tensor, completions: Tensor, lengths: list[int]) -> Tensor:
+        return self.discriminator.prob_real_rollouts(seqs, completions, lengths)
 
 
 class BleuReward:
@@ -78,19 +78,9 @@ def load_reward(name: str) -> type:
     """The reward class `rollout.reward` names: a registered one, or module:Class."""
     if name in REWARDS:
         return REWARDS[name]
-    module, _, attr = name.partition(":")
-    if not attr:
-        raise ConfigError(f"rollout.reward={name}: no such reward; the registered ones are "
-                          f"{', '.join(REWARDS)}, or name your own as module:Class (docs/rewards.md)")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except ImportError as exc:
-        raise ConfigError(f"rollout.reward={name}: cannot import {module} ({exc}); is it on "
-                          f"PYTHONPATH (and on every node of a cluster)?") from None
-    except AttributeError:
-        raise ConfigError(f"rollout.reward={name}: module {module} has no {attr}") from None
+    cls = import_named("rollout.reward", name, what=f"one of {', '.join(REWARDS)} (docs/rewards.md)")
     if not callable(cls):
-        raise ConfigError(f"rollout.reward={name}: {attr} is not a class or function")
+        raise ConfigError(f"rollout.reward={name}: not a class or function")
     return cls
 
 

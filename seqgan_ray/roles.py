@@ -369,7 +369,8 @@ class RolloutWorker:
         if self.reward is None:
             raise RuntimeError(f"rollout.reward={self.cfg.rollout.reward} needs the data: call set_data first")
         rewards = mc_rewards(self.policy, self.reward, seqs.to(self.device), self.cfg.rollout.num_rollouts,
-                             generator=self.rng, score_rollouts=getattr(self.reward, "score_rollouts", None))
+                             generator=self.rng, score_rollouts=getattr(self.reward, "score_rollouts", None),
+                             stride=self.cfg.rollout.stride)
         return rewards.cpu()
 
     def device_name(self) -> str:

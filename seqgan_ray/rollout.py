@@ -17,6 +17,7 @@ u[n, t−1, p, b] (shape (N, T−1, T, B, 2)), so given the same `u` they sample
 
 from __future__ import annotations
 
+import bisect
 from typing import Callable, Protocol
 
 import torch
@@ -26,7 +27,7 @@ from .kernels.sampling import sample_categorical
 from .models.policy import LSTMPolicy
 
 ScoreFn = Callable[[Tensor], Tensor]  # (R, T) token ids -> (R,) P(real)
-RolloutScoreFn = Callable[[Tensor, Tensor], Tensor]  # seqs (B, T), completions (T−1, N, B, T) -> (T−1, N, B)
+RolloutScoreFn = Callable[[Tensor, Tensor, list[int]], Tensor]  # seqs (B, T), completions (L, N, B, T), lengths -> (L, N, B)
 State = tuple[Tensor, ...]  # a policy's state for R rows: tensors whose first dimension is the row
 
 
@@ -54,63 +55,95 @@ def rollout_uniforms(batch: int, seq_len: int, num_rollouts: int, *,
     return torch.rand(num_rollouts, seq_len - 1, seq_len, batch, 2, generator=generator, device=device)
 
 
-@torch.no_grad()
-def complete_prefixes(policy: RolloutPolicy, seqs: Tensor, num_rollouts: int, u: Tensor) -> Tensor:
-    """Sample N completions of every proper prefix of `seqs` (B, T) with `policy`.
+def rollout_prefixes(seq_len: int, stride: int = 1) -> list[int]:
+    """The prefix lengths Eq. 4 rolls out from with rollout.stride c: c, 2c, ... below T (all of
+    1..T−1 for c = 1)."""
+    return list(range(stride, seq_len, stride))
 
-    Returns (T−1, N, B, T): [t−1, n, b] keeps y_0..y_{t−1} of sequence b and samples the rest.
+
+def reward_columns(seq_len: int, lengths: list[int]) -> list[int]:
+    """For each token position j < T−1 (prefix length t = j + 1), which rolled-out prefix gives
+    its reward: the shortest one of `lengths` at least t long, or len(lengths) for the whole
+    sequence's score when there is none. Stride c: token t takes the Monte Carlo estimate from
+    the prefix that ends at the next multiple of c (LeakGAN's rule); after the last multiple,
+    D of the whole sequence. Stride 1 is Eq. 4 exactly."""
+    return [bisect.bisect_left(lengths, t) for t in range(1, seq_len)]
+
+
+@torch.no_grad()
+def complete_prefixes(policy: RolloutPolicy, seqs: Tensor, num_rollouts: int, u: Tensor, *,
+                      lengths: list[int] | None = None) -> Tensor:
+    """Sample N completions of proper prefixes of `seqs` (B, T) with `policy`: of every one, or of
+    those `lengths` long (ascending; rollout_prefixes for a stride).
+
+    Returns (L, N, B, T) for L prefix lengths: [i, n, b] keeps y_0..y_{t−1} of sequence b, for
+    t = lengths[i], and samples the rest, with the uniforms u[n, t−1] whatever the other lengths.
     """
     B, T = seqs.shape
     N = num_rollouts
+    lengths = list(range(1, T)) if lengths is None else list(lengths)
+    out = seqs.expand(len(lengths), N, B, T).reshape(len(lengths) * N * B, T).clone()  # rows (t, n, b)
+    if not lengths:
+        return out.view(0, N, B, T)
     prefixes = policy.prefix_states(seqs)  # each (B, T, ...): [:, t] draws y_t
-    out = seqs.expand(T - 1, N, B, T).reshape((T - 1) * N * B, T).clone()  # rows (t, n, b)
+    which = torch.tensor(lengths, device=u.device) - 1  # u's index of each prefix length
     state = None
     prev = None  # tokens sampled at the last position, for the rows already started
-    for p in range(1, T):
+    started = 0  # prefixes whose completion has begun
+    for p in range(lengths[0], T):
         # Rows of prefixes shorter than p step from their previous token; the prefix of
-        # length p joins with its cached teacher-forced state, repeated N times.
-        joining = tuple(s[:, p].repeat(N, *[1] * (s.dim() - 2)) for s in prefixes)  # each (N*B, ...)
-        if state is None:
-            state = joining
-        else:
-            state = tuple(torch.cat([a, b]) for a, b in zip(policy.step(prev, state), joining))
-        rows = p * N * B
-        up = u[:, :p, p].permute(1, 0, 2, 3).reshape(rows, 2)  # (p*N*B, 2) in (t, n, b) order
+        # length p, if it is rolled out, joins with its cached teacher-forced state, N times.
+        if state is not None:
+            state = policy.step(prev, state)
+        if started < len(lengths) and lengths[started] == p:
+            joining = tuple(s[:, p].repeat(N, *[1] * (s.dim() - 2)) for s in prefixes)  # each (N*B, ...)
+            state = joining if state is None else tuple(torch.cat([a, b]) for a, b in zip(state, joining))
+            started += 1
+        rows = started * N * B
+        up = u[:, which[:started], p].permute(1, 0, 2, 3).reshape(rows, 2)  # (rows, 2) in (t, n, b) order
         prev = policy.sample_next(state, up)
         out[:rows, p] = prev
-    return policy.finish(out).view(T - 1, N, B, T)
+    return policy.finish(out).view(len(lengths), N, B, T)
 
 
 @torch.no_grad()
 def mc_rewards(policy: RolloutPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: int, *,
                u: Tensor | None = None, generator: torch.Generator | None = None,
-               score_rollouts: RolloutScoreFn | None = None) -> Tensor:
+               score_rollouts: RolloutScoreFn | None = None, stride: int = 1) -> Tensor:
     """Eq. 4 for every token of `seqs` (B, T). Returns rewards (B, T).
 
-    `score_rollouts(seqs, completions)`, when given, scores the completions (T−1, N, B, T)
-    knowing their structure (D's shares the work of the windows inside each prefix);
-    otherwise `score` scores them as plain rows."""
+    With `stride` c > 1, Monte Carlo rollouts only from prefixes of length c, 2c, ... and each
+    token takes the estimate of the next of them (`reward_columns`): about 1/c of the work.
+    `score_rollouts(seqs, completions, lengths)`, when given, scores the completions
+    (L, N, B, T) of the prefixes `lengths` long knowing their structure (D's shares the work of
+    the windows inside each prefix); otherwise `score` scores them as plain rows."""
     B, T = seqs.shape
     N = num_rollouts
     if u is None:
         u = rollout_uniforms(B, T, N, generator=generator, device=seqs.device)
-    completions = complete_prefixes(policy, seqs, N, u)
+    lengths = rollout_prefixes(T, stride)
+    completions = complete_prefixes(policy, seqs, N, u, lengths=lengths)
+    L = len(lengths)
     if score_rollouts is not None:
-        q, last = score_rollouts(seqs, completions).mean(dim=1), score(seqs)  # (T−1, B), (B,)
+        q, last = score_rollouts(seqs, completions, lengths).mean(dim=1), score(seqs)  # (L, B), (B,)
     else:
-        scores = score(torch.cat([completions.reshape(-1, T), seqs]))  # ((T−1)·N·B + B,)
-        q, last = scores[:-B].view(T - 1, N, B).mean(dim=1), scores[-B:]
-    return torch.cat([q.t(), last[:, None]], dim=1)  # (B, T)
+        scores = score(torch.cat([completions.reshape(-1, T), seqs]))  # (L·N·B + B,)
+        q, last = scores[:-B].view(L, N, B).mean(dim=1), scores[-B:]
+    table = torch.cat([q, last[None]])  # (L + 1, B): each rolled-out prefix's estimate, then D(Y)
+    return torch.cat([table[reward_columns(T, lengths)].t(), last[:, None]], dim=1)  # (B, T)
 
 
 @torch.no_grad()
 def mc_rewards_reference(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_rollouts: int, *,
-                         u: Tensor) -> Tensor:
-    """Eq. 4 written the plain way: for each n and t, re-run the prefix, sample the rest."""
+                         u: Tensor, stride: int = 1) -> Tensor:
+    """Eq. 4 written the plain way: for each n and t, re-run the prefix, sample the rest. With
+    `stride` c, only the prefixes c, 2c, ... long; each token then takes the next one's value."""
     B, T = seqs.shape
     rewards = torch.zeros(B, T, dtype=torch.float64)
     for n in range(num_rollouts):
         for t in range(1, T):
+            if t % stride:
+                continue
             state = policy.initial_state(B)
             tok = torch.full((B,), policy.start_token, dtype=torch.long)
             seq = seqs[:, :t].clone()
@@ -123,4 +156,7 @@ def mc_rewards_reference(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_r
                 seq = torch.cat([seq, tok[:, None]], dim=1)
             rewards[:, t - 1] += score(seq).double() / num_rollouts
     rewards[:, T - 1] = score(seqs).double()
+    for t in range(T - 1, 0, -1):  # a token between rolled-out prefixes: the next one's value
+        if t % stride:
+            rewards[:, t - 1] = rewards[:, t]
     return rewards.to(policy.W.dtype)

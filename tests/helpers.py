@@ -35,6 +35,33 @@ def token_share(learner, token=3, n=2000):
     return float((learner.sample(n) == token).float().mean())
 
 
+def learns_token_share(cfg, run_dir: Path):
+    """Train `cfg` in-process into `run_dir` with a reward for token 3 (tests.reward_plugins:
+    TokenShare) for 20 iterations. Returns the run's Result, and whether the share of token 3
+    in the generator's samples at least doubled from the first iteration to the end (and passed
+    0.1), and whether D's parameters stayed as they were after the first iteration."""
+    from seqgan_ray.tasks import load_task
+    from seqgan_ray.trainer import Trainer, local_roles
+
+    cfg.rollout.reward = "tests.reward_plugins:TokenShare"
+    cfg.generator.adv_lr = 0.05
+    cfg.train.adv_iterations, cfg.train.eval_every, cfg.train.checkpoint_every = 20, 10, 10
+    roles = local_roles(cfg)
+    trainer, seen = Trainer(cfg, load_task(cfg.data), roles, run_dir), {}
+
+    def first_iteration(t, metrics):
+        if t.step == 1:
+            seen["share"] = token_share(roles.learner)
+            seen["d"] = [p.detach().clone() for p in roles.discriminator.discriminator.parameters()]
+
+    trainer.on_iteration = first_iteration
+    result = trainer.run()
+    after = token_share(roles.learner)
+    learned = after > 2 * seen["share"] and after > 0.1
+    d_untouched = all(torch.equal(a, b) for a, b in zip(seen["d"], roles.discriminator.discriminator.parameters()))
+    return result, learned, d_untouched
+
+
 def write_file(path: Path, text: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))

@@ -17,10 +17,9 @@ algorithm", and `Algorithm` below for what the class provides.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Callable, Protocol
 
-from ..config import Config, ConfigError
+from ..config import Config, import_named
 
 ALGORITHMS: dict[str, type] = {}  # train.method -> class
 
@@ -65,17 +64,8 @@ def load_algorithm(name: str) -> type:
     """The class `train.method` names: a registered one, or module:Class."""
     if name in ALGORITHMS:
         return ALGORITHMS[name]
-    module, _, attr = name.partition(":")
-    if not attr:
-        raise ConfigError(f"'train.method' must be one of {', '.join(ALGORITHMS)} (or module:Class, "
-                          f"your own algorithm; see docs/design.md), got {name!r}")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except ImportError as exc:
-        raise ConfigError(f"train.method={name}: cannot import {module} ({exc}); is it on PYTHONPATH?") from None
-    except AttributeError:
-        raise ConfigError(f"train.method={name}: module {module} has no {attr}") from None
-    return cls
+    return import_named("train.method", name,
+                        what=f"one of {', '.join(ALGORITHMS)} (see docs/design.md, how to add an algorithm)")
 
 
 class NumericalError(RuntimeError):

@@ -39,7 +39,8 @@ from ..rollout import complete_prefixes, mc_rewards, mc_rewards_reference, rollo
 from ..tasks.synthetic import seeded_oracle
 from .flops import Counts, Work, adversarial_evals, pretrain_evals
 
-SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "gpu")  # gpu: skipped without one
+SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "gpu")  # gpu: skipped without one
+STRIDES = (1, 2, 4)  # rollout.stride values of the stride section
 PRECISIONS = ("float32", "bfloat16")
 PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_synthetic.yaml"
 
@@ -580,6 +581,29 @@ def section_scaling(ctx: Context) -> None:
            "median part per step"])
 
 
+# --------------------------------------------------------------------------- 6. rollout stride
+
+def section_stride(ctx: Context) -> None:
+    """A reward batch at rollout.stride 1, 2 and 4, side by side at each T (float32)."""
+    s, B = ctx.sizes, ctx.sizes.scaling_batch
+    rows, out = [], []
+    for T in s.scaling_T:
+        ctx.log(f"stride: rewards T={T}, stride {', '.join(map(str, STRIDES))} interleaved")
+        policy, seqs, u = reward_inputs(ctx.config("float32", T=T), B)
+        d = scorer(ctx.config("float32", T=T))
+        mc_rewards(policy, d.prob_real, seqs[:1], 1, u=u[:1, ..., :1, :])  # warm-up, B = N = 1
+        fns = {c: (lambda c=c: mc_rewards(policy, d.prob_real, seqs, s.rollouts, u=u,
+                                          score_rollouts=d.prob_real_rollouts, stride=c)) for c in STRIDES}
+        rec = interleaved(fns, s.scaling_repeats, warmup=False)
+        out.append({"T": T, "batch": B, **{f"stride{c}_s": rec[c] for c in STRIDES}})
+        rows.append([T, *(x for c in STRIDES for x in (rec[c], rec[STRIDES[0]] / rec[c]))])
+    ctx.results["stride"] = out
+    table(f"stride: rewards of one batch of B={B}, N={s.rollouts}, V={s.vocab}, float32, by rollout.stride",
+          ["T", *(h for c in STRIDES for h in (f"stride {c} s", "speedup"))], rows,
+          [f"median of {s.scaling_repeats}, interleaved, after a B = N = 1 warm-up; stride c rolls out from "
+           "the prefixes c, 2c, ... (rollout.stride)"])
+
+
 # --------------------------------------------------------------------------- 6. GPU
 
 def section_gpu(ctx: Context) -> None:
@@ -647,7 +671,8 @@ def section_gpu(ctx: Context) -> None:
 
 RUNNERS: dict[str, Callable[[Context], None]] = {"rewards": section_rewards, "flops": section_flops,
                                                  "iteration": section_iteration, "pool": section_pool,
-                                                 "scaling": section_scaling, "gpu": section_gpu}
+                                                 "scaling": section_scaling, "stride": section_stride,
+                                                 "gpu": section_gpu}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

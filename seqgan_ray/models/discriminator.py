@@ -139,9 +139,11 @@ class Discriminator(nn.Module):
         return out
 
     @torch.no_grad()
-    def prob_real_rollouts(self, seqs: Tensor, completions: Tensor, *, chunk_rows: int = 1024) -> Tensor:
-        """P(real) of the rollouts of Eq. 4, (T−1, N, B), from `seqs` (B, T) and their
-        completions (T−1, N, B, T), where row [t−1, n, b] keeps seqs[b, :t] (complete_prefixes).
+    def prob_real_rollouts(self, seqs: Tensor, completions: Tensor, lengths: list[int] | None = None, *,
+                           chunk_rows: int = 1024) -> Tensor:
+        """P(real) of the rollouts of Eq. 4, (L, N, B), from `seqs` (B, T) and their completions
+        (L, N, B, T), where row [i, n, b] keeps seqs[b, :t] for t = lengths[i] (complete_prefixes;
+        by default every length 1..T−1).
 
         A convolution window that lies inside the kept prefix is the same in all N completions
         of that prefix: its value is computed once per sequence (the running max over the
@@ -152,6 +154,7 @@ class Discriminator(nn.Module):
         was_training = self.training
         self.eval()
         P, N, B, T = completions.shape
+        lengths = list(range(1, T)) if lengths is None else lengths
         dt = self.compute_dtype
         filters = [(k, w.to(dt), b) for k, w, b in zip(self.filter_sizes, self.filter_w, self.filter_b)]
         x = self.embedding(seqs).to(dt)
@@ -160,9 +163,9 @@ class Discriminator(nn.Module):
         out = torch.empty(P, N * B, dtype=torch.float32, device=seqs.device)
         rows = completions.view(P, N * B, T)
         which = torch.arange(N * B, device=seqs.device) % B  # row (n, b) -> b
-        for t in range(1, P + 1):
+        for row, t in enumerate(lengths):
             for i in range(0, N * B, chunk_rows):
-                x = self.embedding(rows[t - 1, i:i + chunk_rows]).to(dt)
+                x = self.embedding(rows[row, i:i + chunk_rows]).to(dt)
                 r, feats = x.shape[0], []
                 for (k, w, b), pm in zip(filters, prefix_max):
                     s0 = max(0, t - k + 1)  # the first window that reaches the sampled tokens
@@ -170,6 +173,6 @@ class Discriminator(nn.Module):
                     if t >= k:  # windows 0 .. t−k lie inside the prefix
                         m = torch.maximum(m, pm[which[i:i + r], t - k])
                     feats.append(F.relu(m.to(torch.float32) + b))
-                out[t - 1, i:i + r] = torch.softmax(self.classify(torch.cat(feats, dim=1)), dim=-1)[:, 1]
+                out[row, i:i + r] = torch.softmax(self.classify(torch.cat(feats, dim=1)), dim=-1)[:, 1]
         self.train(was_training)
         return out.view(P, N, B)

@@ -24,7 +24,7 @@ def _numbers(obj):
 
 def test_quick_bench_prints_each_section_and_finite_positive_figures(tmp_path):
     out = tmp_path / "bench.json"
-    sections = ("rewards", "flops", "scaling")
+    sections = ("rewards", "flops", "scaling", "stride")
     # One thread, and OpenMP threads that sleep instead of spinning: on a CPU shared with
     # other jobs (CI, a test run beside it) spinning threads made this 5-10x slower.
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}

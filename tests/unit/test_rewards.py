@@ -1,11 +1,13 @@
 """Eq. 4: the fast batched rewards against the plain loop, and the sampler's distribution."""
 
+import pytest
 import torch
 
 from seqgan_ray.kernels.sampling import sample_categorical
 from seqgan_ray.models.discriminator import Discriminator
 from seqgan_ray.models.policy import LSTMPolicy
-from seqgan_ray.rollout import mc_rewards, mc_rewards_reference, rollout_uniforms
+from seqgan_ray.rollout import (complete_prefixes, mc_rewards, mc_rewards_reference, rollout_prefixes,
+                                rollout_uniforms)
 
 
 def _policy(V=50, T=7, dtype=torch.float64):
@@ -32,6 +34,37 @@ def test_fast_rewards_equal_plain_loop_with_shared_randomness():
     torch.testing.assert_close(fast, plain, rtol=0, atol=1e-12)
     # the last reward is D of the whole sequence
     torch.testing.assert_close(fast[:, -1], _hash_score(seqs))
+
+
+@pytest.mark.parametrize("stride", [2, 3, 6, 9])
+def test_a_rollout_stride_rolls_out_every_cth_prefix_and_fills_the_tokens_between(stride):
+    """rollout.stride c: the fast rewards equal the plain loop over the prefixes c, 2c, ... (the
+    same uniforms, so the same completions as with stride 1 for those prefixes), and each token
+    between takes the next rolled-out prefix's value, the last ones D of the whole sequence."""
+    B, T, N, V = 5, 7, 4, 50
+    policy = _policy(V, T)
+    seqs = policy.sample(B, generator=torch.Generator().manual_seed(0))
+    u = rollout_uniforms(B, T, N, generator=torch.Generator().manual_seed(1)).double()
+    every = mc_rewards(policy, _hash_score, seqs, N, u=u)
+    strided = mc_rewards(policy, _hash_score, seqs, N, u=u, stride=stride)
+    torch.testing.assert_close(strided, mc_rewards_reference(policy, _hash_score, seqs, N, u=u, stride=stride),
+                               rtol=0, atol=1e-12)
+    for t in range(1, T + 1):  # prefix length t: the reward of token y_t (column t - 1)
+        source = next((s for s in range(t, T) if s % stride == 0), T)  # the next rolled-out prefix
+        torch.testing.assert_close(strided[:, t - 1], every[:, source - 1], rtol=0, atol=1e-12)
+
+
+def test_d_scores_strided_rollouts_as_it_scores_whole_rows():
+    B, T, N, V = 3, 9, 5, 20
+    policy = _policy(V, T, torch.float32)
+    d = Discriminator(V, T, emb_dim=6, filter_sizes=[1, 2, 4], num_filters=[3, 3, 3]).eval()
+    seqs = policy.sample(B, generator=torch.Generator().manual_seed(0))
+    u = rollout_uniforms(B, T, N, generator=torch.Generator().manual_seed(1))
+    lengths = rollout_prefixes(T, 3)
+    completions = complete_prefixes(policy, seqs, N, u, lengths=lengths)
+    assert completions.shape == (len(lengths), N, B, T) and lengths == [3, 6]
+    whole = d.prob_real(completions.reshape(-1, T)).view(len(lengths), N, B)
+    torch.testing.assert_close(d.prob_real_rollouts(seqs, completions, lengths), whole, rtol=1e-5, atol=1e-6)
 
 
 def test_fast_rewards_statistically_equal_with_real_discriminator():
