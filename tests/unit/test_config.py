@@ -55,10 +55,27 @@ def test_exponent_float_without_dot_is_accepted():
 @pytest.mark.parametrize("override", ["rollout.num_rollouts=0", "generator.lr=-0.01",
                                       "discriminator.lr=0", "rollout.update_rate=1.0",
                                       "rollout.update_rate=-0.1", "data.seq_len=0", "data.seq_len=1",
-                                      "train.adv_iterations=-1"])
+                                      "train.adv_iterations=-1", "rollout.stride=0", "rollout.bleu_n=1",
+                                      "train.sampling_step=1.5", "discriminator.dropout=1.0"])
 def test_impossible_values_rejected_naming_the_key(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.")):
         load_config(overrides=[override])
+
+
+def test_every_key_has_a_role_and_the_derived_key_lists_are_what_the_tools_need():
+    from seqgan_ray.checkpoint import SHAPE_KEYS
+    from seqgan_ray.config import ADVERSARIAL, LENGTH, OUTPUT, PRETRAINING, SHAPE, key_roles
+    from seqgan_ray.distributed.sweep import PRETRAINING_KEYS
+    from seqgan_ray.experiments.reproduce import TRIVIA
+
+    roles = key_roles()
+    assert set(roles.values()) <= {SHAPE, PRETRAINING, ADVERSARIAL, LENGTH, OUTPUT}
+    assert SHAPE_KEYS == ("data.vocab_size", "data.seq_len", "generator.emb_dim", "generator.hidden_dim",
+                          "discriminator.emb_dim", "discriminator.filter_sizes", "discriminator.num_filters")
+    assert set(SHAPE_KEYS) <= set(PRETRAINING_KEYS) and "generator.lr" in PRETRAINING_KEYS
+    assert not any(k.startswith("rollout.") for k in PRETRAINING_KEYS) and "generator.adv_lr" not in PRETRAINING_KEYS
+    assert TRIVIA == {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
+                      "train.checkpoint_every", "train.checkpoint_every_s", "train.keep_checkpoints"}
 
 
 def test_filter_sizes_must_fit_the_sequence():
