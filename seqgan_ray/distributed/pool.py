@@ -1,7 +1,7 @@
 """The Ray layer: the roles as actors, and a pool of rollout actors.
 
 The roles are plain classes (seqgan_ray.roles); Ray is applied here, from outside. The
-driver loop (seqgan_ray.train) talks to a `Roles` bundle and cannot tell whether a role
+driver loop (seqgan_ray.trainer) talks to a `Roles` bundle and cannot tell whether a role
 runs in-process or as an actor: `RemoteRole` turns `role.method(...)` into
 `ray.get(actor.method.remote(...))`.
 
