@@ -420,7 +420,7 @@ def validate(cfg: Config) -> None:
 def _fields() -> list[tuple[str, dataclasses.Field]]:
     """("section.key", its dataclass field) for every config key."""
     return [(f"{s.name}.{f.name}", f) for s in dataclasses.fields(Config)
-            for f in dataclasses.fields(s.default_factory())]
+            for f in dataclasses.fields(s.default_factory)]
 
 
 def _get(cfg: Config, key: str) -> Any:

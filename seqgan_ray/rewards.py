@@ -97,4 +97,4 @@ def needs_data(name: str) -> bool:
 def make_reward(cfg: Config, real: Tensor | None, discriminator: torch.nn.Module) -> Reward:
     """The configured reward, built on `real` (and on `discriminator`, if it uses D)."""
     cls = load_reward(cfg.rollout.reward)
-    return cls(cfg, real, discriminator) if getattr(cls, "uses_discriminator", False) else cls(cfg, real)
+    return cls(cfg, real, discriminator) if uses_discriminator(cfg.rollout.reward) else cls(cfg, real)

@@ -385,14 +385,6 @@ class RolloutWorker:
         restore_rng(self.rng, state)
 
 
-def split_rows(rows: int, parts: int) -> list[slice]:
-    """`rows` split into at most `parts` contiguous, non-empty shares, as even as can be (the
-    first ones one row longer): how a pool divides a batch between its workers."""
-    size, extra = divmod(rows, parts)
-    bounds = [i * size + min(i, extra) for i in range(parts + 1)]
-    return [slice(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
 class LocalRolloutPool:
     """Rollout workers in this process, one after another: the pool of `--no-ray` runs and
     tests. Its interface is `distributed.pool.RolloutPool`'s, whose actors run in parallel."""
@@ -420,8 +412,8 @@ class LocalRolloutPool:
 
     def rewards(self, seqs: Tensor) -> Tensor:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), each worker scoring its share of the rows."""
-        shares = split_rows(seqs.shape[0], len(self.workers))
-        return torch.cat([w.rewards(seqs[s]) for w, s in zip(self.workers, shares)])
+        shares = [s for s in seqs.tensor_split(len(self.workers)) if len(s)]  # as np.array_split
+        return torch.cat([w.rewards(s) for w, s in zip(self.workers, shares)])
 
     def rng_states(self) -> list[Tensor]:
         return [w.get_rng_state() for w in self.workers]

@@ -30,7 +30,7 @@ import torch
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from ..config import Config
-from ..roles import RolloutWorker, StaleWeights, StateDict, split_rows
+from ..roles import RolloutWorker, StaleWeights, StateDict
 from .cluster import ActorResources
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,6 @@ class RolloutPool:
     `restarts` counts the restarts of its actors, found out by the first pool call after each
     (see the module's docstring). `roles.LocalRolloutPool` has the same interface in-process.
     """
-
-    remote = True
 
     def __init__(self, workers: list[Any], *, seeds: list[int] | None = None):
         self.workers = workers
@@ -207,8 +205,8 @@ class RolloutPool:
     def rewards(self, seqs: torch.Tensor) -> torch.Tensor:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), the rows split across the workers, each
         share computed by a worker that holds the current weights version."""
-        shares = split_rows(seqs.shape[0], len(self.workers))
-        return torch.cat(self._each("rewards", lambda i: (seqs[shares[i]],), workers=range(len(shares))))
+        shares = [s for s in seqs.tensor_split(len(self.workers)) if len(s)]
+        return torch.cat(self._each("rewards", lambda i: (shares[i],), workers=range(len(shares))))
 
     def rng_states(self) -> list[torch.Tensor]:
         return self._each("get_rng_state")

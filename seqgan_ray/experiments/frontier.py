@@ -32,7 +32,7 @@ from ..config import Config, ConfigError, load_config
 from ..models.policy import LSTMPolicy
 from ..roles import make_generator, pick_device
 from ..runlog import Progress
-from ..tasks.text import BLEU_ORDERS, SyntheticTask, TextTask, load_task
+from ..tasks import BLEU_ORDERS, SyntheticTask, TextTask, load_task
 
 DEFAULT_TEMPERATURES = (0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3)
 FILES = ("frontier.csv", "frontier.md", "frontier.png")
