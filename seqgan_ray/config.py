@@ -60,6 +60,10 @@ class DataConfig:
     """Held-out text (when `corpus` is a text file) for NLL-test and BLEU."""
     vocab_from_test: bool = False
     """Build the vocabulary from test_text's words too, as Texygen does for COCO."""
+    test_sample: int = -1
+    """Held-out sentences of a text corpus that NLL-test and BLEU use: a sample fixed by the
+    corpus alone (the same in every run and resume). -1: the whole test split up to 10,000
+    sentences, a 10,000-sentence sample of a larger one."""
 
     oracle_dir: str = "../shared/data/oracle"
     """Folder with the paper's `target_params.pkl` and `real_data.txt` (relative to the
@@ -186,6 +190,11 @@ class TrainConfig:
     """Epochs over real + fake per discriminator round (paper: 3)."""
     num_negatives: int = setting(9984, above=0)
     """Generated sequences per discriminator round (paper: as many as the real data)."""
+    num_real: int = -1
+    """Real sequences per discriminator round, a fresh uniform sample of the training data
+    each round. -1: the synthetic task's whole training set (the paper), a text corpus's
+    num_negatives (the whole split when it is smaller), so D sees real and fake 1:1 and a
+    round costs the same whatever the corpus's size."""
     eval_every: int = setting(5, above=0)
     """Evaluate NLL-oracle every this many epochs / iterations (and at each phase's end)."""
     eval_samples: int = setting(9984, above=0)
@@ -390,6 +399,10 @@ def validate(cfg: Config) -> None:
     """Reject values that cannot work, naming the key."""
     for key, f in _fields():
         _check_bounds(key, _get(cfg, key), f.metadata)
+    for key in ("data.test_sample", "train.num_real"):
+        if _get(cfg, key) == 0 or _get(cfg, key) < -1:
+            raise ConfigError(f"'{key}' must be a number of sentences (>= 1), or -1 for the default, "
+                              f"got {_get(cfg, key)}")
     if cfg.train.pretrain_workers and not cfg.data.corpus:
         raise ConfigError("'train.pretrain_workers' (MLE on Ray Train) streams a text corpus's Parquet "
                           "shards; set data.corpus, or leave train.pretrain_workers at 0")

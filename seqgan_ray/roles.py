@@ -162,6 +162,17 @@ class GeneratorLearner:
                 (self.graphed_mle or self._mle_step)(batch)
         return self.mle_loss_sum.item() / max(n // B, 1)  # the one wait for the device
 
+    def mle_batches(self, batches: Tensor, sampling_prob: float = 0.0) -> float:
+        """One MLE step on each of `batches` (k, B, T), in order (a piece of an epoch streamed
+        from a corpus the learner does not hold); returns their summed loss."""
+        self.mle_loss_sum.zero_()
+        for batch in batches.to(self.device):
+            if sampling_prob > 0:
+                self._mle_step(batch, sampling_prob)
+            else:
+                (self.graphed_mle or self._mle_step)(batch)
+        return self.mle_loss_sum.item()
+
     def _mle_step(self, batch: Tensor, sampling_prob: float = 0.0) -> None:
         """One MLE step (scheduled sampling with `sampling_prob` > 0); its loss is added to
         `mle_loss_sum` on the device."""
@@ -251,12 +262,15 @@ class DiscriminatorTrainer:
     def set_data(self, real: Tensor) -> None:
         self.real = real.to(self.device)
 
-    def train(self, fake: Tensor, epochs: int) -> DiscStats:
-        """`epochs` passes over the real data and `fake` (S, T), shuffled together (Eq. 5)."""
-        assert self.real is not None, "call set_data first"
+    def train(self, fake: Tensor, epochs: int, real: Tensor | None = None) -> DiscStats:
+        """`epochs` passes over real and `fake` (S, T) sequences, shuffled together (Eq. 5). The
+        real ones: `real` (S', T) when given (a sample drawn by the trainer), else the data
+        this role holds (`set_data`)."""
+        real = self.real if real is None else real.to(self.device)
+        assert real is not None, "call set_data first, or pass real"
         d, dc = self.discriminator, self.cfg.discriminator
-        x = torch.cat([self.real, fake.to(self.device)])
-        y = torch.cat([torch.ones(len(self.real), dtype=torch.long, device=self.device),
+        x = torch.cat([real, fake.to(self.device)])
+        y = torch.cat([torch.ones(len(real), dtype=torch.long, device=self.device),
                        torch.zeros(len(fake), dtype=torch.long, device=self.device)])
         d.train()
         self.tally.zero_()
@@ -270,7 +284,7 @@ class DiscriminatorTrainer:
                 batches += 1
         total, correct_real, correct_fake = self.tally.tolist()  # the one wait for the device
         n = max(epochs, 1)
-        return DiscStats(total / max(batches, 1), correct_real / (n * len(self.real)),
+        return DiscStats(total / max(batches, 1), correct_real / (n * len(real)),
                          correct_fake / (n * len(fake)))
 
     def _step(self, xb: Tensor, yb: Tensor) -> None:

@@ -31,10 +31,12 @@ from .rewards import needs_data, uses_discriminator
 from .roles import DiscriminatorTrainer, GeneratorLearner, LocalRolloutPool
 from .runlog import Progress, RunLog, plot_metric, read_metrics
 from .tasks.synthetic import SyntheticTask
+from .tasks.reader import distinct_indices
 from .tasks.text import TextTask
 from .tasks.token_file import DataError
 
 PHASES = ("pretrain_g", "pretrain_d", "adversarial")
+MLE_CHUNK = 64  # batches of a streamed MLE epoch sent to the learner in one call
 
 
 class Interrupted(RuntimeError):
@@ -95,10 +97,11 @@ class Trainer:
     def __init__(self, cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *,
                  on_iteration: Callable[["Trainer", dict[str, float]], None] | None = None,
                  carry: Carry | None = None):
-        if task.real.shape[0] < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
-            raise DataError(f"{task.source}: {task.real.shape[0]} training sequences, fewer than one "
+        if task.num_train < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
+            raise DataError(f"{task.source}: {task.num_train} training sequences, fewer than one "
                             f"batch (generator.batch_size={cfg.generator.batch_size}, "
                             f"discriminator.batch_size={cfg.discriminator.batch_size})")
+        self.num_real = real_per_round(cfg, task)  # None: the whole training set, held by D
         self.algorithm = load_algorithm(cfg.train.method)()  # a bad name fails here, not midway
         # whether the reward scores with D (so D trains), and whether it needs the data
         self.reward_uses_discriminator = uses_discriminator(cfg.rollout.reward)
@@ -112,6 +115,8 @@ class Trainer:
         self.carry = carry or Carry()
         self.stop_requested = False
         self.on_iteration = on_iteration  # e.g. Ray Tune's report, after every adversarial iteration
+        # draws the rows the trainer hands out: D's real samples, the order of a streamed MLE epoch
+        self.data_rng = torch.Generator().manual_seed(cfg.run.seed + 20)
 
     # ------------------------------------------------------------------ the schedule
 
@@ -141,8 +146,9 @@ class Trainer:
         self.started, self.elapsed = carry.started, carry.elapsed_before
         self.restarts_before = max(self.restarts_before, carry.restarts)
         self.last_checkpoint = time.perf_counter()
-        self.learner.set_data(self.task.real)
-        self.disc.set_data(self.task.real)
+        if self.task.train_rows is None:  # a small training set: the roles hold it whole
+            self.learner.set_data(self.task.real)
+            self.disc.set_data(self.task.real)
         if self._reward_needs_data:
             self.pool.set_data(self.task.real)
         try:
@@ -168,7 +174,7 @@ class Trainer:
         bar = self._progress("pretrain G (MLE)", E)
         for epoch in range(self.step + 1, E + 1):
             t0 = time.perf_counter()
-            loss = self.learner.pretrain_epoch()
+            loss = self.mle_epoch()
             check_finite("pretrain_g", epoch, **{"MLE loss": loss})
             self.log.log("pretrain_g", epoch, epoch, {"pretrain/gen_nll": loss,
                                                       "time/epoch_s": time.perf_counter() - t0})
@@ -202,7 +208,7 @@ class Trainer:
         bar = self._progress("pretrain D", tc.pretrain_d_rounds)
         for rnd in range(max(self.step, 0) + 1, tc.pretrain_d_rounds + 1):
             t0 = time.perf_counter()
-            stats = self.disc.train(self.learner.sample(tc.num_negatives), tc.pretrain_d_epochs)
+            stats = self.d_round(tc.pretrain_d_epochs)
             check_finite("pretrain_d", rnd, **{"discriminator loss": stats.loss})
             self.log.log("pretrain_d", rnd, E, {"disc/loss": stats.loss, "disc/acc_real": stats.acc_real,
                                                 "disc/acc_fake": stats.acc_fake,
@@ -233,6 +239,39 @@ class Trainer:
         self._next_phase()
 
     # ------------------------------------------------------------------ pieces
+
+    def mle_epoch(self, sampling_prob: float = 0.0) -> float:
+        """One MLE epoch of G over the training data (scheduled sampling with `sampling_prob`
+        > 0); the mean NLL per token. A corpus streams to the learner MLE_CHUNK batches a call."""
+        rows = self.task.train_rows
+        if rows is None:
+            return self.learner.pretrain_epoch(sampling_prob)
+        total, steps, chunk = 0.0, 0, []
+        batches = rows.batches(self.cfg.generator.batch_size, self.data_rng, shuffle=self.cfg.generator.shuffle)
+        for batch in [*batches, None]:
+            if batch is not None:
+                chunk.append(batch)
+            if chunk and (batch is None or len(chunk) == MLE_CHUNK):
+                total += self.learner.mle_batches(torch.stack(chunk), sampling_prob)
+                steps, chunk = steps + len(chunk), []
+        return total / max(steps, 1)
+
+    def d_round(self, epochs: int) -> Any:
+        """One round of D (Eq. 5): train.num_negatives fresh samples of G against the real
+        sequences, `epochs` passes; returns the role's DiscStats."""
+        fake = self.learner.sample(self.cfg.train.num_negatives)
+        return self.disc.train(fake, epochs, self.real_for_d())
+
+    def real_for_d(self) -> torch.Tensor | None:
+        """D's real sequences for one round: None for the whole training set the role holds
+        (the synthetic task's default), else a fresh uniform sample of `num_real` of them."""
+        if self.num_real is None:
+            return None
+        rows = self.task.train_rows
+        if rows is None:
+            return self.task.real[torch.from_numpy(distinct_indices(self.task.num_train, self.num_real,
+                                                                     self.data_rng))]
+        return rows.sample(self.num_real, self.data_rng)
 
     def evaluate(self, step: int) -> dict[str, float]:
         """The task's metrics of eval_samples generator samples: NLL-oracle for the synthetic
@@ -280,7 +319,8 @@ class Trainer:
     def _state(self) -> dict[str, Any]:
         return {"format": FORMAT, "phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
                 "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
-                "rollout_rng": self.pool.rng_states(), "last_eval": dict(self.last_eval),
+                "rollout_rng": self.pool.rng_states(), "data_rng": self.data_rng.get_state(),
+                "last_eval": dict(self.last_eval),
                 "metrics_lines": self.log.lines, "rollout_restarts": self.rollout_restarts,
                 "elapsed_s": self.elapsed + time.perf_counter() - self.started}
 
@@ -299,6 +339,8 @@ class Trainer:
         self.learner.load_state_dict(state["learner"])
         self.disc.load_state_dict(state["discriminator"])
         self.pool.set_rng_states(state["rollout_rng"])
+        if "data_rng" in state:  # absent from checkpoints before corpora streamed
+            self.data_rng.set_state(state["data_rng"])
         self.phase, self.step = state["phase"], state["step"]
         self.last_eval = dict(state["last_eval"])
         if truncate_metrics:  # resuming this run (not starting another from its checkpoint)
@@ -333,6 +375,18 @@ class Trainer:
                 "oracle_nll_of_training_data": self.task.oracle.nll(self.task.real)})
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return Result(self.run_dir, summary)
+
+
+def real_per_round(cfg: Config, task: SyntheticTask | TextTask) -> int | None:
+    """How many real sequences D sees a round (train.num_real); None: the whole training set,
+    which the roles hold (the synthetic task, by default)."""
+    asked, available = cfg.train.num_real, task.num_train
+    if asked == -1:
+        return None if task.train_rows is None else min(cfg.train.num_negatives, available)
+    if asked > available:
+        raise DataError(f"train.num_real={asked}: more than the {available} training sequences of "
+                        f"{task.source.split(':')[0]}; give at most {available}, or -1 for the default")
+    return asked
 
 
 class _stop_on_signals:

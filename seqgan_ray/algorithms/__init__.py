@@ -29,12 +29,19 @@ class Context(Protocol):
     plain objects or Ray actors behind `RemoteRole`; the algorithm cannot tell which."""
 
     cfg: Config
-    task: Any           # tasks.SyntheticTask or TextTask: task.real holds the training sequences (S, T)
+    task: Any           # tasks.SyntheticTask or TextTask: task.real has training sequences (S, T) at
+                        # hand (a corpus's: a bounded sample; the whole split streams, see mle_epoch)
     learner: Any        # roles.GeneratorLearner: sample, pg_step, update, sync/update_rollout_policy, ...
     disc: Any           # roles.DiscriminatorTrainer: train, weights
     pool: Any           # a rollout pool: rewards (Eq. 4), set_weights
     reward_uses_discriminator: bool  # rollout.reward scores with D (then D is to be trained)
     rollout_restarts: int            # rollout actor restarts so far, over the whole run
+
+    def mle_epoch(self, sampling_prob: float = 0.0) -> float:
+        """One MLE epoch of G over the whole training data (streamed from a corpus); mean NLL."""
+
+    def d_round(self, epochs: int) -> Any:
+        """One discriminator round: fresh negatives against train.num_real real sequences."""
 
 
 class Algorithm(Protocol):

@@ -7,7 +7,7 @@ from . import Context, check_finite, register
 
 
 def mle_iteration(ctx: Context, it: int, sampling_prob: float) -> tuple[dict[str, float], str]:
-    loss = ctx.learner.pretrain_epoch(sampling_prob)
+    loss = ctx.mle_epoch(sampling_prob)
     check_finite("adversarial", it, **{"MLE loss": loss})
     return {"gen/mle_nll": loss, "gen/sampling_prob": sampling_prob}, f"nll {loss:.3f}"
 

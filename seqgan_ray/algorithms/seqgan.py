@@ -45,7 +45,7 @@ class SeqGAN:
         t0 = time.perf_counter()
         d = None
         for _ in range(tc.d_steps if ctx.reward_uses_discriminator else 0):
-            d = disc.train(learner.sample(tc.num_negatives), tc.k_epochs)  # Eq. 5
+            d = ctx.d_round(tc.k_epochs)                         # Eq. 5
             check_finite("adversarial", it, **{"discriminator loss": d.loss})
         t_d = time.perf_counter() - t0
         t0 = time.perf_counter()

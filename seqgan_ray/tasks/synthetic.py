@@ -37,6 +37,11 @@ class SyntheticTask:
     real: torch.Tensor  # (S, T) training sequences
     source: str         # one line saying where the oracle and data came from
     metric = "eval/oracle_nll"  # what evaluation reports first and sweeps optimise by default
+    train_rows = None           # the training set is small: every role holds `real` whole
+
+    @property
+    def num_train(self) -> int:
+        return len(self.real)
 
     @cached_property
     def scorer(self) -> LSTMPolicy:

@@ -1,8 +1,11 @@
 """What the generator learns and how it is scored: the synthetic task or your own text.
 
 `load_task(cfg.data, run_dir)` returns a `SyntheticTask` (tasks/synthetic.py) or a `TextTask`. Both
-give the training sequences (`real`), a one-line `source`, the `metric` reported first, an
-`evaluate(samples, nll)` that turns generator samples into metrics, and `write_samples`.
+give `num_train`, sequences for what needs them at hand (`real`: the synthetic task's whole
+training set, a bounded sample of a corpus's), a one-line `source`, the `metric` reported first,
+an `evaluate(samples, nll)` that turns generator samples into metrics, and `write_samples`. A
+corpus's training split is never loaded whole: `train_rows` reads it a few rows at a time
+(reader.py), for the MLE epochs and the discriminator's real sentences.
 
 A text corpus is a folder made by `python run.py prepare` (corpus.py), or a text file that
 is prepared into `<run_dir>/corpus` on the run's first start. Its metadata fixes the model's
@@ -14,6 +17,7 @@ from __future__ import annotations
 import filecmp
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -21,18 +25,21 @@ import torch
 
 from ..config import DataConfig
 from .bleu import ReferenceIndex, self_bleu
-from .corpus import BOS, EOS, UNK, PrepareOptions, Vocab, load_metadata, prepare, read_split
+from .corpus import BOS, EOS, UNK, PrepareOptions, Vocab, load_metadata, prepare
+from .reader import SplitReader
 from .synthetic import SyntheticTask
 from .synthetic import load_task as load_synthetic_task
 from .token_file import DataError
 
 BLEU_ORDERS = (2, 3, 4, 5)
+REFERENCE_ROWS = 10_000  # the most held-out (data.test_sample -1) or training references held at once
+SAMPLE_SEED = 0          # the corpus's fixed samples depend on it alone, never on run.seed
 
 
 @dataclass
 class TextTask:
-    real: torch.Tensor   # (S, T) training sentences: ids, <eos>, then PAD
-    test: torch.Tensor   # (S', T) held-out sentences, the same way
+    train_rows: SplitReader  # the training split, read a few rows at a time (reader.py)
+    test: torch.Tensor   # (S', T) held-out sentences (data.test_sample of them): ids, <eos>, then PAD
     vocab: Vocab
     source: str
     folder: Path         # the prepared corpus (its Parquet shards feed Ray Train pretraining)
@@ -43,6 +50,17 @@ class TextTask:
         # stands for a word the generator cannot emit, so it gets a string nothing matches.
         self._refs = ReferenceIndex([_words(row, unk_as="<unk-ref>") for row in self.test],
                                     max(BLEU_ORDERS))
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train_rows)
+
+    @cached_property
+    def real(self) -> torch.Tensor:
+        """(S, T) training sentences for what needs them at hand (a reward's references, e.g.
+        PG-BLEU): a fixed sample of REFERENCE_ROWS, the whole split when it is smaller. Training
+        itself streams the whole split through `train_rows`."""
+        return self.train_rows.fixed_sample(min(REFERENCE_ROWS, self.num_train), SAMPLE_SEED)
 
     def evaluate(self, samples: torch.Tensor, nll: Callable[[torch.Tensor], float]) -> dict[str, float]:
         """NLL-test (the generator's NLL of the held-out text), BLEU-2..5 of `samples` against
@@ -77,17 +95,29 @@ def load_task(data: DataConfig, run_dir: Path | None = None) -> SyntheticTask | 
     data.vocab_size, data.seq_len = meta["vocab_size"], meta["max_len"]
     data.start_token, data.eos_token = BOS, EOS
     vocab = Vocab.load(folder)
+    if not meta["splits"].get("test", {}).get("kept"):
+        raise DataError(f"{folder}: split 'test' has no sentences; prepare with --test FILE or "
+                        f"--test-fraction to have a test split")
+    train_rows = SplitReader(folder, "train")  # every shard checked before any training
+    test_rows = SplitReader(folder, "test")
+    test = test_rows.fixed_sample(test_sample_size(data.test_sample, len(test_rows), folder), SAMPLE_SEED)
     if run_dir is not None:
         _keep_vocab(folder, run_dir)
-    real, test = read_split(folder, "train"), read_split(folder, "test")
-    for name, seqs in (("train", real), ("test", test)):
-        if not (seqs == EOS).any(dim=1).all():
-            raise DataError(f"{folder}/{name}: a sentence without <eos>; prepare the corpus again")
-    splits = meta["splits"]
-    return TextTask(real, test, vocab, f"text corpus {folder}: {len(vocab)} words, {len(real)} training "
-                                       f"and {len(test)} test sentences, T = {meta['max_len']} "
-                                       f"({splits['train']['dropped']['too_long']} long lines dropped)",
-                    folder)
+    held = "" if len(test) == len(test_rows) else f" ({len(test)} of them for NLL-test and BLEU)"
+    return TextTask(train_rows, test, vocab,
+                    f"text corpus {folder}: {len(vocab)} words, {len(train_rows)} training and {len(test_rows)} "
+                    f"test sentences{held}, T = {meta['max_len']} "
+                    f"({meta['splits']['train']['dropped']['too_long']} long lines dropped)", folder)
+
+
+def test_sample_size(asked: int, available: int, folder: Path) -> int:
+    """How many held-out sentences `data.test_sample` = `asked` means for a split of `available`."""
+    if asked == -1:
+        return min(available, REFERENCE_ROWS)
+    if asked > available:
+        raise DataError(f"data.test_sample={asked}: more than the {available} sentences of {folder}/test; "
+                        f"give at most {available}, or -1 for the default")
+    return asked
 
 
 def corpus_folder(data: DataConfig, run_dir: Path | None) -> Path:
