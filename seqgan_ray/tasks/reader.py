@@ -9,8 +9,8 @@ are written once, shard by shard, into a fixed-width token file beside them,
     <corpus>/cache/<split>-T<T>.npy   (S, T) token ids, PAD-padded, uint16 (int32 for V > 65,536)
     <corpus>/cache/<split>-T<T>.json  the shards it was made from: names, sizes, mtimes
 
-and read through a memory map, so a row costs T·2 bytes of disk and nothing of the process's
-own memory until it is taken. A corpus prepared again (or a shard changed) has other sizes
+and read with positioned reads (no memory map), so a row costs T·2 bytes of disk and nothing of
+the process's memory until it is taken, and rows taken are the process's only copy of them. A corpus prepared again (or a shard changed) has other sizes
 or times, and the cache is rebuilt. Opening checks every shard against metadata.json first
 (present, a readable Parquet footer, the schema, the row count, token ids inside the
 vocabulary), so a broken corpus is refused before any training, naming the file.
@@ -58,7 +58,7 @@ class SplitReader:
         """The rows at `index` (n,), in that order, as an (n, T) long tensor."""
         order = np.argsort(index, kind="stable")  # read in file order, hand back in the asked order
         out = np.empty((len(index), self.T), dtype=np.int64)
-        out[order] = self.rows[index[order]]
+        out[order] = self.rows.read(np.asarray(index)[order])
         return torch.from_numpy(out)
 
     def sample(self, n: int, rng: torch.Generator) -> torch.Tensor:
@@ -84,7 +84,7 @@ class SplitReader:
         carry = torch.empty((0, self.T), dtype=torch.long)
         for i in range(0, len(starts), BUFFER_BLOCKS):
             rows = np.concatenate([np.arange(s, min(s + BLOCK_ROWS, S)) for s in starts[i:i + BUFFER_BLOCKS]])
-            buf = torch.from_numpy(self.rows[np.sort(rows)].astype(np.int64))
+            buf = torch.from_numpy(self.rows.read(np.sort(rows)))
             if shuffle:
                 buf = buf[torch.randperm(len(buf), generator=rng)]
             buf = torch.cat([carry, buf])
@@ -94,14 +94,18 @@ class SplitReader:
 
     # ------------------------------------------------------------------ the cache
 
-    def _open_cache(self) -> np.ndarray:
+    def _open_cache(self) -> TokenFile:
         cache = self.folder / "cache"
         stem = f"{self.split}-T{self.T}"
         data, about = cache / f"{stem}.npy", cache / f"{stem}.json"
         made_from = _fingerprint(self.paths)
-        if not (about.is_file() and data.is_file() and _read_json(about) == made_from):
-            self._build(cache, data, about, made_from)
-        return np.load(data, mmap_mode="r")
+        if about.is_file() and data.is_file() and _read_json(about) == made_from:
+            try:
+                return TokenFile(data)
+            except DataError:  # a cache cut short (a full disk, a copy): made again below
+                pass
+        self._build(cache, data, about, made_from)
+        return TokenFile(data)
 
     def _build(self, cache: Path, data: Path, about: Path, made_from: dict) -> None:
         """Write the split's rows into `data` shard by shard (one shard in memory at a time),
@@ -109,26 +113,61 @@ class SplitReader:
         and two processes building at once each finish their own."""
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in self.paths)
         dtype = np.uint16 if self.vocab_size <= 2**16 else np.int32
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                  "shape": (rows, self.T)}
         try:
             cache.mkdir(exist_ok=True)
             tmp = cache / f".{data.name}.{os.getpid()}-{secrets.token_hex(4)}"
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(rows, self.T))
+            out = open(tmp, "wb")
         except OSError as exc:
             raise DataError(f"{cache}: cannot write the token cache of split {self.split!r} ({exc.strerror}); "
                             f"make the corpus folder writable, or copy it somewhere writable") from None
         try:
-            at = 0
-            for path in self.paths:
-                block = _read_rows(Path(path), self.T, self.vocab_size)
-                out[at:at + len(block)] = block
-                at += len(block)
-            out.flush()
-            del out
+            with out:
+                np.lib.format.write_array_header_2_0(out, header)
+                for path in self.paths:
+                    out.write(_read_rows(Path(path), self.T, self.vocab_size).astype(dtype).tobytes())
             os.replace(tmp, data)
             about.write_text(json.dumps(made_from, indent=1) + "\n")
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+class TokenFile:
+    """An (S, T) .npy file of token ids read by rows with os.pread: a run of consecutive rows is
+    one read, and nothing is mapped, so the process holds only the rows it asked for."""
+
+    def __init__(self, path: Path):
+        with open(path, "rb") as f:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, self.dtype = read_header(f)
+            self.offset = f.tell()
+        self.shape = shape
+        self.row_bytes = shape[1] * self.dtype.itemsize if len(shape) == 2 else 0
+        if fortran or len(shape) != 2 or path.stat().st_size != self.offset + shape[0] * self.row_bytes:
+            raise DataError(f"{path}: not a whole token cache; delete it and run again")
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The rows `rows` (sorted ascending) as an (n, T) int64 array."""
+        out = np.empty((len(rows), self.shape[1]), dtype=np.int64)
+        if not len(rows):
+            return out
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for lo, hi in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [len(rows)]])):
+            n = int(hi - lo)
+            raw = os.pread(self.fd, n * self.row_bytes, self.offset + int(rows[lo]) * self.row_bytes)
+            out[lo:hi] = np.frombuffer(raw, dtype=self.dtype).reshape(n, self.shape[1])
+        return out
+
+    def __del__(self):
+        if getattr(self, "fd", None) is not None:
+            os.close(self.fd)
 
 
 def distinct_indices(S: int, n: int, rng: torch.Generator) -> np.ndarray:
