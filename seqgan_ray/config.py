@@ -67,7 +67,8 @@ class DataConfig:
 
     oracle_dir: str = "../shared/data/oracle"
     """Folder with the paper's `target_params.pkl` and `real_data.txt` (relative to the
-    working directory). When it is missing, a seeded oracle of the same shape is made."""
+    working directory). When it is missing, a seeded oracle of the same shape is made. Empty:
+    always the seeded oracle (for shapes the paper's oracle does not have, e.g. T = 51)."""
     oracle_seed: int = 88
     """Seed of the generated N(0, 1) oracle used when `oracle_dir` has no target_params.pkl."""
     require_paper_oracle: bool = False

@@ -74,8 +74,7 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
     for key, spec in sweep.search_space.items():
         _check_space(base, key, spec, where)
     # Trials run in their own folders: make the data path independent of the working directory.
-    base.data.oracle_dir = str(Path(base.data.oracle_dir).resolve())
-    for key in ("corpus", "test_text"):  # trials run in their own folders
+    for key in ("oracle_dir", "corpus", "test_text"):  # trials run in their own folders
         if getattr(base.data, key):
             setattr(base.data, key, str(Path(getattr(base.data, key)).resolve()))
     return base, sweep

@@ -105,15 +105,15 @@ def seeded_oracle(cfg: DataConfig) -> LSTMPolicy:
 
 
 def load_task(cfg: DataConfig) -> SyntheticTask:
-    """The paper's oracle and data from `cfg.oracle_dir` when present, else a seeded oracle."""
-    folder = Path(cfg.oracle_dir)
-    params = folder / PARAMS_FILE
-    if params.is_file():
+    """The paper's oracle and data from `cfg.oracle_dir` when present, else a seeded oracle
+    (always, with `cfg.oracle_dir` empty)."""
+    params = Path(cfg.oracle_dir) / PARAMS_FILE if cfg.oracle_dir else None
+    if params is not None and params.is_file():
         oracle = load_oracle_params(params, seq_len=cfg.seq_len, start_token=cfg.start_token)
         if oracle.vocab_size != cfg.vocab_size:
             raise DataError(f"{params}: the oracle has {oracle.vocab_size} tokens but "
                             f"data.vocab_size is {cfg.vocab_size}; set data.vocab_size={oracle.vocab_size}")
-        data_file = folder / DATA_FILE
+        data_file = params.parent / DATA_FILE
         if data_file.is_file():
             real = read_token_file(data_file, vocab_size=cfg.vocab_size, seq_len=cfg.seq_len)
             return SyntheticTask(oracle, real, f"paper oracle {params}, training data {data_file}")
@@ -121,9 +121,10 @@ def load_task(cfg: DataConfig) -> SyntheticTask:
         return SyntheticTask(oracle, real, f"paper oracle {params}; {data_file} missing, so "
                                            f"{cfg.num_train} sequences sampled from it (seed {cfg.oracle_seed})")
     if cfg.require_paper_oracle:
-        raise DataError(f"{params} not found: it is {ORIGIN}")
+        raise DataError(f"{params or 'data.oracle_dir is empty, so ' + PARAMS_FILE} not found: it is {ORIGIN}")
     oracle = seeded_oracle(cfg)
     real = oracle.sample(cfg.num_train, generator=torch.Generator().manual_seed(cfg.oracle_seed + 1))
-    return SyntheticTask(oracle, real, f"{params} not found ({ORIGIN}); using a seeded N(0, 1) oracle "
-                                       f"of the same shape (data.oracle_seed={cfg.oracle_seed}) and "
+    why = f"{params} not found ({ORIGIN})" if params is not None else "data.oracle_dir is empty"
+    return SyntheticTask(oracle, real, f"{why}; using a seeded N(0, 1) oracle of V {cfg.vocab_size}, "
+                                       f"T {cfg.seq_len} (data.oracle_seed={cfg.oracle_seed}) and "
                                        f"{cfg.num_train} sequences sampled from it")

@@ -32,6 +32,8 @@ def test_load_task_without_params_uses_seeded_oracle(tmp_path):
     assert "target_params.pkl" in task.source and "seeded" in task.source
     assert task.real.shape == (40, 5)
     assert torch.equal(task.oracle.W, seeded_oracle(cfg).W)
+    always = load_task(DataConfig(**TINY, oracle_dir=""))  # empty: seeded, even with the paper's at hand
+    assert "data.oracle_dir is empty" in always.source and torch.equal(always.real, task.real)
 
 
 def test_load_task_can_require_the_paper_oracle(tmp_path):
