@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..config import Config
 from ..models.discriminator import paper_filters
+from ..rollout import rollout_prefixes
 
 
 def generator_row_step(emb_dim: int, hidden_dim: int, vocab_size: int) -> int:
@@ -20,11 +21,12 @@ def generator_row_step(emb_dim: int, hidden_dim: int, vocab_size: int) -> int:
     return 2 * (E * 4 * H + H * 4 * H + H * V)
 
 
-def reward_row_steps(batch: int, seq_len: int, num_rollouts: int) -> int:
-    """Generator row-steps of one batch of Eq. 4: (T−1)·T/2·N·B for the completions
-    (triangular batching: the prefix of length p needs T−p steps) plus B·T teacher-forced."""
+def reward_row_steps(batch: int, seq_len: int, num_rollouts: int, stride: int = 1) -> int:
+    """Generator row-steps of one batch of Eq. 4: Σ_p (T−p)·N·B over the rolled-out prefix
+    lengths p (triangular batching: the prefix of length p needs T−p steps), (T−1)·T/2·N·B at
+    stride 1 and about a c-th of it at stride c, plus B·T teacher-forced."""
     B, T, N = batch, seq_len, num_rollouts
-    return (T - 1) * T // 2 * N * B + B * T
+    return sum(T - p for p in rollout_prefixes(T, stride)) * N * B + B * T
 
 
 def discriminator_forward(seq_len: int, emb_dim: int, filter_sizes: list[int],
@@ -38,7 +40,7 @@ def discriminator_forward(seq_len: int, emb_dim: int, filter_sizes: list[int],
 
 
 def discriminator_rollout_scoring(seq_len: int, emb_dim: int, filter_sizes: list[int],
-                                  num_filters: list[int], batch: int, num_rollouts: int) -> int:
+                                  num_filters: list[int], batch: int, num_rollouts: int, stride: int = 1) -> int:
     """D on the (T−1)·N·B completions of Eq. 4 as `Discriminator.prob_real_rollouts` does it:
     the windows of each sequence once (their running max covers the windows inside every
     prefix), then per completion of the prefix of length t only the windows starting at
@@ -47,10 +49,11 @@ def discriminator_rollout_scoring(seq_len: int, emb_dim: int, filter_sizes: list
     full = discriminator_forward(T, E, filter_sizes, num_filters)
     head = full - sum(2 * (T - k + 1) * E * k * n for k, n in zip(filter_sizes, num_filters))
     conv = B * sum(2 * (T - k + 1) * E * k * n for k, n in zip(filter_sizes, num_filters))
-    for t in range(1, T):
+    prefixes = rollout_prefixes(T, stride)
+    for t in prefixes:
         conv += N * B * sum(2 * (T - max(0, t - k + 1) - k + 1) * E * k * n
                             for k, n in zip(filter_sizes, num_filters))
-    return conv + (T - 1) * N * B * head
+    return conv + len(prefixes) * N * B * head
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,10 @@ class Counts:
         """One batch of Eq. 4: the completions, then D on every completion and the batch;
         with `shared_prefix` as the rollout workers score (windows inside a prefix once),
         else every completion whole."""
-        T, N = self.cfg.data.seq_len, self.cfg.rollout.num_rollouts
-        scoring = (discriminator_rollout_scoring(T, *self.d_filters, batch, N) if shared_prefix
-                   else (T - 1) * N * batch * self.d_forward)
-        return Work(reward_row_steps(batch, T, N) * self.row_step, scoring + batch * self.d_forward)
+        T, N, c = self.cfg.data.seq_len, self.cfg.rollout.num_rollouts, self.cfg.rollout.stride
+        scoring = (discriminator_rollout_scoring(T, *self.d_filters, batch, N, c) if shared_prefix
+                   else len(rollout_prefixes(T, c)) * N * batch * self.d_forward)
+        return Work(reward_row_steps(batch, T, N, c) * self.row_step, scoring + batch * self.d_forward)
 
     def generator_update(self, batch: int) -> Work:
         """MLE or policy-gradient step: forward and backward, 3x the forward."""
@@ -114,10 +117,17 @@ class Counts:
         n = self.cfg.train.eval_samples
         return self.sample(n) + Work(generator=n * self.cfg.data.seq_len * self.oracle_row_step)
 
+    def real_per_round(self) -> int:
+        """Real sequences of a D round (train.num_real; -1: a corpus's num_negatives, the
+        synthetic task's whole training set). A corpus's size is not in the config: as given."""
+        tc, d = self.cfg.train, self.cfg.data
+        return tc.num_real if tc.num_real > 0 else tc.num_negatives if d.corpus else d.num_train
+
     def d_round(self, epochs: int) -> Work:
         """Fresh negatives, then `epochs` epochs over real + negatives."""
-        tc, d = self.cfg.train, self.cfg.data
-        return self.sample(tc.num_negatives) + self.discriminator_training(epochs * (d.num_train + tc.num_negatives))
+        tc = self.cfg.train
+        return self.sample(tc.num_negatives) + self.discriminator_training(epochs * (self.real_per_round()
+                                                                                    + tc.num_negatives))
 
     def iteration(self) -> Work:
         """One adversarial iteration, evaluation excluded."""
