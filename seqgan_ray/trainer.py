@@ -13,6 +13,7 @@ where it stopped; in-process, a resumed run writes the same metrics as an uninte
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sys
@@ -248,7 +249,7 @@ class Trainer:
             return self.learner.pretrain_epoch(sampling_prob)
         total, steps, chunk = 0.0, 0, []
         batches = rows.batches(self.cfg.generator.batch_size, self.data_rng, shuffle=self.cfg.generator.shuffle)
-        for batch in [*batches, None]:
+        for batch in itertools.chain(batches, [None]):  # None: the end, send what is left
             if batch is not None:
                 chunk.append(batch)
             if chunk and (batch is None or len(chunk) == MLE_CHUNK):
