@@ -31,8 +31,8 @@ from .kernels.linear import slow_bfloat16_note
 from .rewards import needs_data, uses_discriminator
 from .roles import DiscriminatorTrainer, GeneratorLearner, LocalRolloutPool
 from .runlog import Progress, RunLog, plot_metric, read_metrics
-from .tasks.synthetic import SyntheticTask
 from .tasks.reader import distinct_indices
+from .tasks.synthetic import SyntheticTask
 from .tasks.text import TextTask
 from .tasks.token_file import DataError
 
@@ -247,14 +247,11 @@ class Trainer:
         rows = self.task.train_rows
         if rows is None:
             return self.learner.pretrain_epoch(sampling_prob)
-        total, steps, chunk = 0.0, 0, []
         batches = rows.batches(self.cfg.generator.batch_size, self.data_rng, shuffle=self.cfg.generator.shuffle)
-        for batch in itertools.chain(batches, [None]):  # None: the end, send what is left
-            if batch is not None:
-                chunk.append(batch)
-            if chunk and (batch is None or len(chunk) == MLE_CHUNK):
-                total += self.learner.mle_batches(torch.stack(chunk), sampling_prob)
-                steps, chunk = steps + len(chunk), []
+        total, steps = 0.0, 0
+        while chunk := list(itertools.islice(batches, MLE_CHUNK)):
+            total += self.learner.mle_batches(torch.stack(chunk), sampling_prob)
+            steps += len(chunk)
         return total / max(steps, 1)
 
     def d_round(self, epochs: int) -> Any:
@@ -385,8 +382,8 @@ def real_per_round(cfg: Config, task: SyntheticTask | TextTask) -> int | None:
     if asked == -1:
         return None if task.train_rows is None else min(cfg.train.num_negatives, available)
     if asked > available:
-        raise DataError(f"train.num_real={asked}: more than the {available} training sequences of "
-                        f"{task.source.split(':')[0]}; give at most {available}, or -1 for the default")
+        raise DataError(f"train.num_real={asked}: more than the {available} training sequences; give at "
+                        f"most {available}, or -1 for the default")
     return asked
 
 
