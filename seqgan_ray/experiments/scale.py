@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .bench import cpu_busy, cpu_model, table
+from .bench import cpu_busy, cpu_model, embedded_ray, table
 
 SECTIONS = ("corpus", "ray_train")
 EMNLP = {"vocab": 5255, "T": 51}   # EMNLP2017 news as the text-GAN papers use it (~270k sentences)
@@ -185,18 +184,6 @@ def section_corpus(sizes: Sizes, results: dict, work: Path, threads: int, log) -
            "the first open, which writes the token cache (once per corpus); open_s: an open after it"])
 
 
-@contextmanager
-def embedded(num_cpus: float):
-    import ray
-
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def section_ray_train(sizes: Sizes, results: dict, work: Path, threads: int, log) -> None:
     import torch
 
@@ -218,7 +205,7 @@ def section_ray_train(sizes: Sizes, results: dict, work: Path, threads: int, log
     out, rows = {}, []
     for label, workers, res in setups:
         log(f"ray_train: {label}")
-        with embedded(2):
+        with embedded_ray(2):
             t0 = time.perf_counter()
             result = pretrain_on_ray_train(cfg, folder, num_workers=workers, worker=res, generator_state=state,
                                            storage=work / f"ray_train_{workers}")
