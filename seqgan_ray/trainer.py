@@ -128,6 +128,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self._restore(latest_checkpoint(self.run_dir / "checkpoints"), truncate_metrics=True)
+            save_config(cfg, self.run_dir / "config.yaml")  # with the overrides the resume was given
         else:
             save_config(cfg, self.run_dir / "config.yaml")
             (self.run_dir / "data_source.txt").write_text(self.task.source + "\n")

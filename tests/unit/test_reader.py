@@ -120,6 +120,7 @@ def test_a_text_run_resumed_writes_the_metrics_of_an_uninterrupted_one(corpus, t
                 for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
 
     assert numbers("cut") == numbers("whole")
+    assert "adv_iterations: 3" in (tmp_path / "cut" / "config.yaml").read_text()  # what the resume ran
 
 
 @pytest.mark.parametrize("damage, named", [
