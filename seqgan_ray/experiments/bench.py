@@ -479,13 +479,14 @@ def print_iteration(ctx: Context, cfg: Config, parts: dict[str, float], per: dic
 # --------------------------------------------------------------------------- 4. rollout pool
 
 @contextmanager
-def two_node_cluster():
-    """A simulated cluster of two nodes of 1 CPU each (ray.cluster_utils)."""
+def two_node_cluster(head_cpus: int = 1, node_cpus: int = 1):
+    """A simulated cluster of two nodes on this machine (ray.cluster_utils), of 1 CPU each
+    unless told."""
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus})
+    cluster.add_node(num_cpus=node_cpus)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
     try:

@@ -12,7 +12,8 @@ its own (so a peak RSS is that size's alone), alternating small, large, small, l
   - MLE: one whole epoch at a small shape (V 200, T 20, G 16/16, batch 256), time and peak RSS.
   The first open of a corpus writes its token cache (tasks/reader.py): timed on its own.
 ray_train: MLE pretraining on Ray Train (train.pretrain_workers), sentences a second in its
-  second epoch: 1 worker x 2 threads and 2 workers x 1 thread on embedded Ray.
+  second epoch: 1 worker x 2 threads and 2 workers x 1 thread on embedded Ray, and 2 workers
+  on a simulated two-node cluster (ray.cluster_utils), one on each node.
 
 Nothing here asserts a timing; docs/scaling.md has the figures of a full run.
 """
@@ -35,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .bench import cpu_busy, cpu_model, embedded_ray, table
+from .bench import cpu_busy, cpu_model, embedded_ray, table, two_node_cluster
 
 SECTIONS = ("corpus", "ray_train")
 EMNLP = {"vocab": 5255, "T": 51}   # EMNLP2017 news as the text-GAN papers use it (~270k sentences)
@@ -197,15 +198,17 @@ def section_ray_train(sizes: Sizes, results: dict, work: Path, threads: int, log
                              "train.pretrain_g_epochs=2", *MLE_OVERRIDES])
     state = {k: v.clone() for k, v in make_generator(cfg, 0).state_dict().items()}
     # Ray Data needs one whole CPU unreserved on some node to list the shards (distributed/
-    # pretrain.py), so the workers reserve half a CPU each and their threads say how many cores
-    # they use. (On a cluster of two simulated nodes, ray.cluster_utils, Ray Train's worker group
-    # did not start within 4 minutes with SPREAD, and with PACK both workers shared a node.)
-    setups = [("1 worker x 2 threads", 1, ActorResources(num_cpus=0.5, threads=2)),
-              ("2 workers x 1 thread", 2, ActorResources(num_cpus=0.5, threads=1))]
+    # pretrain.py), so on embedded Ray the workers reserve half a CPU each and their threads say
+    # how many cores they use. On the two simulated nodes (3 CPUs and 2) a worker reserves 2:
+    # two cannot share a node, so Ray Train's default PACK placement puts one on each, and the
+    # head keeps a CPU free. (SPREAD over two 1-CPU-free nodes never started the worker group.)
+    setups = [("1 worker x 2 threads", lambda: embedded_ray(2), 1, ActorResources(num_cpus=0.5, threads=2)),
+              ("2 workers x 1 thread", lambda: embedded_ray(2), 2, ActorResources(num_cpus=0.5, threads=1)),
+              ("2 workers on 2 simulated nodes", lambda: two_node_cluster(3, 2), 2, ActorResources(num_cpus=2, threads=1))]
     out, rows = {}, []
-    for label, workers, res in setups:
+    for label, start, workers, res in setups:
         log(f"ray_train: {label}")
-        with embedded_ray(2):
+        with start():
             t0 = time.perf_counter()
             result = pretrain_on_ray_train(cfg, folder, num_workers=workers, worker=res, generator_state=state,
                                            storage=work / f"ray_train_{workers}")
@@ -221,7 +224,7 @@ def section_ray_train(sizes: Sizes, results: dict, work: Path, threads: int, log
     table(f"ray_train: MLE on Ray Train, {sizes.ray_train_rows:,} sentences (V {MLE_SHAPE['vocab']}, "
           f"T {MLE_SHAPE['T']}, G 16/16, global batch 256), its second epoch",
           ["setup", "epoch s", "sentences/s", "vs 1 worker", "MLE loss", "wall s (2 epochs + start)"], rows,
-          ["both on this machine's 2 cores, embedded Ray"])
+          ["every setup on this machine's 2 cores; the simulated nodes are Ray processes of it"])
     torch.set_num_threads(threads)
 
 
