@@ -530,14 +530,16 @@ def read_split(corpus_dir: str | Path, split: str, max_len: int | None = None) -
     """
     meta = load_metadata(corpus_dir)
     T = meta["max_len"] if max_len is None else max_len
-    blocks = [_read_shard(Path(p), T, meta["vocab_size"]) for p in shard_paths(corpus_dir, split)]
+    blocks = [read_shard(Path(p), T, meta["vocab_size"]) for p in shard_paths(corpus_dir, split)]
     if not blocks:
         raise DataError(f"{corpus_dir}: split {split!r} has no sentences; prepare with --test FILE "
                         f"or --test-fraction to have a test split")
     return torch.from_numpy(np.concatenate(blocks))  # (S, T)
 
 
-def _read_shard(path: Path, T: int, vocab_size: int) -> np.ndarray:
+def read_shard(path: Path, T: int, vocab_size: int) -> np.ndarray:
+    """One shard's rows as (S, T) PAD-padded int64 ids, each checked: at most T tokens, ids inside
+    the vocabulary, ending in <eos>. A DataError naming the shard and the row otherwise."""
     try:
         tokens = pq.read_table(path, columns=["tokens"]).column("tokens").combine_chunks()
     except (pa.ArrowException, OSError, KeyError) as exc:
@@ -552,7 +554,13 @@ def _read_shard(path: Path, T: int, vocab_size: int) -> np.ndarray:
                         f"use max_len >= {lengths[row]} or prepare again with --max-len {T} "
                         f"--long truncate")
     if len(values) and not (0 <= values.min() and values.max() < vocab_size):
-        raise DataError(f"{path}: token ids outside [0, {vocab_size}); prepare the corpus again")
+        bad = int(values.max() if values.max() >= vocab_size else values.min())
+        raise DataError(f"{path}: token id {bad} outside the vocabulary [0, {vocab_size}) of metadata.json; "
+                        f"the shard belongs to another corpus: prepare the corpus again")
+    ends = np.cumsum(lengths)
+    unended = np.flatnonzero((lengths == 0) | (values[np.maximum(ends - 1, 0)] != EOS)) if len(values) else []
+    if len(unended):
+        raise DataError(f"{path}: row {unended[0]} does not end with <eos> (id {EOS}); prepare the corpus again")
     return _pad(lengths, values, T)
 
 

@@ -10,10 +10,12 @@ are written once, shard by shard, into a fixed-width token file beside them,
     <corpus>/cache/<split>-T<T>.json  the shards it was made from: names, sizes, mtimes
 
 and read with positioned reads (no memory map), so a row costs T·2 bytes of disk and nothing of
-the process's memory until it is taken, and rows taken are the process's only copy of them. A corpus prepared again (or a shard changed) has other sizes
-or times, and the cache is rebuilt. Opening checks every shard against metadata.json first
-(present, a readable Parquet footer, the schema, the row count, token ids inside the
-vocabulary), so a broken corpus is refused before any training, naming the file.
+the process's memory until it is taken, and rows taken are the process's only copy of them. A
+corpus prepared again (or a shard changed) has other sizes or times, and the cache is rebuilt.
+Opening checks every shard against metadata.json first (present, a readable Parquet footer, the
+schema, the row count); building the cache checks every row (corpus.read_shard: length, token
+ids inside the vocabulary, <eos>), so a broken corpus is refused before any training, naming
+the file.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from .corpus import EOS, PAD, SCHEMA, _pad, load_metadata
+from .corpus import SCHEMA, load_metadata, read_shard
 from .token_file import DataError
 
 BLOCK_ROWS = 1024    # an MLE epoch visits the split in blocks of this many rows, in a shuffled order,
@@ -126,7 +128,7 @@ class SplitReader:
             with out:
                 np.lib.format.write_array_header_2_0(out, header)
                 for path in self.paths:
-                    out.write(_read_rows(Path(path), self.T, self.vocab_size).astype(dtype).tobytes())
+                    out.write(read_shard(Path(path), self.T, self.vocab_size).astype(dtype).tobytes())
             os.replace(tmp, data)
             about.write_text(json.dumps(made_from, indent=1) + "\n")
         except BaseException:
@@ -210,29 +212,6 @@ def check_shards(folder: Path, split: str, meta: dict) -> list[str]:
         raise DataError(f"{folder / split}: the shards hold {rows} sentences, metadata.json says {want['kept']}; "
                         f"{again}")
     return [str(p) for p in paths]
-
-
-def _read_rows(path: Path, T: int, vocab_size: int) -> np.ndarray:
-    """One shard's rows as (S, T) PAD-padded ids, checked against T and the vocabulary."""
-    try:
-        tokens = pq.read_table(path, columns=["tokens"]).column("tokens").combine_chunks()
-    except (pa.ArrowException, OSError) as exc:
-        raise DataError(f"{path}: cannot read the shard ({exc}); prepare the corpus again") from None
-    values = tokens.flatten().to_numpy(zero_copy_only=False)
-    if len(values) and not (values.min() >= 0 and values.max() < vocab_size):
-        bad = int(values.max() if values.max() >= vocab_size else values.min())
-        raise DataError(f"{path}: token id {bad} outside the vocabulary [0, {vocab_size}) of metadata.json; "
-                        f"the shard belongs to another corpus: prepare the corpus again")
-    ends = tokens.offsets.to_numpy()
-    lengths = np.diff(ends)
-    if len(lengths) and lengths.max() > T:
-        row = int(lengths.argmax())
-        raise DataError(f"{path}: row {row} has {lengths[row]} tokens, more than T = {T}; prepare again "
-                        f"with --max-len {T} --long truncate")
-    unended = np.flatnonzero((lengths == 0) | (values[np.maximum(ends[1:] - 1, 0)] != EOS)) if len(values) else []
-    if len(unended):
-        raise DataError(f"{path}: row {unended[0]} does not end with <eos> (id {EOS}); prepare the corpus again")
-    return _pad(lengths, values, T) if len(values) else np.full((len(lengths), T), PAD, dtype=np.int64)
 
 
 def _fingerprint(paths: list[str]) -> dict:
