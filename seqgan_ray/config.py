@@ -22,6 +22,11 @@ from typing import Any
 import yaml
 
 PRECISIONS = ("float32", "bfloat16")  # discriminator.precision
+GENERATORS = ("lstm", "relational_memory")  # generator.kind
+DISCRIMINATORS = ("cnn", "relgan")          # discriminator.kind
+RELAXED_LOSSES = ("rsgan", "standard")      # relaxed.loss
+SCHEDULES = ("exp", "lin", "constant")      # relaxed.schedule
+FEEDS = ("hard", "soft")                    # relaxed.feed
 
 # What a key's value touches, for the tools that compare configs (one role per key):
 SHAPE = "shape"              # the shapes of the saved tensors (and so pretraining): checkpoint.py
@@ -30,7 +35,7 @@ ADVERSARIAL = "adversarial"  # only the adversarial phase: runs that differ in i
 LENGTH = "length"            # how long the adversarial phase runs: a finished run can be extended
 OUTPUT = "output"            # where and how much is written, never a number: runs may differ in it
 SECTION_ROLES = {"data": PRETRAINING, "generator": PRETRAINING, "discriminator": PRETRAINING,
-                 "rollout": ADVERSARIAL, "train": PRETRAINING, "run": OUTPUT}  # unless a field says
+                 "rollout": ADVERSARIAL, "relaxed": ADVERSARIAL, "train": PRETRAINING, "run": OUTPUT}  # unless a field says
 
 
 def setting(default: Any, *, role: str | None = None, min: float | None = None, above: float | None = None,
@@ -92,14 +97,25 @@ class DataConfig:
 
 @dataclass
 class GeneratorConfig:
-    """G_θ: an LSTM policy (paper, Section 4 and the reference code)."""
+    """G_θ: an LSTM policy (paper, Section 4 and the reference code), or RelGAN's relational
+    memory."""
 
+    kind: str = setting("lstm", role=SHAPE)
+    """`lstm` (SeqGAN's, sizes emb_dim and hidden_dim) or `relational_memory` (RelGAN's:
+    mem_slots × head_size · num_heads units, embedding emb_dim; models/relational.py)."""
     emb_dim: int = setting(32, above=0, role=SHAPE)
     """Token embedding size."""
     hidden_dim: int = setting(32, above=0, role=SHAPE)
     """LSTM hidden size."""
     init_std: float = setting(0.1, above=0)
-    """Every parameter starts N(0, init_std), as in the reference code."""
+    """Every parameter starts N(0, init_std), as in the reference code (the LSTM; the relational
+    memory starts as RelGAN's code does, each weight at 1/√fan-in)."""
+    mem_slots: int = setting(1, above=0, role=SHAPE)
+    """relational_memory: memory slots (RelGAN: 1)."""
+    head_size: int = setting(256, above=0, role=SHAPE)
+    """relational_memory: units per attention head (RelGAN: 256)."""
+    num_heads: int = setting(2, above=0, role=SHAPE)
+    """relational_memory: attention heads (RelGAN: 2)."""
     lr: float = setting(0.01, above=0, what="a learning rate")
     """Adam learning rate for MLE pretraining."""
     adv_lr: float = setting(0.01, above=0, what="a learning rate", role=ADVERSARIAL)
@@ -117,12 +133,19 @@ class GeneratorConfig:
 class DiscriminatorConfig:
     """D_φ: a CNN over embeddings with max-over-time pooling and one highway layer."""
 
+    kind: str = setting("cnn", role=SHAPE)
+    """`cnn` (SeqGAN's: the paper's windows, two classes) or `relgan` (RelGAN's: num_rep
+    embedded representations, windows 2-5 of 300 maps, one logit each; trained only by the
+    relaxed GANs, train.method relgan or gsgan)."""
+    num_rep: int = setting(64, above=0, role=SHAPE)
+    """relgan: embedded representations; emb_dim must be a multiple (RelGAN: 64 of 64 / 64 = 1 unit)."""
     emb_dim: int = setting(64, above=0, role=SHAPE)
     """Token embedding size."""
     filter_sizes: list[int] | None = setting(None, role=SHAPE)
-    """Window sizes; empty means the paper's rule for `data.seq_len` (see models/discriminator.py)."""
+    """Window sizes; empty means the paper's rule for `data.seq_len` (see models/discriminator.py);
+    for `relgan`, RelGAN's 2, 3, 4, 5."""
     num_filters: list[int] | None = setting(None, role=SHAPE)
-    """Feature maps per window size; empty means the paper's rule."""
+    """Feature maps per window size; empty means the paper's rule (`relgan`: 300 each)."""
     dropout: float = setting(0.25, min=0, below=1)
     """Probability of dropping a unit before the output layer."""
     l2_reg: float = setting(0.2, min=0)
@@ -157,6 +180,40 @@ class RolloutConfig:
     chunk_rows: int = setting(0, min=0)
     """Rows of logits per sampling block; 0 picks about 5 MB of them, which stays in the
     CPU's cache (256 rows at V = 5000: 2-3x faster than 2048)."""
+
+
+@dataclass
+class RelaxedConfig:
+    """The relaxed GANs (train.method relgan, gsgan): G's tokens reach D as Gumbel-softmax soft
+    tokens softmax(β·(logits + g)), so D's loss is differentiable in θ; no rollouts. β, the
+    inverse temperature, follows a schedule over the adversarial iterations."""
+
+    loss: str = ""
+    """`rsgan`: the relativistic standard GAN loss (RelGAN), D: −log σ(D(x) − D(G(z))), G: −log
+    σ(D(G(z)) − D(x)); `standard`: the non-saturating GAN loss, D: −log σ(D(x)) − log(1 −
+    σ(D(G(z)))), G: −log σ(D(G(z))). Empty: the method's (relgan rsgan, gsgan standard)."""
+    feed: str = ""
+    """What the generator reads after each token: `hard`, the sampled token (RelGAN's code:
+    gradients reach θ through each step's logits only), or `soft`, the soft token's mix of
+    embeddings (GSGAN: gradients run through the recurrence too). Empty: the method's (relgan
+    hard, gsgan soft)."""
+    temperature_start: float = setting(0.0, min=0)
+    """β at the first iteration; 0: the method's (relgan 1, as RelGAN; gsgan 0.2, i.e. τ = 5
+    annealed toward 0, as GSGAN's "start with a relatively large τ")."""
+    temperature_max: float = setting(100.0, above=0)
+    """β_max, reached after temperature_steps iterations (RelGAN sweeps 2, 5, 10, 100, 1000)."""
+    schedule: str = "exp"
+    """How β goes from temperature_start to temperature_max over iteration n = 0, 1, ...: `exp`,
+    β_0·(β_max/β_0)^(n/N) (RelGAN's β_max^(n/N)); `lin`, β_0 + (β_max − β_0)·n/(N − 1), as
+    RelGAN's; `constant`, β_max throughout."""
+    temperature_steps: int = setting(0, min=0)
+    """N of the schedule: β_max at iteration n = N (n counts from 0). 0: train.adv_iterations − 1,
+    so the last iteration has β_max, as the paper states. Both public RelGAN codes fix N = 5000
+    while running 2,000-3,000 iterations (β ends at β_max^0.4-0.6): set 5000 for theirs."""
+    d_steps: int = setting(5, above=0)
+    """D steps (a fresh real batch and fresh soft fakes each) per iteration (RelGAN: 5)."""
+    grad_clip: float = setting(5.0, above=0)
+    """Global gradient-norm clip of D's steps (RelGAN: 5; G's is generator.grad_clip)."""
 
 
 @dataclass
@@ -240,6 +297,7 @@ class Config:
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    relaxed: RelaxedConfig = field(default_factory=RelaxedConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -417,6 +475,23 @@ def validate(cfg: Config) -> None:
 
     load_algorithm(cfg.train.method)
     load_reward(cfg.rollout.reward)
+    for key, allowed in (("generator.kind", GENERATORS), ("discriminator.kind", DISCRIMINATORS),
+                         ("relaxed.loss", ("",) + RELAXED_LOSSES), ("relaxed.schedule", SCHEDULES),
+                         ("relaxed.feed", ("",) + FEEDS)):
+        if _get(cfg, key) not in allowed:
+            raise ConfigError(f"'{key}' must be one of {', '.join(a for a in allowed if a)}"
+                              f"{' (or empty: the method' + chr(39) + 's)' if '' in allowed else ''}, "
+                              f"got {_get(cfg, key)!r}")
+    if cfg.discriminator.kind == "relgan":
+        from .algorithms import is_relaxed
+
+        if not is_relaxed(cfg.train.method) or cfg.train.pretrain_d_rounds:
+            raise ConfigError("'discriminator.kind: relgan' scores with one logit a representation and is "
+                              "trained only by the relaxed GANs: set train.method to relgan or gsgan and "
+                              "train.pretrain_d_rounds to 0 (RelGAN pretrains no D), or use kind cnn")
+        if cfg.discriminator.emb_dim % cfg.discriminator.num_rep:
+            raise ConfigError(f"'discriminator.emb_dim' ({cfg.discriminator.emb_dim}) must be a multiple of "
+                              f"'discriminator.num_rep' ({cfg.discriminator.num_rep})")
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.discriminator.precision!r}")

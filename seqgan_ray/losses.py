@@ -1,8 +1,7 @@
-"""The three losses, as pure functions of tensors."""
+"""The losses, as pure functions of tensors."""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -31,3 +30,20 @@ def discriminator_loss(logits: Tensor, labels: Tensor, out_weight: Tensor, out_b
     plus λ·(‖W‖² + ‖b‖²)/2 on the output layer (tf.nn.l2_loss in the reference code)."""
     l2 = 0.5 * (out_weight.pow(2).sum() + out_bias.pow(2).sum())
     return F.cross_entropy(logits, labels) + l2_reg * l2
+
+
+def relaxed_discriminator_loss(kind: str, real: Tensor, fake: Tensor) -> Tensor:
+    """D's loss in the relaxed GANs from its logits of real and of generated (soft) sequences,
+    each (B, K) (K: RelGAN's representations; 1 for SeqGAN's CNN), paired row by row.
+    `rsgan`: −log σ(real − fake); `standard`: −log σ(real) − log(1 − σ(fake)). Means over all."""
+    if kind == "rsgan":
+        return F.softplus(fake - real).mean()
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def relaxed_generator_loss(kind: str, real: Tensor, fake: Tensor) -> Tensor:
+    """G's loss, the same logits: `rsgan`: −log σ(fake − real); `standard` (non-saturating):
+    −log σ(fake)."""
+    if kind == "rsgan":
+        return F.softplus(real - fake).mean()
+    return F.softplus(-fake).mean()

@@ -22,8 +22,9 @@ from torch import Tensor
 from .config import Config
 from .kernels.cuda_graphs import GraphedStep
 from .losses import discriminator_loss, mle_loss, policy_gradient_loss
-from .models.discriminator import Discriminator
+from .models.discriminator import Discriminator, RelGANDiscriminator
 from .models.policy import LSTMPolicy
+from .models.relational import RelationalMemoryPolicy
 from .rewards import Reward, make_reward, needs_data
 from .rollout import mc_rewards
 
@@ -57,16 +58,27 @@ def restore_rng(rng: torch.Generator, state: Tensor) -> None:
 
 
 def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
+    """G as generator.kind says: SeqGAN's LSTM or RelGAN's relational memory (the same API)."""
     d, g = cfg.data, cfg.generator
-    policy = LSTMPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token,
-                        eos_token=d.eos_token if d.eos_token >= 0 else None,
-                        chunk_rows=cfg.rollout.chunk_rows)
+    eos = d.eos_token if d.eos_token >= 0 else None
+    if g.kind == "relational_memory":
+        policy = RelationalMemoryPolicy(d.vocab_size, g.emb_dim, d.seq_len, d.start_token, mem_slots=g.mem_slots,
+                                        head_size=g.head_size, num_heads=g.num_heads, eos_token=eos,
+                                        chunk_rows=cfg.rollout.chunk_rows)
+    else:
+        policy = LSTMPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token, eos_token=eos,
+                            chunk_rows=cfg.rollout.chunk_rows)
     policy.reset_parameters(g.init_std, torch.Generator().manual_seed(seed))
     return policy
 
 
-def make_discriminator(cfg: Config, seed: int) -> Discriminator:
+def make_discriminator(cfg: Config, seed: int) -> Discriminator | RelGANDiscriminator:
+    """D as discriminator.kind says: SeqGAN's CNN or RelGAN's."""
     dc = cfg.discriminator
+    if dc.kind == "relgan":
+        return RelGANDiscriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim, num_rep=dc.num_rep,
+                                   filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
+                                   dropout=dc.dropout, seed=seed)
     return Discriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim,
                          filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
                          dropout=dc.dropout, precision=dc.precision, seed=seed)
@@ -128,6 +140,24 @@ class GeneratorLearner:
         self.data: Tensor | None = None
         self.mle_loss_sum = torch.zeros((), device=self.device)
         self.graphed_mle = GraphedStep(self._mle_step) if graphed else None  # plain MLE steps only
+        self.critic: torch.nn.Module | None = None  # a frozen copy of D (set_critic), for relaxed GANs
+
+    def set_critic(self, discriminator: StateDict) -> None:
+        """Hold a frozen copy of D_φ with these weights, through which `adversarial_step`'s
+        objectives pass gradients to θ (the relaxed GANs; D itself trains elsewhere)."""
+        if self.critic is None:
+            self.critic = make_discriminator(self.cfg, 0).requires_grad_(False).to(self.device)
+        self.critic.load_state_dict(discriminator)
+
+    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any) -> GenStep:
+        """One step of θ (the `pg` optimizer, rate generator.adv_lr) down
+        `objective(generator, critic, rng, *args)`: `critic` the copy of D from `set_critic`,
+        `rng` this role's random stream (checkpointed, so a resumed run draws the same noise)."""
+        assert self.critic is not None, "call set_critic first"
+        args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
+        loss = objective(self.generator, self.critic, self.rng, *args)
+        norm = self._apply(loss, self.pg_opt)
+        return GenStep(loss.item(), float(norm))
 
     def set_data(self, data: Tensor) -> None:
         self.data = data.to(self.device)
@@ -258,6 +288,29 @@ class DiscriminatorTrainer:
         # loss sum, right on real, right on fake, over the batches of one train() call
         self.tally = torch.zeros(3, device=self.device)
         self.graphed = GraphedStep(self._step, self.rng) if graphed else None
+        self.opponent: LSTMPolicy | None = None  # a frozen copy of G (set_opponent), for relaxed GANs
+
+    def set_opponent(self, generator: StateDict) -> None:
+        """Hold a frozen copy of G_θ with these weights, whose samples `adversarial_step`'s
+        objectives score as fakes (the relaxed GANs)."""
+        if self.opponent is None:
+            self.opponent = make_generator(self.cfg, 0).requires_grad_(False).to(self.device)
+        self.opponent.load_state_dict(generator)
+
+    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any) -> float:
+        """One step of φ down `objective(discriminator, generator, rng, *args)`, `generator` the
+        copy of G from `set_opponent`: backward, clip at relaxed.grad_clip, Adam (discriminator.lr).
+        Returns the loss."""
+        assert self.opponent is not None, "call set_opponent first"
+        d = self.discriminator
+        d.train()
+        args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
+        loss = objective(d, self.opponent, self.rng, *args)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.relaxed.grad_clip)
+        self.opt.step()
+        return loss.item()
 
     def set_data(self, real: Tensor) -> None:
         self.real = real.to(self.device)

@@ -159,4 +159,4 @@ def mc_rewards_reference(policy: LSTMPolicy, score: ScoreFn, seqs: Tensor, num_r
     for t in range(T - 1, 0, -1):  # a token between rolled-out prefixes: the next one's value
         if t % stride:
             rewards[:, t - 1] = rewards[:, t]
-    return rewards.to(policy.W.dtype)
+    return rewards.to(policy.W_out.dtype)

@@ -261,16 +261,19 @@ class Trainer:
         fake = self.learner.sample(self.cfg.train.num_negatives)
         return self.disc.train(fake, epochs, self.real_for_d())
 
+    def real_batch(self, n: int) -> torch.Tensor:
+        """`n` real training sequences, a fresh uniform sample (a batch of the relaxed GANs)."""
+        rows = self.task.train_rows
+        if rows is None:
+            return self.task.real[torch.from_numpy(distinct_indices(self.task.num_train, n, self.data_rng))]
+        return rows.sample(n, self.data_rng)
+
     def real_for_d(self) -> torch.Tensor | None:
         """D's real sequences for one round: None for the whole training set the role holds
         (the synthetic task's default), else a fresh uniform sample of `num_real` of them."""
         if self.num_real is None:
             return None
-        rows = self.task.train_rows
-        if rows is None:
-            return self.task.real[torch.from_numpy(distinct_indices(self.task.num_train, self.num_real,
-                                                                     self.data_rng))]
-        return rows.sample(self.num_real, self.data_rng)
+        return self.real_batch(self.num_real)
 
     def evaluate(self, step: int) -> dict[str, float]:
         """The task's metrics of eval_samples generator samples: NLL-oracle for the synthetic

@@ -2,8 +2,9 @@
 
 An algorithm is what happens in one adversarial iteration, given the roles; the trainer
 (seqgan_ray.trainer) owns everything else: pretraining, evaluation, logging, checkpoints and
-resume. The built-in ones: `seqgan` (Algorithm 1 of the paper), and the paper's MLE
-baselines `mle` and `scheduled_sampling`. Your own plugs in without an edit here, either
+resume. The built-in ones: `seqgan` (Algorithm 1 of the paper), the paper's MLE
+baselines `mle` and `scheduled_sampling`, and the relaxed GANs `relgan` and `gsgan`
+(relaxed.py). Your own plugs in without an edit here, either
 registered by name from your code
 
     from seqgan_ray.algorithms import register
@@ -42,6 +43,9 @@ class Context(Protocol):
 
     def d_round(self, epochs: int) -> Any:
         """One discriminator round: fresh negatives against train.num_real real sequences."""
+
+    def real_batch(self, n: int) -> Any:
+        """`n` real training sequences (n, T), a fresh uniform sample (from a corpus's shards too)."""
 
 
 class Algorithm(Protocol):
@@ -95,5 +99,10 @@ def check_finite(phase: str, step: int, **values: Any) -> None:
                                  f"the last good checkpoint is kept")
 
 
+def is_relaxed(name: str) -> bool:
+    """Whether `train.method` names a relaxed GAN (algorithms/relaxed.py: G steps through D)."""
+    return bool(getattr(load_algorithm(name), "relaxed", False))
+
+
 # The built-in algorithms register themselves, seqgan first (the order error messages list).
-from . import seqgan, baselines  # noqa: E402, F401, I001
+from . import seqgan, baselines, relaxed  # noqa: E402, F401, I001

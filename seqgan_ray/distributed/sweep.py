@@ -281,7 +281,8 @@ def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -
         if r.config is None or sweep.metric not in (r.metrics or {}) or not _finished(r, base):
             unfinished += 1  # not started, or interrupted
             continue
-        rows.append({**{k: r.config.get(k) for k in keys}, sweep.metric: r.metrics.get(sweep.metric),
+        others = {m: r.metrics[m] for m in METRICS if m != sweep.metric and m in r.metrics}  # e.g. NLL-test
+        rows.append({**{k: r.config.get(k) for k in keys}, sweep.metric: r.metrics.get(sweep.metric), **others,
                      "iterations": r.metrics.get("training_iteration", 0),
                      "status": "ERROR" if r.error else "TERMINATED", "trial_dir": r.path})
     if unfinished:
@@ -292,14 +293,15 @@ def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -
     sign = 1 if sweep.mode == "min" else -1
     rows.sort(key=lambda row: (sign * row[sweep.metric] if row[sweep.metric] is not None else math.inf,
                                str(row["trial_dir"])))  # ties in a fixed order
+    columns = list(dict.fromkeys(k for row in rows for k in row))  # trials may report different metrics
     with open(sweep_dir / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else keys)
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
-    widths = {k: max(len(k), *(len(_fmt(row[k])) for row in rows)) for k in rows[0] if k != "trial_dir"}
+    widths = {k: max(len(k), *(len(_fmt(row.get(k, ""))) for row in rows)) for k in columns if k != "trial_dir"}
     print("  ".join(k.ljust(w) for k, w in widths.items()))
     for row in rows:
-        print("  ".join(_fmt(row[k]).ljust(w) for k, w in widths.items()))
+        print("  ".join(_fmt(row.get(k, "")).ljust(w) for k, w in widths.items()))
     best = next((row for row in rows if row[sweep.metric] is not None), None)
     if best is None:
         print("no trial reported the metric; see the trial folders for errors", file=sys.stderr)

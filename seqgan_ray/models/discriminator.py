@@ -97,6 +97,13 @@ class Discriminator(nn.Module):
         """Max-over-time pooled convolution features of `tokens` (B, T). Returns (B, F)."""
         return self.features_from_embeddings(self.embedding(tokens))  # embeddings (B, T, E)
 
+    def score(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """The log-odds of "real", (B, 1), for tokens `x` (B, T) or soft tokens (B, T, V): the
+        one logit the relaxed GANs' losses take (algorithms/relaxed.py)."""
+        emb = self.embed_soft(x) if x.is_floating_point() else self.embedding(x)
+        logits = self.classify(self.features_from_embeddings(emb), generator=generator)
+        return (logits[:, 1] - logits[:, 0])[:, None]
+
     def embed_soft(self, probs: Tensor) -> Tensor:
         """The embeddings (B, T, E) of soft tokens `probs` (B, T, V), e.g. a Gumbel-softmax
         generator's relaxed one-hots: each position's probability-weighted mix of embeddings."""
@@ -176,3 +183,69 @@ class Discriminator(nn.Module):
                 out[row, i:i + r] = torch.softmax(self.classify(torch.cat(feats, dim=1)), dim=-1)[:, 1]
         self.train(was_training)
         return out.view(P, N, B)
+
+
+class RelGANDiscriminator(nn.Module):
+    """RelGAN's discriminator (weilinie/RelGAN, models/rmc_vanilla.py): a CNN that reads each
+    sequence through `num_rep` embedded representations and scores each one.
+
+    The embedding (V, E) is cut into num_rep representations of E / num_rep units (the
+    paper's 64 of 1). Every window size k (2, 3, 4, 5; 300 maps each) convolves k tokens of one
+    representation, the same filters for all of them; ReLU and max over time, then per (row,
+    representation) a highway layer (no biases, gate bias 0), dropout (always on, as in the
+    reference, whose `tf.nn.dropout` has no switch), a linear layer of 100 and one logit. So a
+    batch of B sequences gives B × num_rep logits, and the losses average over all of them.
+    """
+
+    def __init__(self, vocab_size: int, seq_len: int, *, emb_dim: int = 64, num_rep: int = 64,
+                 filter_sizes: list[int] | None = None, num_filters: list[int] | None = None,
+                 dropout: float = 0.25, seed: int = 0):
+        super().__init__()
+        if emb_dim % num_rep:
+            raise ValueError(f"discriminator.emb_dim ({emb_dim}) must be a multiple of "
+                             f"discriminator.num_rep ({num_rep})")
+        filter_sizes = list(filter_sizes or [2, 3, 4, 5])
+        num_filters = list(num_filters or [300] * len(filter_sizes))
+        self.seq_len, self.filter_sizes, self.num_rep = seq_len, filter_sizes, num_rep
+        self.rep_dim, self.dropout = emb_dim // num_rep, dropout
+        self.embedding = nn.Parameter(torch.empty(vocab_size, emb_dim))
+        self.filter_w = nn.ParameterList(nn.Parameter(torch.empty(n, k * self.rep_dim))
+                                         for k, n in zip(filter_sizes, num_filters))
+        self.filter_b = nn.ParameterList(nn.Parameter(torch.empty(n)) for n in num_filters)
+        total = sum(num_filters)
+        self.highway = nn.Parameter(torch.empty(total, 2 * total))  # [transform | gate], no bias
+        self.fc = nn.Linear(total, 100)
+        self.out = nn.Linear(100, 1)
+        self.reset_parameters(torch.Generator().manual_seed(seed))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """The reference's init: truncated normal (cut at 2 std) of std 1/√fan-in, the
+        convolutions √(2/fan-in) (its conv2d's Glorot-like rule), biases 0."""
+        def trunc(p: Tensor, std: float) -> None:
+            nn.init.trunc_normal_(p, std=std, a=-2 * std, b=2 * std, generator=generator)
+
+        with torch.no_grad():
+            trunc(self.embedding, self.embedding.shape[0] ** -0.5)
+            for k, w, b in zip(self.filter_sizes, self.filter_w, self.filter_b):
+                trunc(w, (2.0 / (k * self.rep_dim)) ** 0.5)
+                b.zero_()
+            trunc(self.highway, self.highway.shape[0] ** -0.5)
+            for layer in (self.fc, self.out):
+                trunc(layer.weight, layer.weight.shape[1] ** -0.5)
+                layer.bias.zero_()
+
+    def score(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Logits (B, num_rep) for tokens `x` (B, T) or soft tokens (B, T, V)."""
+        emb = x @ self.embedding if x.is_floating_point() else self.embedding[x]   # (B, T, E)
+        B, T, _ = emb.shape
+        reps = emb.view(B, T, self.num_rep, self.rep_dim).transpose(1, 2).reshape(B * self.num_rep, T, -1)
+        best = MaxOverTimeConvs.apply(reps, reps.dtype, tuple(self.filter_sizes), torch.is_grad_enabled(),
+                                      *self.filter_w)
+        feat = F.relu(best + torch.cat(list(self.filter_b)))                       # (B·num_rep, F)
+        h, t = (feat @ self.highway).chunk(2, dim=1)
+        gate = torch.sigmoid(t)
+        feat = gate * F.relu(h) + (1.0 - gate) * feat
+        if self.dropout > 0:
+            keep = 1.0 - self.dropout
+            feat = feat * (torch.rand(feat.shape, generator=generator, device=feat.device) < keep) / keep
+        return self.out(self.fc(feat)).view(B, self.num_rep)

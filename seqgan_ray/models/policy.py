@@ -10,6 +10,7 @@ stored fused, W = [Wi | Wf | Wo | Wc] (E, 4H), so a step is two matmuls.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..kernels.linear import affine
@@ -62,7 +63,11 @@ class LSTMPolicy(nn.Module):
 
     def step(self, tokens: Tensor, state: State) -> State:
         """Consume `tokens` (R,) from `state`; return the new (h, c). Logits come from `logits`."""
-        return self._cell(affine(self.embedding[tokens], self.W, self.b), state)
+        return self.step_embedded(self.embedding[tokens], state)
+
+    def step_embedded(self, x: Tensor, state: State) -> State:
+        """Consume embedded inputs `x` (R, E): a token's embedding, or a soft token's mix of them."""
+        return self._cell(affine(x, self.W, self.b), state)
 
     def _cell(self, x_gates: Tensor, state: State) -> State:
         """The LSTM cell, given the input's share of the gates x·W + b (R, 4H)."""
@@ -184,11 +189,47 @@ class LSTMPolicy(nn.Module):
                temperature: float = 1.0) -> Tensor:
         """Draw `num` sequences (num, T) at the given temperature."""
         state = self.initial_state(num)
-        tok = torch.full((num,), self.start_token, dtype=torch.long, device=self.W.device)
+        device = self.W_out.device
+        tok = torch.full((num,), self.start_token, dtype=torch.long, device=device)
         seq = []
         for _ in range(self.seq_len):
             state = self.step(tok, state)
-            u = torch.rand(num, 2, generator=generator, device=self.W.device)
+            u = torch.rand(num, 2, generator=generator, device=device)
             tok = self.sample_next(state, u, temperature=temperature)
             seq.append(tok)
         return self.finish(torch.stack(seq, 1))  # (num, T)
+
+    def sample_relaxed(self, num: int, inverse_temperature: float, *, feed: str = "hard",
+                       generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Draw `num` sequences with the Gumbel-max trick, and their Gumbel-softmax relaxation,
+        through which gradients reach θ: at each step, y = logits + g with g ~ Gumbel(0, 1)
+        (u drawn from `generator`), the token argmax(y) (an exact sample of the policy) and the
+        soft token softmax(β·y), β = `inverse_temperature`. `feed` is what the next step reads:
+        "hard", the sampled token's embedding (RelGAN's generator), or "soft", the soft token's
+        mix of embeddings, so gradients run through the recurrence too (GSGAN's).
+
+        Returns tokens (num, T), as `sample` emits them, and soft tokens (num, T, V); with an
+        end token, the soft tokens after it are one-hots of PAD, as the tokens are.
+        """
+        if feed not in ("hard", "soft"):
+            raise ValueError(f"feed must be 'hard' or 'soft', got {feed!r}")
+        device = self.W_out.device
+        state = self.initial_state(num)
+        x = self.embedding[torch.full((num,), self.start_token, dtype=torch.long, device=device)]
+        tokens, softs = [], []
+        for _ in range(self.seq_len):
+            state = self.step_embedded(x, state)
+            logits = self.logits(state[0])                                   # (R, V)
+            u = torch.rand(logits.shape, generator=generator, device=device)
+            y = logits - torch.log(-torch.log(u + 1e-10) + 1e-10)            # + Gumbel(0, 1)
+            tok = y.detach().argmax(-1)
+            soft = torch.softmax(inverse_temperature * y, dim=-1)
+            x = soft @ self.embedding if feed == "soft" else self.embedding[tok]
+            tokens.append(tok)
+            softs.append(soft)
+        seqs, soft = torch.stack(tokens, 1), torch.stack(softs, 1)
+        if self.eos_token is not None:
+            keep = token_mask(seqs, self.eos_token)
+            soft = torch.where(keep[..., None], soft, F.one_hot(seqs.new_full(seqs.shape, PAD),
+                                                                self.vocab_size).to(soft.dtype))
+        return self.finish(seqs), soft

@@ -30,6 +30,7 @@ def test_tiny_asha_sweep_runs_writes_table_and_best_config_and_resumes(tmp_path)
     rows = list(csv.DictReader(open(sweep_dir / "results.csv")))
     assert len(rows) == 3 and all(r["status"] == "TERMINATED" for r in rows)
     assert all(float(r["eval/oracle_nll"]) > 0 for r in rows)
+    assert all(float(r["eval/nll_test"]) > 0 for r in rows)  # the other metrics beside the searched one
     assert 1 <= max(int(r["iterations"]) for r in rows) <= 3
     nll = [float(r["eval/oracle_nll"]) for r in rows]
     assert nll == sorted(nll)  # best first

@@ -1,0 +1,112 @@
+"""The relaxed text GANs: no rollouts; G's samples reach D as Gumbel-softmax soft tokens, so
+D's loss is differentiable in θ and G steps down it directly.
+
+- `relgan` (Nie, Narodytska, Patel, ICLR 2019): the relativistic standard loss, the inverse
+  temperature β_n = β_max^(n/N), the next input the sampled token's embedding (their code);
+  with generator.kind relational_memory and discriminator.kind relgan it is RelGAN's model
+  (configs/relgan_oracle.yaml).
+- `gsgan` (Kusner & Hernández-Lobato 2016): the standard (non-saturating) GAN loss, the soft
+  token fed back through the recurrence, τ = 1/β annealed from 5 toward 0; SeqGAN's LSTM and
+  CNN. No authors' code exists; Texygen's "gsgan" adds the noise to the hidden state with τ
+  fixed at 10 and no pretraining, which is not the paper, and not this.
+
+An iteration: relaxed... g_steps G steps, then relaxed.d_steps D steps, each on a fresh real
+batch (`ctx.real_batch`) and fresh soft fakes. Each role holds a frozen copy of the other's
+network, refreshed once an iteration: the learner a copy of D (`set_critic`) to pass gradients
+through, the discriminator a copy of G (`set_opponent`) to draw its fakes from. Gumbel noise
+and dropout draw from the roles' checkpointed random streams, so a resumed run goes on exactly.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor
+
+from ..config import Config
+from ..losses import relaxed_discriminator_loss, relaxed_generator_loss
+from . import Context, check_finite, register
+
+
+def inverse_temperature(cfg: Config, n: int, start: float) -> float:
+    """β for iteration n = 0, 1, ... under relaxed.schedule (β_0 = `start`, reaching
+    relaxed.temperature_max at n = N: relaxed.temperature_steps, by default the last iteration)."""
+    rc = cfg.relaxed
+    N = rc.temperature_steps or cfg.train.adv_iterations - 1
+    top = rc.temperature_max
+    if rc.schedule == "constant" or N <= 1:
+        return top
+    if rc.schedule == "lin":  # RelGAN's get_fixed_temperature, 'lin'
+        return start + (top - start) * min(n, N - 1) / (N - 1)
+    return start * (top / start) ** (min(n, N) / N)  # 'exp': β_max^(n/N) when β_0 = 1
+
+
+def generator_objective(generator, critic, rng: torch.Generator, real: Tensor, beta: float, loss: str,
+                        feed: str) -> Tensor:
+    """G's adversarial loss for one batch: fresh soft fakes against `real`, through D's copy."""
+    _, soft = generator.sample_relaxed(len(real), beta, feed=feed, generator=rng)
+    return relaxed_generator_loss(loss, critic.score(real, generator=rng), critic.score(soft, generator=rng))
+
+
+def discriminator_objective(discriminator, generator, rng: torch.Generator, real: Tensor, beta: float,
+                            loss: str, feed: str) -> Tensor:
+    """D's loss for one batch: `real` against fresh soft fakes from G's copy (no gradient to G)."""
+    with torch.no_grad():
+        _, soft = generator.sample_relaxed(len(real), beta, feed=feed, generator=rng)
+    return relaxed_discriminator_loss(loss, discriminator.score(real, generator=rng),
+                                      discriminator.score(soft, generator=rng))
+
+
+class Relaxed:
+    """One relaxed GAN; subclasses name their defaults for relaxed.loss, feed, temperature_start."""
+
+    relaxed = True  # config.validate: may train discriminator.kind relgan
+    label = "adversarial (relaxed)"
+    loss, feed, temperature_start = "rsgan", "hard", 1.0
+
+    def settings(self, cfg: Config) -> tuple[str, str, float]:
+        rc = cfg.relaxed
+        return rc.loss or self.loss, rc.feed or self.feed, rc.temperature_start or self.temperature_start
+
+    def start(self, ctx: Context, *, fresh: bool) -> None:
+        """Each role gets its copy of the other's network (also after a resume)."""
+        ctx.learner.set_critic(ctx.disc.weights())
+        ctx.disc.set_opponent(ctx.learner.weights())
+
+    def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
+        cfg, learner, disc = ctx.cfg, ctx.learner, ctx.disc
+        loss, feed, start = self.settings(cfg)
+        beta = inverse_temperature(cfg, it - 1, start)
+        B = cfg.generator.batch_size
+        t0 = time.perf_counter()
+        g_loss = g_norm = 0.0
+        for _ in range(cfg.train.g_steps):
+            step = learner.adversarial_step(generator_objective, ctx.real_batch(B), beta, loss, feed)
+            check_finite("adversarial", it, **{"generator loss": step.loss, "generator gradient norm": step.grad_norm})
+            g_loss += step.loss / cfg.train.g_steps
+            g_norm += step.grad_norm / cfg.train.g_steps
+        disc.set_opponent(learner.weights())
+        t1 = time.perf_counter()
+        d_loss = 0.0
+        for _ in range(cfg.relaxed.d_steps):
+            value = disc.adversarial_step(discriminator_objective, ctx.real_batch(B), beta, loss, feed)
+            check_finite("adversarial", it, **{"discriminator loss": value})
+            d_loss += value / cfg.relaxed.d_steps
+        learner.set_critic(disc.weights())
+        t2 = time.perf_counter()
+        return ({"gen/adv_loss": g_loss, "gen/grad_norm": g_norm, "disc/loss": d_loss,
+                 "relaxed/inverse_temperature": beta, "time/g_update_s": t1 - t0, "time/d_train_s": t2 - t1},
+                f"β {beta:.3g}  g {g_loss:.3f}  d {d_loss:.3f}")
+
+
+@register("relgan")
+class RelGAN(Relaxed):
+    label = "adversarial (relgan)"
+    loss, feed, temperature_start = "rsgan", "hard", 1.0
+
+
+@register("gsgan")
+class GSGAN(Relaxed):
+    label = "adversarial (gsgan)"
+    loss, feed, temperature_start = "standard", "soft", 0.2

@@ -1,0 +1,176 @@
+"""The relaxed GANs' pieces: RelGAN's relational-memory generator and discriminator, Gumbel-softmax
+sampling, the losses, the temperature schedule, and G and D steps that learn."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from seqgan_ray.algorithms.relaxed import discriminator_objective, generator_objective, inverse_temperature
+from seqgan_ray.config import ConfigError, config_from_dict, validate
+from seqgan_ray.losses import relaxed_discriminator_loss, relaxed_generator_loss
+from seqgan_ray.models.discriminator import RelGANDiscriminator
+from seqgan_ray.models.relational import RelationalMemoryPolicy, _joint_layer_norm
+from seqgan_ray.roles import DiscriminatorTrainer, GeneratorLearner, make_generator
+from tests.conftest import TINY
+
+RELGAN = {"generator": {"kind": "relational_memory", "head_size": 4, "num_heads": 2, "mem_slots": 2},
+          "discriminator": {"kind": "relgan", "emb_dim": 8, "num_rep": 4, "filter_sizes": [2, 3],
+                            "num_filters": [6, 6]},
+          "train": {"method": "relgan", "pretrain_d_rounds": 0}}
+
+
+def relgan_cfg(**extra):
+    sections = {k: dict(v) for k, v in TINY.items()}
+    for name, values in {**RELGAN, **extra}.items():
+        sections[name] = {**sections.get(name, {}), **values}
+    return config_from_dict(sections)
+
+
+def test_relational_memory_step_by_step_equals_teacher_forcing():
+    g = RelationalMemoryPolicy(30, 6, 7, mem_slots=2, head_size=4, num_heads=3)
+    seqs = g.sample(5, generator=torch.Generator().manual_seed(0))
+    h, _ = g.hidden_states(seqs)
+    state, tok = g.initial_state(5), torch.zeros(5, dtype=torch.long)
+    for t in range(7):
+        state = g.step(tok, state)
+        assert torch.allclose(state[0], h[:, t], atol=1e-6)
+        tok = seqs[:, t]
+    logp = g.log_probs(seqs)
+    manual = torch.log_softmax(g.logits(h.reshape(-1, g.hidden_dim)), -1).gather(1, seqs.reshape(-1, 1))
+    assert torch.allclose(logp.reshape(-1), manual.squeeze(1), atol=1e-5)
+
+
+def test_relational_memory_starts_as_the_identity_and_normalises_slots_and_units_together():
+    g = RelationalMemoryPolicy(10, 4, 3, mem_slots=3, head_size=2, num_heads=2)
+    mem = g.initial_state(2)[0].view(2, 3, 4)
+    assert torch.equal(mem[0], torch.eye(3, 4))
+    x, gain, bias = torch.randn(2, 3, 4), torch.randn(4), torch.randn(4)
+    expected = F.layer_norm(x, (3, 4), gain.expand(3, 4), bias.expand(3, 4), eps=1e-12)
+    assert torch.allclose(_joint_layer_norm(x, gain, bias), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "relational_memory"])
+def test_gumbel_max_tokens_are_samples_of_the_policy(kind):
+    """The tokens of sample_relaxed follow softmax(logits): first-token frequencies over 20,000
+    rows match the policy's distribution; soft tokens are distributions whose argmax is the token."""
+    cfg = relgan_cfg(data={**TINY["data"], "vocab_size": 5})
+    cfg.generator.kind = kind
+    g = make_generator(cfg, 0)
+    with torch.no_grad():
+        g.W_out.mul_(20.0)  # a peaked distribution, far from uniform
+        toks, soft = g.sample_relaxed(20000, 3.0, generator=torch.Generator().manual_seed(1))
+        first = g.logits(g.step(torch.zeros(1, dtype=torch.long), g.initial_state(1))[0]).softmax(-1)[0]
+    freq = torch.bincount(toks[:, 0], minlength=5).float() / 20000
+    assert (freq - first).abs().max() < 0.015, (freq, first)
+    assert torch.allclose(soft.sum(-1), torch.ones(20000, 8), atol=1e-5)
+    assert torch.equal(soft.argmax(-1), toks)
+
+
+def test_soft_tokens_after_the_end_token_are_pad():
+    cfg = relgan_cfg(data={**TINY["data"], "eos_token": 2})
+    g = make_generator(cfg, 0)
+    with torch.no_grad():
+        g.b_out[2] = 6.0  # ends early, often
+        toks, soft = g.sample_relaxed(64, 1.0, generator=torch.Generator().manual_seed(0))
+    after = toks == 0
+    after[:, 0] = False
+    assert after.any()
+    assert torch.equal(soft[after], F.one_hot(toks[after], cfg.data.vocab_size).float())
+
+
+def test_relgan_discriminator_convolves_each_representation_with_the_same_filters():
+    d = RelGANDiscriminator(20, 6, emb_dim=8, num_rep=4, filter_sizes=[2, 3], num_filters=[5, 7], dropout=0.0)
+    toks = torch.randint(0, 20, (3, 6))
+    with torch.no_grad():
+        emb = d.embedding[toks][:, None]  # (B, 1, T, E): TF's NHWC as NCHW
+        pooled = []
+        for k, w, b in zip(d.filter_sizes, d.filter_w, d.filter_b):
+            kernel = w.view(-1, 1, k, d.rep_dim)  # (F, 1, k, rep_dim): window j, unit e at j·rep_dim + e
+            out = F.relu(F.conv2d(emb, kernel, b, stride=(1, d.rep_dim)))  # (B, F, T', num_rep)
+            pooled.append(out.amax(dim=2).permute(0, 2, 1))  # (B, num_rep, F)
+        feat = torch.cat(pooled, dim=2).reshape(3 * 4, -1)
+        h, t = (feat @ d.highway).chunk(2, dim=1)
+        gate = torch.sigmoid(t)
+        expected = d.out(d.fc(gate * F.relu(h) + (1 - gate) * feat)).view(3, 4)
+        assert torch.allclose(d.score(toks), expected, atol=1e-5)
+        one_hot = F.one_hot(toks, 20).float()
+        assert torch.allclose(d.score(one_hot), expected, atol=1e-5)  # soft input, same path
+
+
+def test_losses_have_the_references_signs():
+    real, fake = torch.tensor([[2.0]]), torch.tensor([[-1.0]])
+    assert relaxed_discriminator_loss("rsgan", real, fake).item() == pytest.approx(math.log1p(math.exp(-3.0)))
+    assert relaxed_generator_loss("rsgan", real, fake).item() == pytest.approx(math.log1p(math.exp(3.0)))
+    assert relaxed_discriminator_loss("standard", real, fake).item() == pytest.approx(
+        math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.0)))
+    assert relaxed_generator_loss("standard", real, fake).item() == pytest.approx(math.log1p(math.exp(1.0)))
+
+
+def test_the_temperature_schedules():
+    cfg = relgan_cfg()
+    cfg.train.adv_iterations, cfg.relaxed.temperature_max = 3000, 100.0
+    assert inverse_temperature(cfg, 0, 1.0) == 1.0
+    assert inverse_temperature(cfg, 2999, 1.0) == pytest.approx(100.0)  # default N: the last iteration
+    cfg.relaxed.temperature_steps = 5000  # the public codes' N
+    assert inverse_temperature(cfg, 2999, 1.0) == pytest.approx(100.0 ** (2999 / 5000))
+    assert inverse_temperature(cfg, 2500, 0.2) == pytest.approx(0.2 * 500 ** 0.5)
+    cfg.relaxed.schedule = "lin"
+    assert inverse_temperature(cfg, 4999, 1.0) == pytest.approx(100.0)
+    assert inverse_temperature(cfg, 2, 1.0) == pytest.approx(1 + 2 / 4999 * 99)
+    cfg.relaxed.schedule = "constant"
+    assert inverse_temperature(cfg, 0, 1.0) == 100.0
+
+
+@pytest.mark.parametrize("feed", ["hard", "soft"])
+@pytest.mark.parametrize("kind", ["lstm", "relational_memory"])
+def test_generator_steps_through_the_critic_raise_what_it_scores(kind, feed):
+    """A critic that scores the share of token 3 in the soft tokens: G's adversarial steps
+    (gradients through the Gumbel-softmax) raise token 3's share in G's samples."""
+    cfg = relgan_cfg()
+    cfg.generator.kind, cfg.generator.adv_lr = kind, 0.05
+
+    class TokenCritic(torch.nn.Module):
+        def score(self, x, generator=None):
+            probs = x if x.is_floating_point() else F.one_hot(x, cfg.data.vocab_size).float()
+            return 20.0 * probs[..., 3].mean(1, keepdim=True)
+
+    learner = GeneratorLearner(cfg, 0)
+    learner.critic = TokenCritic()
+    before = float((learner.sample(2000) == 3).float().mean())
+    real = learner.sample(16)
+    for _ in range(15):
+        learner.adversarial_step(generator_objective, real, 2.0, "standard", feed)
+    after = float((learner.sample(2000) == 3).float().mean())
+    assert after > 3 * before and after > 0.2, (before, after)
+
+
+def test_discriminator_steps_learn_to_tell_real_from_generated():
+    cfg = relgan_cfg()
+    cfg.discriminator.lr = 1e-2
+    learner, disc = GeneratorLearner(cfg, 0), DiscriminatorTrainer(cfg, 10)
+    disc.set_opponent(learner.weights())
+    real = torch.arange(cfg.data.vocab_size).repeat(4)[:16 * 8].view(16, 8) % 5  # tokens 0-4 only
+    losses = [disc.adversarial_step(discriminator_objective, real, 5.0, "rsgan", "hard") for _ in range(60)]
+    assert losses[0] > 0.6 and sum(losses[-5:]) / 5 < 0.2, losses
+
+
+def test_relgan_discriminator_is_refused_where_it_cannot_train():
+    cfg = relgan_cfg()
+    validate(cfg)
+    cfg.train.method = "seqgan"
+    with pytest.raises(ConfigError, match="discriminator.kind: relgan"):
+        validate(cfg)
+    cfg = relgan_cfg()
+    cfg.train.pretrain_d_rounds = 3
+    with pytest.raises(ConfigError, match="pretrain_d_rounds"):
+        validate(cfg)
+    cfg = relgan_cfg()
+    cfg.discriminator.num_rep = 3
+    with pytest.raises(ConfigError, match="num_rep"):
+        validate(cfg)
+    cfg = relgan_cfg()
+    cfg.relaxed.loss = "wgan"
+    with pytest.raises(ConfigError, match="relaxed.loss.*rsgan, standard"):
+        validate(cfg)
