@@ -102,9 +102,11 @@ def load_checkpoint(path: Path, cfg: Config) -> dict[str, Any]:
                               f"seqgan-ray reads format {FORMAT}; start the run again (or resume it "
                               f"with the version that wrote it)")
     want = cfg.to_dict()
+    defaults = Config().to_dict()
     for key in SHAPE_KEYS:
         section, name = key.split(".")
-        have = state["config"][section][name]
+        # a key newer than the checkpoint (e.g. generator.kind) had its default when it was made
+        have = state["config"].get(section, {}).get(name, defaults[section][name])
         if have != want[section][name]:
             raise CheckpointError(f"{path} was made with {key}={have}, but the config says "
                                   f"{want[section][name]}; use the run's own config.yaml")

@@ -224,8 +224,10 @@ class TrainConfig:
     """What follows pretraining, for adv_iterations iterations: `seqgan` (Algorithm 1; its
     reward is rollout.reward), `mle` (one more MLE epoch an iteration: the MLE baseline as long
     as the adversarial phase) or `scheduled_sampling` (the same epochs, feeding the model's
-    own samples as inputs; Bengio et al. 2015), or your own algorithm: a name it registered, or
-    module:Class (docs/design.md, "How to add an algorithm")."""
+    own samples as inputs; Bengio et al. 2015), `relgan` or `gsgan` (the relaxed GANs: G steps
+    through D's loss on Gumbel-softmax soft tokens, no rollouts; `relaxed.*`, docs/relaxed.md),
+    or your own algorithm: a name it registered, or module:Class (docs/design.md, "How to add
+    an algorithm")."""
     sampling_step: float = setting(0.002, above=0, max=1, role=ADVERSARIAL)
     """scheduled_sampling: the chance that an input is the model's own sample starts at 0 and
     rises by this every epoch, up to 1 (0.002: the reference code's schedule_sampling.py)."""

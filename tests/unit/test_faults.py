@@ -35,6 +35,15 @@ def test_corrupt_and_mismatched_checkpoints_are_named(tmp_path):
     other = faults_config(generator={"hidden_dim": 16})
     with pytest.raises(CheckpointError, match=r"generator.hidden_dim=8, but the config says 16"):
         load_checkpoint(newest, other)
+    state = torch.load(newest, weights_only=True)
+    for section, key in (("generator", "kind"), ("discriminator", "kind"), ("discriminator", "num_rep")):
+        del state["config"][section][key]  # as saved before these keys existed: their defaults then
+    before_kinds = tmp_path / "before_kinds.pt"
+    torch.save(state, before_kinds)
+    assert load_checkpoint(before_kinds, cfg)["step"] == 1
+    relational = faults_config(generator={"kind": "relational_memory"})
+    with pytest.raises(CheckpointError, match=r"generator.kind=lstm, but the config says relational_memory"):
+        load_checkpoint(before_kinds, relational)
     old = tmp_path / "old_format.pt"  # a checkpoint of format 1 (conv1d-layout filters)
     torch.save({**torch.load(newest, weights_only=True), "format": 1}, old)
     with pytest.raises(CheckpointError, match=r"format 1, but this version of seqgan-ray reads format 2"):
