@@ -45,3 +45,24 @@ def test_relaxed_gan_runs_and_resumes_exactly(tmp_path, method):
         train(cfg, task, roles, tmp_path / "split")
     train(cfg, task, local_roles(cfg), tmp_path / "split", resume=True)
     assert stable_metrics(tmp_path / "split" / "metrics.jsonl") == stable_metrics(tmp_path / "whole" / "metrics.jsonl")
+
+
+@pytest.mark.parametrize("method", ["relgan", "gsgan"])
+def test_relaxed_gan_on_a_text_corpus(tmp_path, method):
+    """Real batches come from the corpus's shards, soft tokens end at <eos> like the tokens, and the
+    text metrics are written."""
+    import json
+
+    from seqgan_ray.cli import main
+    from tests.helpers import TINY_TEXT, text_corpus
+
+    train_txt, test_txt = text_corpus(tmp_path / "text")
+    extra = ["generator.kind=relational_memory", "generator.head_size=4", "discriminator.kind=relgan",
+             "discriminator.num_rep=4", "train.pretrain_d_rounds=0"] if method == "relgan" else []
+    assert main(["--no-ray", f"data.corpus={train_txt}", f"data.test_text={test_txt}", f"train.method={method}",
+                 f"run.out_dir={tmp_path / 'runs'}", "run.name=t", *TINY_TEXT, *extra]) == 0
+    summary = json.loads((tmp_path / "runs" / "t" / "summary.json").read_text())
+    final = summary["eval_after_adversarial"]
+    assert 0 < final["eval/nll_test"] < 10 and 0 <= final["eval/bleu2"] <= 1
+    steps = [r for r in read_metrics(tmp_path / "runs" / "t" / "metrics.jsonl") if "gen/adv_loss" in r]
+    assert len(steps) == 2 and all(math.isfinite(r["disc/loss"]) for r in steps)
