@@ -16,7 +16,7 @@ from .tasks.token_file import DataError
 DEFAULT_CLUSTER = Path(__file__).resolve().parent.parent / "clusters" / "local.yaml"
 ROLE_RETRIES = 2  # restarts from the last checkpoint when the learner or discriminator actor dies
 COMMANDS = {  # what `python run.py --help` lists, one line each; `main` dispatches on the name
-    "train": "train SeqGAN: the default command, with the options below",
+    "train": "train (SeqGAN, or train.method's algorithm): the default command, with the options below",
     "tune": "sweep hyperparameters with Ray Tune: a config plus a tune: section",
     "prepare": "turn your own text into a vocabulary and Parquet shards of token ids",
     "sample": "print sequences sampled from a run's generator",
@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     about = textwrap.fill(
         "Train SeqGAN (Yu et al., AAAI 2017) on Ray: rollout actors compute Monte Carlo rewards with "
         "the delayed policy, a learner actor updates the generator, a discriminator actor trains "
-        "the CNN. With no arguments: a quick run of the synthetic task on an embedded local Ray.", 79)
+        "the CNN. train.method picks the algorithm: seqgan, its MLE baselines (mle, scheduled_sampling), "
+        "or the relaxed GANs relgan and gsgan (docs/relaxed.md). With no arguments: a quick run of the "
+        "synthetic task on an embedded local Ray.", 79)
     commands = "\n".join(f"  {name:<10} {line}" for name, line in COMMANDS.items())
     p = argparse.ArgumentParser(
         prog="run.py",
