@@ -16,7 +16,7 @@ from .tasks.token_file import DataError
 DEFAULT_CLUSTER = Path(__file__).resolve().parent.parent / "clusters" / "local.yaml"
 ROLE_RETRIES = 2  # restarts from the last checkpoint when the learner or discriminator actor dies
 COMMANDS = {  # what `python run.py --help` lists, one line each; `main` dispatches on the name
-    "train": "train (SeqGAN, or train.method's algorithm): the default command, with the options below",
+    "train": "train SeqGAN, or the algorithm train.method names: the default command",
     "tune": "sweep hyperparameters with Ray Tune: a config plus a tune: section",
     "prepare": "turn your own text into a vocabulary and Parquet shards of token ids",
     "sample": "print sequences sampled from a run's generator",
