@@ -10,7 +10,7 @@ D's loss is differentiable in θ and G steps down it directly.
   CNN. No authors' code exists; Texygen's "gsgan" adds the noise to the hidden state with τ
   fixed at 10 and no pretraining, which is not the paper, and not this.
 
-An iteration: relaxed... g_steps G steps, then relaxed.d_steps D steps, each on a fresh real
+An iteration: train.g_steps G steps, then relaxed.d_steps D steps, each on a fresh real
 batch (`ctx.real_batch`) and fresh soft fakes. Each role holds a frozen copy of the other's
 network, refreshed once an iteration: the learner a copy of D (`set_critic`) to pass gradients
 through, the discriminator a copy of G (`set_opponent`) to draw its fakes from. Gumbel noise
