@@ -481,8 +481,8 @@ def validate(cfg: Config) -> None:
                          ("relaxed.loss", ("",) + RELAXED_LOSSES), ("relaxed.schedule", SCHEDULES),
                          ("relaxed.feed", ("",) + FEEDS)):
         if _get(cfg, key) not in allowed:
-            raise ConfigError(f"'{key}' must be one of {', '.join(a for a in allowed if a)}"
-                              f"{' (or empty: the method' + chr(39) + 's)' if '' in allowed else ''}, "
+            empty = " (or empty: the method's)" if "" in allowed else ""
+            raise ConfigError(f"'{key}' must be one of {', '.join(a for a in allowed if a)}{empty}, "
                               f"got {_get(cfg, key)!r}")
     if cfg.discriminator.kind == "relgan":
         from .algorithms import is_relaxed

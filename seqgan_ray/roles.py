@@ -154,10 +154,7 @@ class GeneratorLearner:
         `objective(generator, critic, rng, *args)`: `critic` the copy of D from `set_critic`,
         `rng` this role's random stream (checkpointed, so a resumed run draws the same noise)."""
         assert self.critic is not None, "call set_critic first"
-        args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
-        loss = objective(self.generator, self.critic, self.rng, *args)
-        norm = self._apply(loss, self.pg_opt)
-        return GenStep(loss.item(), float(norm))
+        return self.update(lambda generator, *rest: objective(generator, self.critic, self.rng, *rest), *args)
 
     def set_data(self, data: Tensor) -> None:
         self.data = data.to(self.device)

@@ -35,10 +35,10 @@ def inverse_temperature(cfg: Config, n: int, start: float) -> float:
     rc = cfg.relaxed
     N = rc.temperature_steps or cfg.train.adv_iterations - 1
     top = rc.temperature_max
-    if rc.schedule == "constant" or N <= 1:
+    if rc.schedule == "constant" or N < 1:  # N 0: a single iteration, which is the last
         return top
     if rc.schedule == "lin":  # RelGAN's get_fixed_temperature, 'lin'
-        return start + (top - start) * min(n, N - 1) / (N - 1)
+        return start + (top - start) * min(n, N - 1) / (N - 1) if N > 1 else top
     return start * (top / start) ** (min(n, N) / N)  # 'exp': β_max^(n/N) when β_0 = 1
 
 
@@ -62,8 +62,10 @@ class Relaxed:
     """One relaxed GAN; subclasses name their defaults for relaxed.loss, feed, temperature_start."""
 
     relaxed = True  # config.validate: may train discriminator.kind relgan
-    label = "adversarial (relaxed)"
-    loss, feed, temperature_start = "rsgan", "hard", 1.0
+    label: str
+    loss: str
+    feed: str
+    temperature_start: float
 
     def settings(self, cfg: Config) -> tuple[str, str, float]:
         rc = cfg.relaxed

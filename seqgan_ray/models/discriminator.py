@@ -45,6 +45,15 @@ def paper_filters(seq_len: int) -> tuple[list[int], list[int]]:
     return [k for k, _ in pairs], [n for _, n in pairs]
 
 
+def dropout(x: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
+    """Inverted dropout of `x` with drop probability `p`, its mask drawn from `generator`
+    (rand < keep: 3x faster than bernoulli_ on CPU)."""
+    if p <= 0:
+        return x
+    keep = 1.0 - p
+    return x * (torch.rand(x.shape, generator=generator, device=x.device) < keep) / keep
+
+
 def bf16_supported(device: torch.device | str = "cpu") -> bool:
     """Whether bfloat16 matmuls run natively (AVX-512 BF16 / AMX on CPU, Ampere+ on GPU)."""
     if torch.device(device).type == "cuda":
@@ -129,10 +138,8 @@ class Discriminator(nn.Module):
         h, t = hw.to(feat.dtype).chunk(2, dim=1)
         gate = torch.sigmoid(t)
         feat = gate * F.relu(h) + (1.0 - gate) * feat  # highway
-        if self.training and self.dropout > 0:
-            keep = 1.0 - self.dropout
-            mask = torch.rand(feat.shape, generator=generator, device=feat.device) < keep
-            feat = feat * mask / keep  # (rand < keep: 3x faster than bernoulli_ on CPU)
+        if self.training:
+            feat = dropout(feat, self.dropout, generator)
         return self.out(feat)
 
     @torch.no_grad()
@@ -245,7 +252,4 @@ class RelGANDiscriminator(nn.Module):
         h, t = (feat @ self.highway).chunk(2, dim=1)
         gate = torch.sigmoid(t)
         feat = gate * F.relu(h) + (1.0 - gate) * feat
-        if self.dropout > 0:
-            keep = 1.0 - self.dropout
-            feat = feat * (torch.rand(feat.shape, generator=generator, device=feat.device) < keep) / keep
-        return self.out(self.fc(feat)).view(B, self.num_rep)
+        return self.out(self.fc(dropout(feat, self.dropout, generator))).view(B, self.num_rep)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 
 import torch
-
 from torch import Tensor, nn
 
 from ..kernels.sampling import cache_rows
@@ -128,6 +127,3 @@ class RelationalMemoryPolicy(LSTMPolicy):
 
     def prefix_states(self, seqs: Tensor) -> State:
         return (self.hidden_states(seqs)[0],)
-
-
-

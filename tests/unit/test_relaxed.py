@@ -121,6 +121,15 @@ def test_the_temperature_schedules():
     assert inverse_temperature(cfg, 2, 1.0) == pytest.approx(1 + 2 / 4999 * 99)
     cfg.relaxed.schedule = "constant"
     assert inverse_temperature(cfg, 0, 1.0) == 100.0
+    cfg.relaxed.temperature_steps = 0
+    cfg.relaxed.schedule, cfg.train.adv_iterations = "exp", 2  # the shortest runs: β_0 first, β_max last
+    assert [inverse_temperature(cfg, n, 0.5) for n in (0, 1)] == [0.5, pytest.approx(100.0)]
+    cfg.relaxed.schedule = "lin"  # RelGAN's lin reaches β_max at n = N − 1: here at once
+    assert [inverse_temperature(cfg, n, 0.5) for n in (0, 1)] == [100.0, 100.0]
+    cfg.train.adv_iterations = 1
+    for schedule in ("exp", "lin"):
+        cfg.relaxed.schedule = schedule
+        assert inverse_temperature(cfg, 0, 0.5) == 100.0
 
 
 @pytest.mark.parametrize("feed", ["hard", "soft"])
