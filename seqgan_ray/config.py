@@ -22,11 +22,13 @@ from typing import Any
 import yaml
 
 PRECISIONS = ("float32", "bfloat16")  # discriminator.precision
-GENERATORS = ("lstm", "relational_memory")  # generator.kind
+GENERATORS = ("lstm", "relational_memory", "leakgan")  # generator.kind
 DISCRIMINATORS = ("cnn", "relgan")          # discriminator.kind
 RELAXED_LOSSES = ("rsgan", "standard")      # relaxed.loss
 SCHEDULES = ("exp", "lin", "constant")      # relaxed.schedule
 FEEDS = ("hard", "soft")                    # relaxed.feed
+RESCALES = ("rank", "reference", "none")    # leakgan.rescale
+COSINES = ("token", "batch_mean")           # leakgan.cosine
 
 # What a key's value touches, for the tools that compare configs (one role per key):
 SHAPE = "shape"              # the shapes of the saved tensors (and so pretraining): checkpoint.py
@@ -35,7 +37,7 @@ ADVERSARIAL = "adversarial"  # only the adversarial phase: runs that differ in i
 LENGTH = "length"            # how long the adversarial phase runs: a finished run can be extended
 OUTPUT = "output"            # where and how much is written, never a number: runs may differ in it
 SECTION_ROLES = {"data": PRETRAINING, "generator": PRETRAINING, "discriminator": PRETRAINING,
-                 "rollout": ADVERSARIAL, "relaxed": ADVERSARIAL, "train": PRETRAINING, "run": OUTPUT}  # unless a field says
+                 "rollout": ADVERSARIAL, "relaxed": ADVERSARIAL, "leakgan": ADVERSARIAL, "train": PRETRAINING, "run": OUTPUT}  # unless a field says
 
 
 def setting(default: Any, *, role: str | None = None, min: float | None = None, above: float | None = None,
@@ -101,8 +103,10 @@ class GeneratorConfig:
     memory."""
 
     kind: str = setting("lstm", role=SHAPE)
-    """`lstm` (SeqGAN's, sizes emb_dim and hidden_dim) or `relational_memory` (RelGAN's:
-    mem_slots × head_size · num_heads units, embedding emb_dim; models/relational.py)."""
+    """`lstm` (SeqGAN's, sizes emb_dim and hidden_dim), `relational_memory` (RelGAN's:
+    mem_slots × head_size · num_heads units, embedding emb_dim; models/relational.py) or
+    `leakgan` (LeakGAN's Manager and Worker, both LSTMs of hidden_dim, steered by D's leaked
+    features; models/leakgan.py; with train.method leakgan)."""
     emb_dim: int = setting(32, above=0, role=SHAPE)
     """Token embedding size."""
     hidden_dim: int = setting(32, above=0, role=SHAPE)
@@ -217,6 +221,44 @@ class RelaxedConfig:
 
 
 @dataclass
+class LeakGANConfig:
+    """LeakGAN (train.method leakgan, generator.kind leakgan; docs/leakgan.md): D leaks its
+    features of the sentence so far to G's Manager, whose goals steer the Worker."""
+
+    step_size: int = setting(4, above=0, role=PRETRAINING)
+    """c: a goal lasts c tokens, and rewards are rolled out at every c-th prefix (set
+    rollout.stride to the same value). Must divide data.seq_len, and be shorter than a text
+    corpus's longest sentence (whose length sets T; its last block may be shorter). Reference: 4."""
+    goal_size: int = setting(16, above=0, role=SHAPE)
+    """K: the goal's projection, which weighs the Worker's K logits of each token. Reference: 16."""
+    temperature_trick: float = setting(1.0, above=0, role=PRETRAINING)
+    """The reference's trick: 1.5 multiplies the logits of the first two tokens of every sample,
+    and of all tokens of D's negatives and of evaluation samples. Its authors withdrew it (their
+    `No Temperature/` code); 1.0 is off."""
+    rescale: str = "rank"
+    """How the Manager's rewards are rescaled across the batch, each reward point apart:
+    `rank`, σ(δ·(rank/B − 1/2)) of the reward's true rank (the paper's bootstrapped rescaled
+    activation); `reference`, the reference code's, which ranks in the order values first appear
+    in the batch, so the reward no longer depends on D (Python 3; an ablation); `none`, D's
+    scores as they are. Then divided by rollout.num_rollouts, as the reference does."""
+    rescale_delta: float = setting(16.0, above=0)
+    """δ of the rescale (reference: 16)."""
+    cosine: str = "token"
+    """`token`: each reward (and each intrinsic reward) weighs its own cosine, as the paper's
+    gradients; `batch_mean`: the reference code's, whose tf.losses.cosine_distance reduces to one
+    mean over the batch, so the Manager's external reward enters only as the batch's sum."""
+    fresh_positives: bool = setting(True, role=PRETRAINING)
+    """D's real sequences each round: true, fresh ones as many as train.num_negatives (the
+    synthetic task: new oracle samples, as the reference; text: a fresh uniform sample of the
+    corpus); false, as SeqGAN does (train.num_real)."""
+    pretrain_rounds: int = setting(10, above=0, role=PRETRAINING)
+    """Pretraining interleaves D and G as the reference does: this many rounds, each of
+    train.pretrain_d_rounds / pretrain_rounds D rounds, then train.pretrain_g_epochs /
+    pretrain_rounds MLE epochs (the Manager fitted to real feature moves). Reference: 10 rounds
+    of 5 D rounds (3 epochs each) and 8 MLE epochs."""
+
+
+@dataclass
 class TrainConfig:
     """The schedule of Algorithm 1. Defaults: a quick laptop run; see paper_synthetic.yaml."""
 
@@ -300,6 +342,7 @@ class Config:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     relaxed: RelaxedConfig = field(default_factory=RelaxedConfig)
+    leakgan: LeakGANConfig = field(default_factory=LeakGANConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -479,7 +522,8 @@ def validate(cfg: Config) -> None:
     load_reward(cfg.rollout.reward)
     for key, allowed in (("generator.kind", GENERATORS), ("discriminator.kind", DISCRIMINATORS),
                          ("relaxed.loss", ("",) + RELAXED_LOSSES), ("relaxed.schedule", SCHEDULES),
-                         ("relaxed.feed", ("",) + FEEDS)):
+                         ("relaxed.feed", ("",) + FEEDS), ("leakgan.rescale", RESCALES),
+                         ("leakgan.cosine", COSINES)):
         if _get(cfg, key) not in allowed:
             empty = " (or empty: the method's)" if "" in allowed else ""
             raise ConfigError(f"'{key}' must be one of {', '.join(a for a in allowed if a)}{empty}, "
@@ -494,6 +538,7 @@ def validate(cfg: Config) -> None:
         if cfg.discriminator.emb_dim % cfg.discriminator.num_rep:
             raise ConfigError(f"'discriminator.emb_dim' ({cfg.discriminator.emb_dim}) must be a multiple of "
                               f"'discriminator.num_rep' ({cfg.discriminator.num_rep})")
+    _validate_leakgan(cfg)
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.discriminator.precision!r}")
@@ -506,6 +551,38 @@ def validate(cfg: Config) -> None:
     if fs and (min(fs) < 1 or max(fs) > cfg.data.seq_len or min(nf) < 1):
         raise ConfigError(f"'discriminator.filter_sizes' must lie in 1..data.seq_len "
                           f"({cfg.data.seq_len}) with num_filters >= 1, got {fs} / {nf}")
+
+
+def _validate_leakgan(cfg: Config) -> None:
+    """LeakGAN's settings fit together, and are not set for another method."""
+    lc, tc, method = cfg.leakgan, cfg.train, cfg.train.method
+    if method != "leakgan":
+        for f in dataclasses.fields(lc):
+            if getattr(lc, f.name) != getattr(LeakGANConfig(), f.name):
+                raise ConfigError(f"'leakgan.{f.name}' is a LeakGAN setting, but train.method is {method!r}: "
+                                  f"drop it, or set train.method: leakgan")
+        if cfg.generator.kind == "leakgan":
+            raise ConfigError(f"'generator.kind: leakgan' is trained by train.method leakgan, not {method!r}")
+        return
+    T, c = cfg.data.seq_len, lc.step_size
+    fixes = [
+        (cfg.generator.kind != "leakgan", "'generator.kind' must be leakgan with train.method leakgan"),
+        (cfg.discriminator.kind != "cnn", "'discriminator.kind' must be cnn with train.method leakgan "
+                                          "(its pooled features are what leaks)"),
+        (c >= T or (T % c and not cfg.data.corpus),
+         f"'leakgan.step_size' ({c}) must divide data.seq_len ({T}) and be smaller"),
+        (cfg.rollout.stride != c, f"'rollout.stride' ({cfg.rollout.stride}) must equal leakgan.step_size "
+                                  f"({c}): LeakGAN rolls out at every step_size-th prefix"),
+        (cfg.rollout.reward != "discriminator", "'rollout.reward' must be discriminator with train.method leakgan"),
+        (tc.pretrain_workers != 0, "'train.pretrain_workers' must be 0 with train.method leakgan (its MLE "
+                                   "reads D's features: it runs in the learner)"),
+        (tc.pretrain_g_epochs % lc.pretrain_rounds or tc.pretrain_d_rounds % lc.pretrain_rounds,
+         f"'leakgan.pretrain_rounds' ({lc.pretrain_rounds}) must divide train.pretrain_g_epochs "
+         f"({tc.pretrain_g_epochs}) and train.pretrain_d_rounds ({tc.pretrain_d_rounds})"),
+    ]
+    for bad, message in fixes:
+        if bad:
+            raise ConfigError(message)
 
 
 def _fields() -> list[tuple[str, dataclasses.Field]]:

@@ -23,6 +23,7 @@ from .config import Config
 from .kernels.cuda_graphs import GraphedStep
 from .losses import discriminator_loss, mle_loss, policy_gradient_loss
 from .models.discriminator import Discriminator, RelGANDiscriminator
+from .models.leakgan import LeakGANPolicy
 from .models.policy import LSTMPolicy
 from .models.relational import RelationalMemoryPolicy
 from .rewards import Reward, make_reward, needs_data
@@ -58,10 +59,17 @@ def restore_rng(rng: torch.Generator, state: Tensor) -> None:
 
 
 def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
-    """G as generator.kind says: SeqGAN's LSTM or RelGAN's relational memory (the same API)."""
+    """G as generator.kind says: SeqGAN's LSTM, RelGAN's relational memory or LeakGAN's Manager
+    and Worker (the same API)."""
     d, g = cfg.data, cfg.generator
     eos = d.eos_token if d.eos_token >= 0 else None
-    if g.kind == "relational_memory":
+    if g.kind == "leakgan":
+        lc = cfg.leakgan
+        policy = LeakGANPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token,
+                               discriminator=make_discriminator(cfg, 0), goal_size=lc.goal_size,
+                               step_size=lc.step_size, temperature_trick=lc.temperature_trick,
+                               eos_token=eos, chunk_rows=cfg.rollout.chunk_rows)
+    elif g.kind == "relational_memory":
         policy = RelationalMemoryPolicy(d.vocab_size, g.emb_dim, d.seq_len, d.start_token, mem_slots=g.mem_slots,
                                         head_size=g.head_size, num_heads=g.num_heads, eos_token=eos,
                                         chunk_rows=cfg.rollout.chunk_rows)
@@ -80,8 +88,8 @@ def make_discriminator(cfg: Config, seed: int) -> Discriminator | RelGANDiscrimi
                                    filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
                                    dropout=dc.dropout, seed=seed)
     return Discriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim,
-                         filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
-                         dropout=dc.dropout, precision=dc.precision, seed=seed)
+                         filter_sizes=dc.filter_sizes, num_filters=dc.num_filters, dropout=dc.dropout,
+                         precision=dc.precision, padding_row=cfg.generator.kind == "leakgan", seed=seed)
 
 
 def cpu_state(module: torch.nn.Module) -> StateDict:
@@ -106,16 +114,29 @@ def mle_step(generator: LSTMPolicy, opt: torch.optim.Optimizer, batch: Tensor, g
     (whose `sync_gradients` averages the gradients across workers before the clip). With
     `sampling_prob` > 0, scheduled sampling. Returns the loss, detached, on the device: no host
     sync, so on a GPU the step can be recorded into a CUDA graph."""
-    logp = (generator.log_probs_scheduled(batch, sampling_prob, generator=rng) if sampling_prob > 0
-            else generator.log_probs(batch))
-    loss = mle_loss(logp, generator.mask(batch))
+    if isinstance(generator, LeakGANPolicy):  # the Worker by MLE, the Manager to the real feature moves
+        terms = generator.leak_terms(batch)
+        loss = mle_loss(terms.log_probs, generator.mask(batch))
+        objective = loss - terms.manager_cos.mean()
+    else:
+        logp = (generator.log_probs_scheduled(batch, sampling_prob, generator=rng) if sampling_prob > 0
+                else generator.log_probs(batch))
+        objective = loss = mle_loss(logp, generator.mask(batch))
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    objective.backward()
     if sync_gradients is not None:
         sync_gradients([p.grad for p in generator.parameters()])
-    torch.nn.utils.clip_grad_norm_(generator.parameters(), grad_clip)
+    clip_gradients(generator, grad_clip)
     opt.step()
     return loss.detach()
+
+
+def clip_gradients(generator: torch.nn.Module, max_norm: float) -> Tensor:
+    """Clip the gradient norm at `max_norm`: of all of G's parameters, or of each of the groups
+    it names (`clip_groups`: LeakGAN's Worker and Manager). Returns the norm before clipping."""
+    groups = generator.clip_groups() if hasattr(generator, "clip_groups") else [list(generator.parameters())]
+    norms = [torch.nn.utils.clip_grad_norm_(group, max_norm) for group in groups]
+    return torch.stack(norms).norm() if len(norms) > 1 else norms[0]
 
 
 class DiscStats(NamedTuple):
@@ -145,6 +166,10 @@ class GeneratorLearner:
     def set_critic(self, discriminator: StateDict) -> None:
         """Hold a frozen copy of D_φ with these weights, through which `adversarial_step`'s
         objectives pass gradients to θ (the relaxed GANs; D itself trains elsewhere)."""
+        if isinstance(self.generator, LeakGANPolicy):  # G and β sample through their copies of D
+            self.generator.leak.load_state_dict(discriminator)
+            self.rollout_policy.leak.load_state_dict(discriminator)
+            return
         if self.critic is None:
             self.critic = make_discriminator(self.cfg, 0).requires_grad_(False).to(self.device)
         self.critic.load_state_dict(discriminator)
@@ -159,15 +184,18 @@ class GeneratorLearner:
     def set_data(self, data: Tensor) -> None:
         self.data = data.to(self.device)
 
-    def sample(self, num: int) -> Tensor:
-        """Draw `num` sequences (num, T) from G_θ; returned on the CPU."""
+    def sample(self, num: int, *, update: bool = False) -> Tensor:
+        """Draw `num` sequences (num, T) from G_θ; returned on the CPU. `update`: the samples are
+        for a G update (LeakGAN's temperature trick then spares all but the first two tokens)."""
+        if update and isinstance(self.generator, LeakGANPolicy):
+            return self.generator.sample(num, generator=self.rng, update=True).cpu()
         return self.generator.sample(num, generator=self.rng).cpu()
 
     def _apply(self, loss: Tensor, opt: torch.optim.Optimizer) -> Tensor:
         """Backward, clip, step; the gradient norm stays on the device (no host sync)."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(self.generator.parameters(), self.cfg.generator.grad_clip)
+        norm = clip_gradients(self.generator, self.cfg.generator.grad_clip)
         opt.step()
         return norm
 

@@ -102,6 +102,9 @@ class Trainer:
             raise DataError(f"{task.source}: {task.num_train} training sequences, fewer than one "
                             f"batch (generator.batch_size={cfg.generator.batch_size}, "
                             f"discriminator.batch_size={cfg.discriminator.batch_size})")
+        if cfg.generator.kind == "leakgan" and cfg.leakgan.step_size >= cfg.data.seq_len:
+            raise ConfigError(f"'leakgan.step_size' ({cfg.leakgan.step_size}) must be smaller than T = "
+                              f"{cfg.data.seq_len} ({task.source}): lower it")
         self.num_real = real_per_round(cfg, task)  # None: the whole training set, held by D
         self.algorithm = load_algorithm(cfg.train.method)()  # a bad name fails here, not midway
         # whether the reward scores with D (so D trains), and whether it needs the data
@@ -118,6 +121,9 @@ class Trainer:
         self.on_iteration = on_iteration  # e.g. Ray Tune's report, after every adversarial iteration
         # draws the rows the trainer hands out: D's real samples, the order of a streamed MLE epoch
         self.data_rng = torch.Generator().manual_seed(cfg.run.seed + 20)
+        # LeakGAN: G samples through a copy of D, refreshed after every D round; pretraining interleaved
+        self.leaks = cfg.generator.kind == "leakgan"
+        self.interleaved = bool(getattr(self.algorithm, "interleaved_pretraining", False))
 
     # ------------------------------------------------------------------ the schedule
 
@@ -153,6 +159,8 @@ class Trainer:
             self.disc.set_data(self.task.real)
         if self._reward_needs_data:
             self.pool.set_data(self.task.real)
+        if self.leaks:
+            self.learner.set_critic(self.disc.weights())
         try:
             with _stop_on_signals(self):
                 if self._todo("pretrain_g"):
@@ -173,8 +181,10 @@ class Trainer:
             self.step = 0
         if tc.pretrain_workers:
             return self.pretrain_generator_on_ray_train()
-        bar = self._progress("pretrain G (MLE)", E)
+        bar = self._progress("pretrain G (MLE)" + (", D interleaved" if self.interleaved else ""), E)
         for epoch in range(self.step + 1, E + 1):
+            if self.interleaved:
+                self.interleaved_d_rounds(epoch)
             t0 = time.perf_counter()
             loss = self.mle_epoch()
             check_finite("pretrain_g", epoch, **{"MLE loss": loss})
@@ -204,9 +214,28 @@ class Trainer:
         self._end_step(E, last=True)
         self._next_phase()
 
+    def interleaved_d_rounds(self, epoch: int) -> None:
+        """Before MLE epoch `epoch`, if it begins one of leakgan.pretrain_rounds rounds: that
+        round's share of the D pretraining rounds (the reference's pretraining, LeakGAN)."""
+        tc, R = self.cfg.train, self.cfg.leakgan.pretrain_rounds
+        per_round, d_per_round = tc.pretrain_g_epochs // R, tc.pretrain_d_rounds // R
+        if (epoch - 1) % per_round:
+            return
+        first = (epoch - 1) // per_round * d_per_round
+        for rnd in range(first + 1, first + d_per_round + 1):
+            t0 = time.perf_counter()
+            stats = self.d_round(tc.pretrain_d_epochs)
+            check_finite("pretrain_d", rnd, **{"discriminator loss": stats.loss})
+            self.log.log("pretrain_d", rnd, epoch - 1, {"disc/loss": stats.loss, "disc/acc_real": stats.acc_real,
+                                                        "disc/acc_fake": stats.acc_fake,
+                                                        "time/d_train_s": time.perf_counter() - t0})
+
     def pretrain_discriminator(self) -> None:
-        """Rounds of fresh negatives, then pretrain_d_epochs of D on real + fake."""
+        """Rounds of fresh negatives, then pretrain_d_epochs of D on real + fake (unless they
+        were interleaved with MLE)."""
         tc, E = self.cfg.train, self.cfg.train.pretrain_g_epochs
+        if self.interleaved:
+            return self._next_phase()
         bar = self._progress("pretrain D", tc.pretrain_d_rounds)
         for rnd in range(max(self.step, 0) + 1, tc.pretrain_d_rounds + 1):
             t0 = time.perf_counter()
@@ -255,11 +284,15 @@ class Trainer:
             steps += len(chunk)
         return total / max(steps, 1)
 
-    def d_round(self, epochs: int) -> Any:
-        """One round of D (Eq. 5): train.num_negatives fresh samples of G against the real
-        sequences, `epochs` passes; returns the role's DiscStats."""
-        fake = self.learner.sample(self.cfg.train.num_negatives)
-        return self.disc.train(fake, epochs, self.real_for_d())
+    def d_round(self, epochs: int, fake: torch.Tensor | None = None) -> Any:
+        """One round of D (Eq. 5): train.num_negatives fresh samples of G (or `fake`) against the
+        real sequences, `epochs` passes; returns the role's DiscStats. LeakGAN's G gets the new D."""
+        if fake is None:
+            fake = self.learner.sample(self.cfg.train.num_negatives)
+        stats = self.disc.train(fake, epochs, self.real_for_d())
+        if self.leaks:
+            self.learner.set_critic(self.disc.weights())
+        return stats
 
     def real_batch(self, n: int) -> torch.Tensor:
         """`n` real training sequences, a fresh uniform sample (a batch of the relaxed GANs)."""
@@ -271,6 +304,11 @@ class Trainer:
     def real_for_d(self) -> torch.Tensor | None:
         """D's real sequences for one round: None for the whole training set the role holds
         (the synthetic task's default), else a fresh uniform sample of `num_real` of them."""
+        if self.cfg.train.method == "leakgan" and self.cfg.leakgan.fresh_positives:
+            n = self.num_real or self.cfg.train.num_negatives
+            if self.task.train_rows is None and hasattr(self.task, "oracle"):  # the reference: new oracle samples
+                return self.task.oracle.sample(n, generator=self.data_rng)
+            return self.real_batch(min(n, self.task.num_train))
         if self.num_real is None:
             return None
         return self.real_batch(self.num_real)

@@ -3,8 +3,8 @@
 An algorithm is what happens in one adversarial iteration, given the roles; the trainer
 (seqgan_ray.trainer) owns everything else: pretraining, evaluation, logging, checkpoints and
 resume. The built-in ones: `seqgan` (Algorithm 1 of the paper), the paper's MLE
-baselines `mle` and `scheduled_sampling`, and the relaxed GANs `relgan` and `gsgan`
-(relaxed.py). Your own plugs in without an edit here, either
+baselines `mle` and `scheduled_sampling`, the relaxed GANs `relgan` and `gsgan`
+(relaxed.py), and `leakgan` (leakgan.py). Your own plugs in without an edit here, either
 registered by name from your code
 
     from seqgan_ray.algorithms import register
@@ -41,8 +41,8 @@ class Context(Protocol):
     def mle_epoch(self, sampling_prob: float = 0.0) -> float:
         """One MLE epoch of G over the whole training data (streamed from a corpus); mean NLL."""
 
-    def d_round(self, epochs: int) -> Any:
-        """One discriminator round: fresh negatives against train.num_real real sequences."""
+    def d_round(self, epochs: int, fake: Any = None) -> Any:
+        """One discriminator round: fresh negatives (or `fake`) against train.num_real real sequences."""
 
     def real_batch(self, n: int) -> Any:
         """`n` real training sequences (n, T), a fresh uniform sample (from a corpus's shards too)."""
@@ -105,4 +105,4 @@ def is_relaxed(name: str) -> bool:
 
 
 # The built-in algorithms register themselves, seqgan first (the order error messages list).
-from . import seqgan, baselines, relaxed  # noqa: E402, F401, I001
+from . import seqgan, baselines, relaxed, leakgan  # noqa: E402, F401, I001

@@ -64,7 +64,7 @@ def bf16_supported(device: torch.device | str = "cpu") -> bool:
 class Discriminator(nn.Module):
     def __init__(self, vocab_size: int, seq_len: int, *, emb_dim: int = 64,
                  filter_sizes: list[int] | None = None, num_filters: list[int] | None = None,
-                 dropout: float = 0.25, precision: str = "float32", seed: int = 0):
+                 dropout: float = 0.25, precision: str = "float32", padding_row: bool = False, seed: int = 0):
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -72,7 +72,10 @@ class Discriminator(nn.Module):
             filter_sizes, num_filters = paper_filters(seq_len)
         self.seq_len, self.filter_sizes = seq_len, list(filter_sizes)
         self.precision = precision
-        self.embedding = nn.Embedding(vocab_size, emb_dim)
+        # padding_row: LeakGAN's D, which also reads unfinished sentences, their unwritten
+        # positions -1: its embedding has a row for -1 first, and token y is row y + 1.
+        self.shift = int(padding_row)
+        self.embedding = nn.Embedding(vocab_size + self.shift, emb_dim)
         # Filters (F_k, k * E), index [f, j * E + e]: token j of the window, embedding unit e.
         self.filter_w = nn.ParameterList(nn.Parameter(torch.empty(n, k * emb_dim))
                                          for k, n in zip(filter_sizes, num_filters))
@@ -104,19 +107,34 @@ class Discriminator(nn.Module):
 
     def features(self, tokens: Tensor) -> Tensor:
         """Max-over-time pooled convolution features of `tokens` (B, T). Returns (B, F)."""
-        return self.features_from_embeddings(self.embedding(tokens))  # embeddings (B, T, E)
+        return self.features_from_embeddings(self.embed(tokens))
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """The embeddings (B, T, E) of `tokens` (B, T) (with padding_row, -1 included)."""
+        return self.embedding(tokens + self.shift if self.shift else tokens)
+
+    @property
+    def feature_dim(self) -> int:
+        """F, the number of pooled features (the sum of the feature maps)."""
+        return self.highway.in_features
+
+    def leaked_features(self, tokens: Tensor) -> Tensor:
+        """What LeakGAN's D leaks to its generator (B, F): the pooled features of `tokens` (B, T),
+        a sentence so far with -1 at the positions not yet written, after the highway layer
+        (the reference's dropout there keeps everything)."""
+        return self.highway_layer(self.features(tokens))
 
     def score(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """The log-odds of "real", (B, 1), for tokens `x` (B, T) or soft tokens (B, T, V): the
         one logit the relaxed GANs' losses take (algorithms/relaxed.py)."""
-        emb = self.embed_soft(x) if x.is_floating_point() else self.embedding(x)
+        emb = self.embed_soft(x) if x.is_floating_point() else self.embed(x)
         logits = self.classify(self.features_from_embeddings(emb), generator=generator)
         return (logits[:, 1] - logits[:, 0])[:, None]
 
     def embed_soft(self, probs: Tensor) -> Tensor:
         """The embeddings (B, T, E) of soft tokens `probs` (B, T, V), e.g. a Gumbel-softmax
         generator's relaxed one-hots: each position's probability-weighted mix of embeddings."""
-        return probs @ self.embedding.weight
+        return probs @ self.embedding.weight[self.shift:]
 
     def features_from_embeddings(self, x: Tensor) -> Tensor:
         """The pooled features (B, F) of embedded sequences `x` (B, T, E): token ids looked up,
@@ -132,15 +150,19 @@ class Discriminator(nn.Module):
 
     def classify(self, feat: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Class logits (B, 2) from pooled features (B, F): highway, dropout, output layer."""
+        feat = self.highway_layer(feat)
+        if self.training:
+            feat = dropout(feat, self.dropout, generator)
+        return self.out(feat)
+
+    def highway_layer(self, feat: Tensor) -> Tensor:
+        """The highway layer over pooled features (B, F)."""
         w, b = self.highway.weight, self.highway.bias
         dt = self.compute_dtype
         hw = Linear.apply(feat.to(dt), w.to(dt), b.to(dt))
         h, t = hw.to(feat.dtype).chunk(2, dim=1)
         gate = torch.sigmoid(t)
-        feat = gate * F.relu(h) + (1.0 - gate) * feat  # highway
-        if self.training:
-            feat = dropout(feat, self.dropout, generator)
-        return self.out(feat)
+        return gate * F.relu(h) + (1.0 - gate) * feat
 
     @torch.no_grad()
     def prob_real(self, tokens: Tensor, *, chunk_rows: int = 1024) -> Tensor:
@@ -171,7 +193,7 @@ class Discriminator(nn.Module):
         lengths = list(range(1, T)) if lengths is None else lengths
         dt = self.compute_dtype
         filters = [(k, w.to(dt), b) for k, w, b in zip(self.filter_sizes, self.filter_w, self.filter_b)]
-        x = self.embedding(seqs).to(dt)
+        x = self.embed(seqs).to(dt)
         prefix_max = [linear(windows(x, k), w).view(B, T - k + 1, -1).cummax(dim=1).values
                       for k, w, _ in filters]  # [k]: (B, T', F_k), max over windows starting <= s
         out = torch.empty(P, N * B, dtype=torch.float32, device=seqs.device)
@@ -179,7 +201,7 @@ class Discriminator(nn.Module):
         which = torch.arange(N * B, device=seqs.device) % B  # row (n, b) -> b
         for row, t in enumerate(lengths):
             for i in range(0, N * B, chunk_rows):
-                x = self.embedding(rows[row, i:i + chunk_rows]).to(dt)
+                x = self.embed(rows[row, i:i + chunk_rows]).to(dt)
                 r, feats = x.shape[0], []
                 for (k, w, b), pm in zip(filters, prefix_max):
                     s0 = max(0, t - k + 1)  # the first window that reaches the sampled tokens
