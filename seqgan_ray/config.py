@@ -574,6 +574,8 @@ def _validate_leakgan(cfg: Config) -> None:
         (cfg.rollout.stride != c, f"'rollout.stride' ({cfg.rollout.stride}) must equal leakgan.step_size "
                                   f"({c}): LeakGAN rolls out at every step_size-th prefix"),
         (cfg.rollout.reward != "discriminator", "'rollout.reward' must be discriminator with train.method leakgan"),
+        (cfg.rollout.update_rate != 0, "'rollout.update_rate' must be 0 with train.method leakgan: it rolls out "
+                                       "with G itself, as the reference (no delayed policy)"),
         (tc.pretrain_workers != 0, "'train.pretrain_workers' must be 0 with train.method leakgan (its MLE "
                                    "reads D's features: it runs in the learner)"),
         (tc.pretrain_g_epochs % lc.pretrain_rounds or tc.pretrain_d_rounds % lc.pretrain_rounds,

@@ -415,7 +415,9 @@ class RolloutWorker:
         _set_threads(threads)
         self.cfg, self.device = cfg, pick_device()
         self.policy = make_generator(cfg, seed).requires_grad_(False).to(self.device)
-        self.discriminator = make_discriminator(cfg, seed).requires_grad_(False).eval().to(self.device)
+        # LeakGAN's policy holds the D it samples through: the worker scores with that same copy
+        self.discriminator = (self.policy.leak if isinstance(self.policy, LeakGANPolicy) else
+                              make_discriminator(cfg, seed).requires_grad_(False).eval().to(self.device))
         self.rng = torch.Generator(self.device).manual_seed(seed)
         self.version = -1
         # what Eq. 4 averages; a reward built on the training data waits for set_data
@@ -465,6 +467,12 @@ class RolloutWorker:
                              stride=self.cfg.rollout.stride)
         return rewards.cpu()
 
+    def sample(self, num: int, *, expect: int | None = None) -> Tensor:
+        """`num` sequences (num, T) from the policy held (LeakGAN's negatives and evaluation
+        samples, which pass D at every token), drawn from this worker's stream."""
+        self._check(expect)
+        return self.policy.sample(num, generator=self.rng).cpu()
+
     def device_name(self) -> str:
         return str(self.device)
 
@@ -475,6 +483,11 @@ class RolloutWorker:
     def set_rng_state(self, state: Tensor, *, expect: int | None = None) -> None:
         self._check(expect)
         restore_rng(self.rng, state)
+
+
+def sample_shares(num: int, workers: int) -> list[int]:
+    """How many of `num` samples each of `workers` draws: as even as can be."""
+    return [num // workers + (i < num % workers) for i in range(workers)]
 
 
 class LocalRolloutPool:
@@ -497,6 +510,10 @@ class LocalRolloutPool:
         self.version += 1
         for w in self.workers:
             w.set_weights(policy, discriminator, self.version)
+
+    def sample(self, num: int) -> Tensor:
+        """`num` sequences from the workers' policy, split between them as the Ray pool does."""
+        return torch.cat([w.sample(n) for w, n in zip(self.workers, sample_shares(num, len(self.workers))) if n])
 
     def set_data(self, real: Tensor) -> None:
         for w in self.workers:

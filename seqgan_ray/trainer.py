@@ -288,11 +288,19 @@ class Trainer:
         """One round of D (Eq. 5): train.num_negatives fresh samples of G (or `fake`) against the
         real sequences, `epochs` passes; returns the role's DiscStats. LeakGAN's G gets the new D."""
         if fake is None:
-            fake = self.learner.sample(self.cfg.train.num_negatives)
+            fake = self.generator_samples(self.cfg.train.num_negatives)
         stats = self.disc.train(fake, epochs, self.real_for_d())
         if self.leaks:
             self.learner.set_critic(self.disc.weights())
         return stats
+
+    def generator_samples(self, n: int) -> torch.Tensor:
+        """`n` samples of G_θ: from the learner, or, for LeakGAN, whose every token passes D, on
+        the rollout pool, given θ (with its copy of D) first."""
+        if not self.leaks:
+            return self.learner.sample(n)
+        self.pool.set_weights(self.learner.weights(), None)
+        return self.pool.sample(n)
 
     def real_batch(self, n: int) -> torch.Tensor:
         """`n` real training sequences, a fresh uniform sample (a batch of the relaxed GANs)."""
@@ -317,7 +325,7 @@ class Trainer:
         """The task's metrics of eval_samples generator samples: NLL-oracle for the synthetic
         task; NLL-test, BLEU and Self-BLEU for text."""
         t0 = time.perf_counter()
-        metrics = self.task.evaluate(self.learner.sample(self.cfg.train.eval_samples), self.learner.nll)
+        metrics = self.task.evaluate(self.generator_samples(self.cfg.train.eval_samples), self.learner.nll)
         check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)

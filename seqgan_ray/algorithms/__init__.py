@@ -44,6 +44,9 @@ class Context(Protocol):
     def d_round(self, epochs: int, fake: Any = None) -> Any:
         """One discriminator round: fresh negatives (or `fake`) against train.num_real real sequences."""
 
+    def generator_samples(self, n: int) -> Any:
+        """`n` samples (n, T) of G_θ (LeakGAN's on the rollout pool)."""
+
     def real_batch(self, n: int) -> Any:
         """`n` real training sequences (n, T), a fresh uniform sample (from a corpus's shards too)."""
 

@@ -4,12 +4,13 @@ G is models.leakgan.LeakGANPolicy (generator.kind leakgan): a Manager reading D'
 the sentence so far sets goals that steer a Worker. An iteration, as the reference code's:
 
 1. g_steps × (a batch from G; Monte Carlo rewards at every c-th prefix (rollout.stride = c,
-   rollout.num_rollouts completions each, on the rollout pool, whose workers hold G and a D
-   snapshot); rescaled across the batch (`rescale`); one step of the Manager and the Worker
+   rollout.num_rollouts completions each) on the rollout pool, whose workers hold G and its
+   D snapshot; rescaled across the batch (`rescale`); one step of the Manager and the Worker
    down `leakgan_objective`);
-2. d_steps × (fresh negatives and, with leakgan.fresh_positives, fresh positives; k_epochs
-   of D), G's copy of D refreshed after each (the trainer's d_round);
-3. the new G and D to the rollout pool.
+2. d_steps × (fresh negatives, sampled on the pool, and with leakgan.fresh_positives fresh
+   positives; k_epochs of D), G's copy of D refreshed after each (the trainer's d_round).
+
+G goes to the pool (one ray.put) before each use: rewards, negatives, evaluation samples.
 
 Pretraining is interleaved (leakgan.pretrain_rounds; the trainer runs it), so the Manager
 learns from a D that has seen G's samples.
@@ -72,11 +73,8 @@ class LeakGAN:
     interleaved_pretraining = True  # the trainer alternates D rounds and MLE epochs
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
-        """β ← θ (leakgan configs keep rollout.update_rate 0: the reference rolls out with G);
-        the rollout workers get G, with its D snapshot, and D."""
-        if fresh:
-            ctx.learner.sync_rollout_policy()
-        ctx.pool.set_weights(ctx.learner.rollout_weights(), ctx.disc.weights())
+        """Nothing: the rollout workers are given G_θ (with its D copy, which they also score
+        with) before each use. The reference rolls out with G itself: no delayed policy."""
 
     def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
         cfg, tc, lc = ctx.cfg, ctx.cfg.train, ctx.cfg.leakgan
@@ -89,6 +87,7 @@ class LeakGAN:
             t0 = time.perf_counter()
             seqs = learner.sample(cfg.generator.batch_size, update=True)            # (B, T)
             t1 = time.perf_counter()
+            pool.set_weights(learner.weights(), None)  # θ and its D copy: what rolls out, and scores
             scores = pool.rewards(seqs)[:, ends]                                   # (B, T/c)
             check_finite("adversarial", it, rewards=scores)
             rewards = rescale(scores, lc.rescale, lc.rescale_delta) / cfg.rollout.num_rollouts
@@ -101,19 +100,16 @@ class LeakGAN:
             score_mean += scores.mean().item() / tc.g_steps
             reward_mean += rewards.mean().item() / tc.g_steps
             loss += step.loss / tc.g_steps
-        learner.update_rollout_policy()
         d, t_neg, t_d = None, 0.0, 0.0
         for _ in range(tc.d_steps):
             t0 = time.perf_counter()
-            fake = learner.sample(tc.num_negatives)  # through D at every token: LeakGAN's big cost
+            fake = ctx.generator_samples(tc.num_negatives)  # on the pool: through D at every token
             t1 = time.perf_counter()
             d = ctx.d_round(tc.k_epochs, fake=fake)  # G's copy of D refreshed after it
             check_finite("adversarial", it, **{"discriminator loss": d.loss})
             t_neg, t_d = t_neg + t1 - t0, t_d + time.perf_counter() - t1
-        t0 = time.perf_counter()
-        pool.set_weights(learner.rollout_weights(), ctx.disc.weights())
         metrics = {"gen/pg_loss": loss, "gen/reward_mean": reward_mean, "gen/d_score_mean": score_mean,
-                   **times, "time/negatives_s": t_neg, "time/d_train_s": t_d, "time/broadcast_s": time.perf_counter() - t0,
+                   **times, "time/negatives_s": t_neg, "time/d_train_s": t_d,
                    "pool/restarts": float(ctx.rollout_restarts)}
         if d is not None:
             metrics.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})

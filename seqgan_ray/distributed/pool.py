@@ -30,7 +30,7 @@ import torch
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from ..config import Config
-from ..roles import RolloutWorker, StaleWeights, StateDict
+from ..roles import RolloutWorker, StaleWeights, StateDict, sample_shares
 from .cluster import ActorResources
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,12 @@ class RolloutPool:
         share computed by a worker that holds the current weights version."""
         shares = [s for s in seqs.tensor_split(len(self.workers)) if len(s)]
         return torch.cat(self._each("rewards", lambda i: (shares[i],), workers=range(len(shares))))
+
+    def sample(self, num: int) -> torch.Tensor:
+        """`num` sequences from the workers' policy (LeakGAN's negatives, evaluation samples),
+        split between the workers, each share drawn with the current weights version."""
+        shares = [n for n in sample_shares(num, len(self.workers)) if n]
+        return torch.cat(self._each("sample", lambda i: (shares[i],), workers=range(len(shares))))
 
     def rng_states(self) -> list[torch.Tensor]:
         return self._each("get_rng_state")

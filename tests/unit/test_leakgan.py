@@ -173,6 +173,7 @@ def leakgan_sections(**overrides):
     ({"leakgan.step_size": 8}, "leakgan.step_size"),
     ({"leakgan.goal_size": 0}, "leakgan.goal_size"),
     ({"rollout.stride": 2}, "rollout.stride"),
+    ({"rollout.update_rate": 0.8}, "rollout.update_rate"),
     ({"leakgan.pretrain_rounds": 3}, "leakgan.pretrain_rounds"),
     ({"generator.kind": "lstm"}, "generator.kind"),
     ({"leakgan.rescale": "sorted"}, "leakgan.rescale"),
