@@ -39,10 +39,11 @@ from ..rollout import complete_prefixes, mc_rewards, mc_rewards_reference, rollo
 from ..tasks.synthetic import seeded_oracle
 from .flops import Counts, Work, adversarial_evals, pretrain_evals
 
-SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "gpu")  # gpu: skipped without one
+SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "leakgan", "gpu")  # gpu: skipped without one
 STRIDES = (1, 2, 4)  # rollout.stride values of the stride section
 PRECISIONS = ("float32", "bfloat16")
-PAPER_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "paper_synthetic.yaml"
+PAPER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper_synthetic.yaml"
+LEAKGAN_CONFIG = PAPER_CONFIG.with_name("leakgan_oracle.yaml")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,9 @@ class Sizes:
     scaling_N: tuple[int, ...] = (8, 16, 32)
     scaling_V: tuple[int, ...] = (5000, 20000)
     d_scaling_sequences: int = 768   # D-training step time at each T (4 parts of 64·k)
+    leakgan_overrides: tuple[str, ...] = ()
+    leakgan_negatives: int = 1024    # negatives timed (scaled to train.num_negatives)
+    leakgan_repeats: int = 2         # ABBA pairs of the in-process vs pool comparison
 
 
 FULL = Sizes()
@@ -74,7 +78,10 @@ QUICK = Sizes(batch=4, rollouts=2, ref_rollouts=1, repeats=2, d_sequences=384, m
               iteration_overrides=("data.num_train=256", "train.num_negatives=256", "train.eval_samples=256",
                                    "generator.batch_size=4", "rollout.num_rollouts=2"),
               mle_batches=4, pool_batches=2, scaling_batch=1, scaling_T=(8, 16), scaling_N=(1, 2),
-              scaling_V=(500, 1000), scaling_repeats=1, d_scaling_sequences=256)
+              scaling_V=(500, 1000), scaling_repeats=1, d_scaling_sequences=256,
+              leakgan_overrides=("generator.batch_size=4", "rollout.num_rollouts=2", "data.vocab_size=500",
+                                 "discriminator.filter_sizes=[2,3]", "discriminator.num_filters=[20,20]"),
+              leakgan_negatives=64, leakgan_repeats=1)
 
 
 @dataclass
@@ -605,7 +612,73 @@ def section_stride(ctx: Context) -> None:
            "the prefixes c, 2c, ... (rollout.stride)"])
 
 
-# --------------------------------------------------------------------------- 6. GPU
+# --------------------------------------------------------------------------- 6. LeakGAN
+
+def section_leakgan(ctx: Context) -> None:
+    """One LeakGAN iteration of configs/leakgan_oracle.yaml by its parts: the G batch, its
+    rewards, the G step, negatives, a D epoch; rewards and negatives (G through D at every
+    token) in-process and on 2 rollout actors, interleaved ABBA."""
+    from ..distributed.cluster import ActorResources
+    from ..distributed.pool import RolloutPool
+    from ..roles import LocalRolloutPool
+    from ..algorithms.leakgan import leakgan_objective
+
+    s = ctx.sizes
+    cfg = load_config(LEAKGAN_CONFIG, ["data.oracle_dir=", *s.leakgan_overrides])
+    tc, B, n = cfg.train, cfg.generator.batch_size, s.leakgan_negatives
+    learner, trainer = GeneratorLearner(cfg, 0), DiscriminatorTrainer(cfg, 10)
+    learner.set_critic(trainer.weights())
+    weights = learner.weights()
+    local = LocalRolloutPool(cfg, 100, 1)
+    local.set_weights(weights, None)
+    seqs = learner.sample(B, update=True)
+    rewards = torch.rand(B, -(-cfg.data.seq_len // cfg.leakgan.step_size))
+    ctx.log(f"leakgan: G batch, G step, D epoch over {n} real + {n} fake")
+    t = interleaved({"sample": lambda: learner.sample(B, update=True),
+                     "g_update": lambda: learner.update(leakgan_objective, seqs, rewards, "token")}, 2)
+    real = seeded_oracle(cfg.data).sample(n, generator=torch.Generator().manual_seed(1))
+    fake = local.sample(n)
+    trainer.set_data(real[:2 * cfg.discriminator.batch_size])
+    trainer.train(fake[:2 * cfg.discriminator.batch_size], 1)  # warm-up
+    trainer.set_data(real)
+    t["d_epoch"] = clock(lambda: trainer.train(fake, 1))
+    with embedded_ray(2):
+        ctx.log(f"leakgan: rewards and {n} negatives, in-process (2 threads) vs 2 actors x 1 thread")
+        pool = RolloutPool.actors(cfg, 100, 2, ActorResources(num_cpus=1, threads=1))
+        try:
+            t["broadcast"] = clock(lambda: pool.set_weights(weights, None))
+            for p in (local, pool):  # warm-up, and the actors' first call
+                p.rewards(seqs[:2])
+                p.sample(2)
+            time.sleep(3)
+            pairs = {"rewards": lambda p: p.rewards(seqs), "negatives": lambda p: p.sample(n)}
+            acc = {(k, where): 0.0 for k in pairs for where in ("local", "pool")}
+            for i in range(2 * s.leakgan_repeats):
+                for where, p in ((("local", local), ("pool", pool)) if i % 2 == 0 else (("pool", pool), ("local", local))):
+                    for k, fn in pairs.items():
+                        acc[k, where] += clock(lambda: fn(p)) / (2 * s.leakgan_repeats)
+        finally:
+            pool.shutdown()
+    scale = tc.num_negatives / n
+    per = {where: {"sample": t["sample"], "rewards": acc["rewards", where], "g_update": t["g_update"],
+                   "negatives": tc.d_steps * scale * acc["negatives", where],
+                   "d_training": tc.d_steps * tc.k_epochs * scale * t["d_epoch"]} for where in ("local", "pool")}
+    for where in per:
+        per[where]["iteration"] = sum(per[where].values())
+    ctx.results["leakgan"] = {"parts_s": t, "negatives_timed": n, "in_process": per["local"], "two_actors": per["pool"],
+                              "rewards_speedup": acc["rewards", "local"] / acc["rewards", "pool"],
+                              "negatives_speedup": acc["negatives", "local"] / acc["negatives", "pool"]}
+    rows = [[k, per["local"][k], per["pool"][k], per["local"][k] / per["pool"][k]] for k in per["local"]]
+    table(f"leakgan: one iteration of {LEAKGAN_CONFIG.name} (B={B}, N={cfg.rollout.num_rollouts}, T={cfg.data.seq_len}, "
+          f"V={cfg.data.vocab_size}; {tc.d_steps} D rounds of {tc.num_negatives} negatives, {tc.k_epochs} epochs)",
+          ["part", "in-process s", "2 actors s", "speed-up"], rows,
+          [f"rewards and negatives measured interleaved (ABBA, {s.leakgan_repeats} pair(s)); negatives timed on "
+           f"{n} and scaled to {tc.num_negatives}, a D epoch on {n} + {n} and scaled; G batch, G step and D "
+           "training run in the learner and D actors either way",
+           f"broadcast of G (with its D copy) to 2 actors: {t['broadcast']:.3g} s"])
+
+
+# --------------------------------------------------------------------------- 7. GPU
 
 def section_gpu(ctx: Context) -> None:
     """On a GPU: the paper's D epoch with each step eager and replayed from a CUDA graph
@@ -673,7 +746,7 @@ def section_gpu(ctx: Context) -> None:
 RUNNERS: dict[str, Callable[[Context], None]] = {"rewards": section_rewards, "flops": section_flops,
                                                  "iteration": section_iteration, "pool": section_pool,
                                                  "scaling": section_scaling, "stride": section_stride,
-                                                 "gpu": section_gpu}
+                                                 "leakgan": section_leakgan, "gpu": section_gpu}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -44,3 +44,19 @@ def test_quick_bench_prints_each_section_and_finite_positive_figures(tmp_path):
         bad = [x for x in numbers if not (math.isfinite(x) and x > 0)]
         assert not bad, (name, bad)
     assert set(data["flops"]["peak_gflops"]) == {"float32", "bfloat16"}
+
+
+def test_quick_leakgan_bench_times_an_iteration_in_process_and_on_two_actors(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run([sys.executable, "-m", "seqgan_ray.experiments.bench", "--quick", "--sections", "leakgan",
+                           "--threads", "1", "--json", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "== leakgan:" in proc.stdout
+    data = json.loads(out.read_text())["leakgan"]
+    for where in ("in_process", "two_actors"):
+        assert set(data[where]) == {"sample", "rewards", "g_update", "negatives", "d_training", "iteration"}
+        assert data[where]["iteration"] == sum(v for k, v in data[where].items() if k != "iteration")
+    numbers = list(_numbers(data))
+    assert numbers and all(math.isfinite(x) and x > 0 for x in numbers)
