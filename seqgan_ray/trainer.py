@@ -138,6 +138,8 @@ class Trainer:
         else:
             save_config(cfg, self.run_dir / "config.yaml")
             (self.run_dir / "data_source.txt").write_text(self.task.source + "\n")
+            if getattr(self.task, "seeded", False):  # data.oracle_dir=<run>/oracle gives the same task
+                self.task.save_oracle(self.run_dir / "oracle")
             if start_from is not None:
                 self._restore(start_from, truncate_metrics=False)
         self.log = RunLog(self.run_dir)

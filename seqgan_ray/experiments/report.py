@@ -18,7 +18,11 @@ from .reproduce import Plan
 # Yu et al. 2017, Table 1: NLL-oracle of each method on the synthetic task.
 PAPER = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 PAPER_LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling",
-                "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN"}
+                "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN", "leakgan": "LeakGAN", "relgan": "RelGAN",
+                "gsgan": "GSGAN"}
+# An iteration's parts, as the algorithms log them (seconds), for the report's time table.
+TIME_PARTS = {"time/sample_s": "G batch", "time/rollout_s": "rewards", "time/g_update_s": "G step",
+              "time/negatives_s": "negatives", "time/d_train_s": "D training", "time/iteration_s": "iteration"}
 BAR = 8.74  # what SeqGAN must reach (the paper: 8.736)
 NOTES_MARKER = "<!-- notes: everything below this line is kept when the report is rewritten -->"
 
@@ -160,7 +164,7 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
     tc = base.train
     source = plan.folder(rep.seeds[0]) / "pretrain" / "data_source.txt"
     lines = [
-        "# The paper's synthetic experiment: Table 1 and Figure 2",
+        f"# {rep.title or 'The paper' + chr(39) + 's synthetic experiment: Table 1 and Figure 2'}",
         "",
         f"Data: {source.read_text().strip() if source.is_file() else 'no run yet'}.",
         "",
@@ -178,13 +182,16 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         f"NLL-oracle and a high NLL-test. 'ours' is each run's last evaluation; 'best evaluation' "
         f"is the lowest of all its evaluations (mean over seeds, and the iteration of each), shown "
         f"because the paper's 2016 code kept the best score it saw: a best of many noisy "
-        f"evaluations is biased low, so it is never the run's result.",
+        f"evaluations is biased low, so it is never the run's result."
+        + (f" Runs marked 'own pretraining' ({', '.join(f'`{n}`' for n in rep.standalone)}) pretrain from "
+           f"scratch with their own config and schedule, not the shared pretraining." if rep.standalone else ""),
         "",
-        "| method | paper | ours | ± 95% | per seed | best evaluation (iteration) | NLL-test | our run | wall time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| method | {''.join(f'{_column(k)} | ' for k in rep.columns)}paper | ours | ± 95% | per seed | "
+        f"best evaluation (iteration) | NLL-test | our run | wall time |",
+        "|---|" + "---|" * len(rep.columns) + "---|---|---|---|---|---|---|---|",
     ]
 
-    def row(label: str, key: str, paper: float | None, run: str) -> None:
+    def row(label: str, key: str, paper: float | None, run: str, cfg: Config | None = None) -> None:
         o = rows.get(key)
         ours = f"{o.mean:.3f}" if o else (_in_progress(plan, key) or "not run yet")
         ci = f"{o.ci:.3f}{'ᵗ' if o.over_seeds else ''}" if o else ""
@@ -195,7 +202,8 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
             wall = " / ".join(_duration(w) + (f" ({h})" if mixed else "") for w, h in zip(o.wall_s, o.where))
         test = f"{sum(o.nll_test) / len(o.nll_test):.3f}" if o else ""
         best = (f"{sum(o.best) / len(o.best):.3f} ({' / '.join(map(str, o.best_at))})" if o and o.best else "")
-        lines.append(f"| {label} | {paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {best} | "
+        shown = "".join(f"{_get_key(cfg or base, k)} | " for k in rep.columns)
+        lines.append(f"| {label} | {shown}{paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {best} | "
                      f"{test} | {run} | {wall} |")
 
     row("Random", "random", PAPER["random"], "`pretrain`, after epoch 1 (the paper's Random)" if tc.eval_every == 1
@@ -206,8 +214,10 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         label = PAPER_LABELS.get(kind, name)
         if name != kind:
             label = f"{label} (`{name}`)"
-        row(label, name, PAPER.get(kind) if name == kind else None, f"`{name}`: {_describe(cfg, base)}")
-    lines += ["", *verdict(plan, rows), "", f"![NLL-oracle against epochs]({figure})", "",
+        paper = rep.paper.get(name) if rep.paper else (PAPER.get(kind) if name == kind else None)
+        how = _describe(cfg, base) if not plan.standalone(name) else "own pretraining: " + _standalone(plan, name)
+        row(label, name, paper, f"`{name}`: {how}", cfg)
+    lines += ["", *verdict(plan, rows), "", *time_section(plan), f"![NLL-oracle against epochs]({figure})", "",
               f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
               f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
               f"(seed {rep.seeds[0]}).", "", *frontier_section(plan, figure), "## Configs", "",
@@ -259,22 +269,73 @@ def verdict(plan: Plan, rows: dict[str, Outcome]) -> list[str]:
     the baseline by a margin the 95% intervals support. The baseline is taken over the run's
     own seeds, so a run of one seed is not compared with a mean over several."""
     out = []
+    bars = plan.rep.bars or {name: BAR for name, cfg in plan.run_configs.items() if _kind(cfg) == "seqgan"}
     for name, cfg in plan.run_configs.items():
         t = rows.get(name)
-        if _kind(cfg) != "seqgan" or t is None or plan.rep.baseline not in rows:
+        if name not in bars or t is None or plan.rep.baseline not in rows:
             continue
+        bar = bars[name]
         b = rows[plan.rep.baseline].on(t.seeds)
         if len(b.values) < len(t.values):
             continue  # the baseline has not finished on every seed of this run yet
         margin, joint = b.mean - t.mean, math.hypot(t.ci, b.ci)
         over = f" (seed{'s' if len(t.seeds) > 1 else ''} {', '.join(map(str, t.seeds))})"
-        out.append(f"- `{name}` (rollout.update_rate={cfg.rollout.update_rate}){over}: {t.mean:.3f} ± {t.ci:.3f}, "
-                   f"{'at or below' if t.mean <= BAR else 'above'} the bar of {BAR} (paper: "
-                   f"{PAPER['seqgan']}); {abs(margin):.3f} {'below' if margin > 0 else 'above'} "
+        published = plan.rep.paper.get(name) if plan.rep.paper else PAPER.get(_kind(cfg))
+        setting = f"rollout.update_rate={cfg.rollout.update_rate}" if _kind(cfg) == "seqgan" else f"train.method={cfg.train.method}"
+        out.append(f"- `{name}` ({setting}){over}: {t.mean:.3f} ± {t.ci:.3f}, "
+                   f"{'at or below' if t.mean <= bar else 'above'} the bar of {bar}"
+                   f"{f' (paper: {published})' if published is not None else ''}; "
+                   f"{abs(margin):.3f} {'below' if margin > 0 else 'above'} "
                    f"`{plan.rep.baseline}` on the same seeds ({b.mean:.3f}), whose difference has a 95% "
                    f"interval of ±{joint:.3f}: the margin is "
                    f"{'supported' if margin > joint else '**not** supported'}.")
-    return out or [f"The bar (a SeqGAN run <= {BAR}, below `{plan.rep.baseline}`) is checked once they finish."]
+    if out:
+        return out
+    held = ", ".join(f"`{n}` <= {b}" for n, b in bars.items()) or f"a SeqGAN run <= {BAR}"
+    return [f"The bar ({held}, below `{plan.rep.baseline}`) is checked once they finish."]
+
+
+def time_section(plan: Plan) -> list[str]:
+    """Where each run's adversarial iteration goes (first seed): the mean seconds of the parts
+    its algorithm logs, over the iterations run so far."""
+    from ..runlog import read_metrics
+
+    folder, rows = plan.folder(plan.rep.seeds[0]), []
+    for name in plan.run_configs:
+        path = folder / name / "metrics.jsonl"
+        records = [r for r in read_metrics(path) if r.get("phase") == "adversarial" and "time/iteration_s" in r] \
+            if path.is_file() else []
+        if records:
+            rows.append((name, len(records), {k: sum(r.get(k, 0.0) for r in records) / len(records) for k in TIME_PARTS}))
+    if not rows:
+        return []
+    lines = ["## Where an iteration's time goes", "",
+             f"Mean seconds of each part of an adversarial iteration, seed {plan.rep.seeds[0]} (the parts each "
+             f"algorithm logs; evaluation is not in them):", "",
+             "| run | iterations | " + " | ".join(TIME_PARTS.values()) + " |",
+             "|---|---|" + "---|" * len(TIME_PARTS)]
+    for name, n, means in rows:
+        lines.append(f"| `{name}` | {n} | " + " | ".join(f"{means[k]:.3g}" for k in TIME_PARTS) + " |")
+    return lines + [""]
+
+
+def _column(key: str) -> str:
+    return {"data.seq_len": "T", "leakgan.temperature_trick": "temperature trick",
+            "leakgan.rescale": "rescale", "leakgan.fresh_positives": "fresh positives",
+            "leakgan.cosine": "cosine"}.get(key, key)
+
+
+def _get_key(cfg: Config, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _standalone(plan: Plan, name: str) -> str:
+    """How a standalone run's config was made: its file (if any) and the entry's overrides."""
+    entry = dict(plan.rep.runs.get(name) or {})
+    source = entry.pop("config", None)
+    changes = ", ".join(f"{k}={v}" for k, v in entry.items())
+    return " with ".join(x for x in (f"`{source}`" if source else "the shared sections", changes) if x)
 
 
 def _in_progress(plan: Plan, name: str) -> str | None:
@@ -337,8 +398,13 @@ def figure2_curves(plan: Plan) -> dict[str, tuple[list[int], list[float]]]:
         run_dir = folder / name
         if not (run_dir / "metrics.jsonl").is_file():
             continue
-        ev = _evals(read_metrics(run_dir / "metrics.jsonl"), "adversarial")
         label = name if (run_dir / "summary.json").is_file() else f"{name} (in progress)"
+        if plan.standalone(name):  # its own pretraining, from epoch 0
+            ev = [r for r in _evals(read_metrics(run_dir / "metrics.jsonl")) if r["epoch"] > 0]
+            if ev:
+                curves[f"{label}, own pretraining"] = ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
+            continue
+        ev = _evals(read_metrics(run_dir / "metrics.jsonl"), "adversarial")
         if ev:
             curves[label] = ([start[0]] + [r["epoch"] for r in ev], [start[1]] + [r["eval/oracle_nll"] for r in ev])
     return curves

@@ -16,7 +16,10 @@ For every seed, the generator and discriminator are pretrained once into
 pretraining" its last); every run then starts from that checkpoint and trains
 adv_iterations iterations into `<out_dir>/seed<k>/<name>`. A run may pretrain D its own way
 (train.pretrain_d_rounds / pretrain_d_epochs, e.g. the paper's 50 x 3): it starts from the
-shared generator pretraining, before D's, and pretrains its own D. A run that has finished is
+shared generator pretraining, before D's, and pretrains its own D. A run named in
+`standalone` (another model, e.g. LeakGAN's) pretrains from scratch in its own folder; its
+entry may name a config file (`config: configs/leakgan_oracle.yaml`) to start from instead of
+the shared sections, and may change any key. A run that has finished is
 skipped, one that was interrupted resumes from its newest checkpoint, so the command can be
 stopped and started again at any point. At the end (and with `--report-only`) it writes
 the report: a table beside the paper's with 95% confidence intervals, a plot like the
@@ -32,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import (ADVERSARIAL, LENGTH, OUTPUT, Config, ConfigError, keys_with, load_config, load_with_section,
-                      save_config, set_key, validate)
+from ..config import (ADVERSARIAL, LENGTH, OUTPUT, Config, ConfigError, all_keys, keys_with, load_config,
+                      load_with_section, save_config, set_key, validate)
 
 # Keys that may differ between a run on disk and the reproduce file: where and how much is
 # written, and the length (a finished run is extended to a longer adv_iterations).
@@ -63,6 +66,13 @@ class ReproduceConfig:
     frontier: list[str] = field(default_factory=list)  # runs whose quality-diversity frontier is
     # measured when they finish (`run.py evaluate`, into their folder) and shown in the report
     temperatures: list[float] = field(default_factory=lambda: list(_default_temperatures()))
+    standalone: list[str] = field(default_factory=list)  # runs with their own pretraining
+    title: str = ""                   # the report's heading; empty: the paper's Table 1
+    paper: dict[str, float] = field(default_factory=dict)  # published NLL-oracle by run;
+    # empty: the paper's Table 1 by method
+    bars: dict[str, float] = field(default_factory=dict)   # runs held to a bar (NLL-oracle at or
+    # below it, and below the baseline); empty: every SeqGAN run to 8.74
+    columns: list[str] = field(default_factory=list)       # config keys shown in the table
 
 
 @dataclass
@@ -108,6 +118,10 @@ class Plan:
                               f"{', '.join(map(str, self.rep.seeds))}")
         return seeds
 
+    def standalone(self, name: str) -> bool:
+        """Whether run `name` pretrains on its own, from scratch (reproduce.standalone)."""
+        return name in self.rep.standalone
+
     def own_d_pretraining(self, name: str) -> bool:
         """Whether run `name` pretrains D differently from the shared pretraining."""
         run, base = self.run_configs[name].train, self.base.train
@@ -128,18 +142,39 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     if not rep.seeds or not all(isinstance(s, int) for s in rep.seeds):
         raise ConfigError(f"{where}reproduce.seeds must be a list of integers, got {rep.seeds!r}")
     plan = Plan(base, rep, Path(path), list(overrides))
+    for name in rep.standalone:
+        if name not in rep.runs:
+            raise ConfigError(f"{where}reproduce.standalone: '{name}' is not one of reproduce.runs")
     for name, changes in rep.runs.items():
         if name == "pretrain" or not str(name).isidentifier():
             raise ConfigError(f"{where}reproduce.runs: '{name}' cannot name a run (use letters, digits, _)")
+        changes = dict(changes or {})
+        own = name in rep.standalone
         cfg = copy.deepcopy(base)
-        for key, value in (changes or {}).items():
-            if _changes_shared_pretraining(key):
+        if "config" in changes:
+            if not own:
+                raise ConfigError(f"{where}reproduce.runs.{name}: 'config' is for a run in reproduce.standalone "
+                                  f"(which pretrains on its own); the others share the file's sections")
+            cfg = load_config(Path(changes.pop("config")), [o for o in overrides if not o.startswith("reproduce.")])
+        for key, value in changes.items():
+            if not own and _changes_shared_pretraining(key):
                 raise ConfigError(f"{where}reproduce.runs.{name}: {key} changes the generator's "
                                   f"pretraining, which every run shares; set it in the config sections "
-                                  f"instead (a run may change only {' and '.join(OWN_D_PRETRAINING)})")
+                                  f"instead (a run may change only {' and '.join(OWN_D_PRETRAINING)}, "
+                                  f"unless reproduce.standalone names it)")
             set_key(cfg, key, value, where=f"{where}reproduce.runs.{name}: ")
         validate(cfg)
+        if own and (diff := [k for k, v in cfg.data.__dict__.items() if getattr(base.data, k) != v]):
+            raise ConfigError(f"{where}reproduce.runs.{name}: data.{diff[0]} differs from the shared sections' "
+                              f"({getattr(cfg.data, diff[0])!r} against {getattr(base.data, diff[0])!r}): every run "
+                              f"of a report trains and is scored on the same task")
         plan.run_configs[name] = cfg
+    for name in [*rep.paper, *rep.bars]:
+        if name not in rep.runs:
+            raise ConfigError(f"{where}reproduce.paper / bars: '{name}' is not one of reproduce.runs")
+    for key in rep.columns:
+        if key not in all_keys(base):
+            raise ConfigError(f"{where}reproduce.columns: '{key}' is not a config key")
     for name in rep.repeat:
         if name not in rep.runs:
             raise ConfigError(f"{where}reproduce.repeat: '{name}' is not one of reproduce.runs")
@@ -194,7 +229,12 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
         for name in todo(seed):
             done += 1
             cfg = plan.config(name, seed)
-            start = _generator_pretrained(pre_dir, cfg) if plan.own_d_pretraining(name) else pretrained
+            if plan.standalone(name):
+                start = None
+            elif plan.own_d_pretraining(name):
+                start = _generator_pretrained(pre_dir, cfg)
+            else:
+                start = pretrained
             _train_one(f"[{done}/{total}] seed {seed}: {name}", cfg, folder / name, spec, start_from=start)
             if name in plan.rep.frontier:
                 measure_frontier(folder / name, plan.rep.temperatures)

@@ -117,7 +117,7 @@ class LeakGANPolicy(LSTMPolicy):
         sub-goals s_0..s_{T-1} (B, T, F); the Manager's h, c after each (B, T, H) each."""
         B, T = seqs.shape
         h, c = self.hidden_states(seqs)
-        feats = self.features(self._prefixes(seqs).flatten(0, 1)).view(B, T + 1, -1)
+        feats = self.leak.prefix_leaked_features(seqs)                      # f_0..f_T, (B, T + 1, F)
         state = (feats.new_zeros(B, self.hidden_dim), feats.new_zeros(B, self.hidden_dim))
         subs, mh, mc = [], [], []
         for t in range(T):

@@ -36,6 +36,7 @@ class SyntheticTask:
     oracle: LSTMPolicy
     real: torch.Tensor  # (S, T) training sequences
     source: str         # one line saying where the oracle and data came from
+    seeded: bool = False  # a seeded oracle (no published parameters): saved with each run
     metric = "eval/oracle_nll"  # what evaluation reports first and sweeps optimise by default
     train_rows = None           # the training set is small: every role holds `real` whole
 
@@ -71,6 +72,20 @@ class SyntheticTask:
 
     def write_samples(self, path: Path, samples: torch.Tensor) -> None:
         write_token_file(path, samples)
+
+    def save_oracle(self, folder: Path) -> None:
+        """The oracle and the training data in the paper's files (`PARAMS_FILE`, `DATA_FILE`),
+        so that `data.oracle_dir=folder` gives another run the very same task."""
+        folder.mkdir(parents=True, exist_ok=True)
+        o = self.oracle
+        gates = [g.numpy() for g in (o.W.detach().chunk(4, 1) + o.U.detach().chunk(4, 1) + o.b.detach().chunk(4))]
+        arrays = [o.embedding.detach().numpy()]
+        for k in range(4):  # Wi Ui bi, Wf Uf bf, Wog Uog bog, Wc Uc bc
+            arrays += [gates[k], gates[4 + k], gates[8 + k]]
+        arrays += [o.W_out.detach().numpy(), o.b_out.detach().numpy()]
+        with open(folder / PARAMS_FILE, "wb") as f:
+            pickle.dump(arrays, f)
+        write_token_file(folder / DATA_FILE, self.real)
 
 
 def load_oracle_params(path: Path, *, seq_len: int, start_token: int = 0) -> LSTMPolicy:
@@ -127,4 +142,4 @@ def load_task(cfg: DataConfig) -> SyntheticTask:
     why = f"{params} not found ({ORIGIN})" if params is not None else "data.oracle_dir is empty"
     return SyntheticTask(oracle, real, f"{why}; using a seeded N(0, 1) oracle of V {cfg.vocab_size}, "
                                        f"T {cfg.seq_len} (data.oracle_seed={cfg.oracle_seed}) and "
-                                       f"{cfg.num_train} sequences sampled from it")
+                                       f"{cfg.num_train} sequences sampled from it", seeded=True)

@@ -204,3 +204,47 @@ def test_finished_runs_are_extended_and_changed_ones_refused(tmp_path, capsys):
     path.write_text(yaml.safe_dump(data))
     assert main(["reproduce", "--config", str(path), "--no-ray"]) == 2
     assert "was trained with train.method='mle'" in capsys.readouterr().err
+
+
+def test_a_standalone_run_pretrains_on_its_own_and_the_file_names_the_papers_numbers(tmp_path, capsys):
+    """LeakGAN beside MLE: another model, so its own pretraining (reproduce.standalone); the
+    published numbers, the bar and the columns come from the file; the time table is written."""
+    from seqgan_ray.runlog import read_metrics
+
+    runs = {"mle": {"train.method": "mle"},
+            "leakgan": {"train.method": "leakgan", "generator.kind": "leakgan", "rollout.stride": 4,
+                        "rollout.update_rate": 0.0, "leakgan.pretrain_rounds": 1}}
+    path = reproduce_file(tmp_path, runs, standalone=["leakgan"], title="LeakGAN",
+                          paper={"mle": 9.038, "leakgan": 7.038}, bars={"leakgan": 7.10},
+                          columns=["data.seq_len", "leakgan.temperature_trick"])
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    out = tmp_path / "runs" / "seed0"
+    phases = [m["phase"] for m in read_metrics(out / "leakgan" / "metrics.jsonl")]
+    assert phases[0] == "pretrain_g" and "pretrain_d" in phases and phases[-1] == "adversarial"  # from scratch
+    assert {m["phase"] for m in read_metrics(out / "mle" / "metrics.jsonl")} == {"adversarial"}  # shared
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    assert report.startswith("# LeakGAN\n")
+    assert "| method | T | temperature trick | paper | ours |" in report
+    assert "| LeakGAN | 8 | 1.0 | 7.038 |" in report and "| MLE | 8 | 1.0 | 9.038 |" in report
+    line = next(l for l in report.splitlines() if l.startswith("| LeakGAN |"))
+    assert "own pretraining: the shared sections with " in line and "train.method=leakgan" in line
+    assert "- `leakgan` (train.method=leakgan) (seed 0): " in report and "the bar of 7.1 (paper: 7.038)" in report
+    assert "## Where an iteration's time goes" in report and "| `leakgan` | 2 |" in report
+    curves = figure2_curves(load_plan(path))
+    assert "leakgan, own pretraining" in curves and curves["leakgan, own pretraining"][0][0] == 1
+
+
+def test_only_standalone_runs_may_name_a_config_or_change_pretraining(tmp_path):
+    import pytest
+
+    from seqgan_ray.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'config' is for a run in reproduce.standalone"):
+        load_plan(reproduce_file(tmp_path, {"mle": {"train.method": "mle", "config": "x.yaml"}}))
+    with pytest.raises(ConfigError, match="unless reproduce.standalone names it"):
+        load_plan(reproduce_file(tmp_path, {"mle": {"train.method": "mle"}, "big": {"generator.hidden_dim": 9}}))
+    plan = load_plan(reproduce_file(tmp_path, {"mle": {"train.method": "mle"}, "big": {"generator.hidden_dim": 9}},
+                                    standalone=["big"]))
+    assert plan.standalone("big") and plan.run_configs["big"].generator.hidden_dim == 9
+    with pytest.raises(ConfigError, match="reproduce.columns: 'data.seqlen' is not a config key"):
+        load_plan(reproduce_file(tmp_path, {"mle": {"train.method": "mle"}}, columns=["data.seqlen"]))

@@ -188,3 +188,29 @@ def test_settings_that_do_not_fit_are_refused_by_key(override, named):
 def test_a_fitting_leakgan_config_is_accepted():
     cfg = config_from_dict(leakgan_sections())
     assert cfg.train.method == "leakgan" and cfg.leakgan.step_size == 4
+
+
+def test_under_the_reference_cosine_the_manager_cannot_see_d():
+    """With the reference's batch-mean cosine, a ranked reward column sums to the same constant
+    whatever D scored: the loss is the same for D's scores and their negation. Per-token
+    cosines pair each reward with its own move, and it differs."""
+    g = policy()
+    seqs = g.sample(16, generator=torch.Generator().manual_seed(11))
+    scores = torch.rand(16, T // C, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        loss = {(cos, sign): leakgan_objective(g, seqs, rescale(sign * scores, "rank", 16.0), cos).item()
+                for cos in ("batch_mean", "token") for sign in (1, -1)}
+    assert loss["batch_mean", 1] == pytest.approx(loss["batch_mean", -1], rel=1e-6)
+    assert loss["token", 1] != pytest.approx(loss["token", -1], rel=1e-3)
+
+
+@pytest.mark.parametrize("sizes, chunk", [([1, 2, 3, 8], 256), ([2, 5], 3)])
+def test_prefix_features_equal_scoring_every_padded_prefix(sizes, chunk):
+    d = Discriminator(V, T, emb_dim=8, filter_sizes=sizes, num_filters=[4 + i for i in range(len(sizes))],
+                      padding_row=True, seed=3).eval()
+    seqs = torch.randint(0, V, (10, T), generator=torch.Generator().manual_seed(13))
+    keep = torch.arange(T)[None, :] < torch.arange(T + 1)[:, None]
+    padded = torch.where(keep[None], seqs[:, None, :], -1)                 # (10, T + 1, T)
+    with torch.no_grad():
+        each = d.leaked_features(padded.flatten(0, 1)).view(10, T + 1, -1)
+    assert torch.allclose(d.prefix_leaked_features(seqs, chunk_rows=chunk), each, atol=1e-5)

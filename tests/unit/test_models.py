@@ -36,6 +36,19 @@ def test_load_task_without_params_uses_seeded_oracle(tmp_path):
     assert "data.oracle_dir is empty" in always.source and torch.equal(always.real, task.real)
 
 
+def test_a_saved_seeded_oracle_reloads_as_the_same_task(tmp_path):
+    """A run saves its seeded oracle (LeakGAN's T = 40 one has no published parameters) in the
+    paper's files, so that data.oracle_dir=<run>/oracle gives the very same task."""
+    task = load_task(DataConfig(**TINY, oracle_dir=""))
+    assert task.seeded
+    task.save_oracle(tmp_path / "oracle")
+    again = load_task(DataConfig(**TINY, oracle_dir=str(tmp_path / "oracle")))
+    assert not again.seeded and "paper oracle" in again.source
+    for (name, a), b in zip(task.oracle.named_parameters(), again.oracle.parameters()):
+        assert torch.equal(a, b), name
+    assert torch.equal(task.real, again.real)
+
+
 def test_load_task_can_require_the_paper_oracle(tmp_path):
     with pytest.raises(DataError, match="target_params.pkl") as err:
         load_task(DataConfig(**TINY, oracle_dir=str(tmp_path), require_paper_oracle=True))
