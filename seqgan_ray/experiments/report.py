@@ -202,7 +202,7 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
             wall = " / ".join(_duration(w) + (f" ({h})" if mixed else "") for w, h in zip(o.wall_s, o.where))
         test = f"{sum(o.nll_test) / len(o.nll_test):.3f}" if o else ""
         best = (f"{sum(o.best) / len(o.best):.3f} ({' / '.join(map(str, o.best_at))})" if o and o.best else "")
-        shown = "".join(f"{_get_key(cfg or base, k)} | " for k in rep.columns)
+        shown = "".join(f"{_shown(cfg or base, k)} | " for k in rep.columns)
         lines.append(f"| {label} | {shown}{paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {best} | "
                      f"{test} | {run} | {wall} |")
 
@@ -325,8 +325,11 @@ def _column(key: str) -> str:
             "leakgan.cosine": "cosine"}.get(key, key)
 
 
-def _get_key(cfg: Config, key: str) -> Any:
+def _shown(cfg: Config, key: str) -> Any:
+    """A config value for the table; a method's own section (leakgan.*, relaxed.*) only for that method's runs."""
     section, _, name = key.partition(".")
+    if section == "leakgan" and cfg.train.method != "leakgan":
+        return "–"
     return getattr(getattr(cfg, section), name)
 
 
@@ -431,12 +434,12 @@ def plot_figure2(plan: Plan, png: Path) -> None:
         ax.plot(xs, ys, marker=".", label=label, color="black" if name == "MLE pretraining" else None)
     if lo is not None:
         ax.set_ylim(lo, hi)
+        ax.legend(fontsize=8)
     ax.axvline(plan.base.train.pretrain_g_epochs, color="gray", linestyle="--", linewidth=1)
     ax.set_xlabel("epoch (MLE pretraining, then one per iteration)")
     ax.set_ylabel("NLL-oracle (nats per token)")
     ax.set_title("Synthetic task, the paper's oracle")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=120)
     plt.close(fig)
