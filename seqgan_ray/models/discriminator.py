@@ -198,6 +198,71 @@ class Discriminator(nn.Module):
             parts.append(F.relu(best + bias))
         return self.highway_layer(torch.cat(parts, -1).flatten(0, 1)).view(B, T + 1, -1)
 
+    # LeakGAN's sentences written token by token: every window's value is kept (R, W), W = Σ_k n_k·S_k,
+    # S_k = T − k + 1 windows of n_k maps for width k, stored map-major ([f·S_k + s]) so the max over
+    # the windows reads contiguous memory. A new token changes only the k windows that contain it,
+    # by W_i·(e(y) − e(-1)) at its offset i (a window's value is linear in its embeddings); the
+    # leaked features are a max over the kept values: no convolution per step.
+
+    def _widths(self):
+        """(k, S_k, n_k, filters as [e, (offset i, map f)] (E, k·n_k), bias) for each window size."""
+        E, T = self.embedding.weight.shape[1], self.seq_len
+        for k, w, b in zip(self.filter_sizes, self.filter_w, self.filter_b):
+            n = w.shape[0]
+            yield k, T - k + 1, n, w.view(n, k, E).permute(2, 1, 0).reshape(E, k * n), b
+
+    @torch.no_grad()
+    def empty_windows(self, rows: int) -> Tensor:
+        """The windows (rows, W) of a sentence not yet written: every position -1."""
+        assert self.shift, "windows need the padding row (padding_row=True)"
+        pad = self.embedding.weight[0]
+        return torch.cat([(pad @ wk).view(k, n).sum(0).repeat_interleave(S) for k, S, n, wk, _ in self._widths()]
+                         ).repeat(rows, 1)
+
+    @torch.no_grad()
+    def write_windows(self, windows: Tensor, tokens: Tensor, p: int) -> Tensor:
+        """`windows` (R, W) after writing `tokens` (R,) at position `p` of every row, where -1 was
+        (rows are written in step, as sampling and Eq. 4's rollouts do). Updates `windows` in
+        place and returns it."""
+        change = self.embedding(tokens + 1) - self.embedding.weight[0]          # (R, E)
+        start = 0
+        for k, S, n, wk, _ in self._widths():
+            lo, hi = max(0, p - k + 1), min(p, S - 1)                           # the windows holding p
+            if lo <= hi:  # window s holds p at offset p - s: offsets p - lo down to p - hi
+                delta = (change @ wk[:, (p - hi) * n:(p - lo + 1) * n]).view(-1, hi - lo + 1, n)
+                windows[:, start:start + n * S].view(-1, n, S)[:, :, lo:hi + 1] += delta.flip(1).transpose(1, 2)
+            start += n * S
+        return windows
+
+    @torch.no_grad()
+    def features_from_windows(self, windows: Tensor) -> Tensor:
+        """`leaked_features` (R, F) of the sentences whose windows are `windows` (R, W)."""
+        parts, start = [], 0
+        for k, S, n, _, bias in self._widths():
+            parts.append(F.relu(windows[:, start:start + n * S].view(-1, n, S).amax(-1) + bias))
+            start += n * S
+        return self.highway_layer(torch.cat(parts, -1))
+
+    @torch.no_grad()
+    def prefix_windows(self, seqs: Tensor) -> Tensor:
+        """The windows (B, T, W) of every proper prefix of `seqs` (B, T): [:, t] of the first t tokens."""
+        B, T = seqs.shape
+        x = self.embed(seqs)
+        E = x.shape[-1]
+        pad = self.embedding.weight[0]
+        t = torch.arange(T, device=seqs.device)
+        parts = []
+        for k, S, n, wk, _ in self._widths():
+            C = (x.reshape(B * T, E) @ wk).view(B, T, k, n)                    # W_i·e(y_p)
+            pad_share = (pad @ wk).view(k, n).flip(0).cumsum(0).flip(0)         # Σ_{i >= j} W_i·e(pad)
+            pad_share = torch.cat([pad_share, pad_share.new_zeros(1, n)])       # j = 0..k
+            start, off = torch.arange(S, device=seqs.device), torch.arange(k, device=seqs.device)
+            written = torch.cat([torch.zeros_like(C[:, :S, :1]), C[:, start[:, None] + off, off].cumsum(2)], 2)
+            table = written + pad_share                                         # (B, S, k + 1, n): j written
+            j = (t[:, None] - start[None, :]).clamp(0, k)                       # (T, S)
+            parts.append(table[:, start[None, :].expand(T, S), j].transpose(2, 3).flatten(2))  # (B, T, n·S)
+        return torch.cat(parts, -1)
+
     def highway_layer(self, feat: Tensor) -> Tensor:
         """The highway layer over pooled features (B, F)."""
         w, b = self.highway.weight, self.highway.bias

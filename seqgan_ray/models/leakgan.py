@@ -35,7 +35,7 @@ from .discriminator import Discriminator
 from .policy import LSTMPolicy
 
 # (worker h, worker c, manager h, manager c, this block's sub-goals so far, this block's goal,
-#  the sentence so far with -1 where unwritten (R, T), how many tokens it has (R,))
+#  D's window values of the sentence so far (Discriminator.write_windows), how many tokens it has (R,))
 LeakState = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
@@ -86,11 +86,6 @@ class LeakGANPolicy(LSTMPolicy):
 
     # ------------------------------------------------------------------ pieces
 
-    def features(self, prefixes: Tensor) -> Tensor:
-        """D's leaked features (R, F) of sentences so far (R, T), -1 where unwritten."""
-        with torch.no_grad():
-            return self.leak.leaked_features(prefixes)
-
     def manager(self, feat: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """One Manager step on features (R, F): its new (h, c) and the sub-goal (R, F), unit length."""
         h, c = state
@@ -103,12 +98,6 @@ class LeakGANPolicy(LSTMPolicy):
         """The Worker's logits (R, V) from its h (R, H) and the goal (R, F)."""
         w = F.normalize(goal @ self.W_goal, dim=-1)                  # (R, K)
         return (h[:, :, None] * w[:, None, :]).flatten(1) @ self.W_out + w @ self.b_out
-
-    def _prefixes(self, seqs: Tensor) -> Tensor:
-        """Every prefix of `seqs` (B, T), -1 beyond it: (B, T + 1, T), [:, t] keeping t tokens."""
-        B, T = seqs.shape
-        keep = torch.arange(T, device=seqs.device)[None, :] < torch.arange(T + 1, device=seqs.device)[:, None]
-        return torch.where(keep[None], seqs[:, None, :], -1)
 
     # ------------------------------------------------------------------ teacher-forced
 
@@ -179,23 +168,24 @@ class LeakGANPolicy(LSTMPolicy):
         zeros = torch.zeros(rows, self.hidden_dim, device=device)
         start = self.embedding[torch.full((rows,), self.start_token, dtype=torch.long, device=device)]
         h, c = self.step_embedded(start, (zeros, zeros))
-        prefix = torch.full((rows, self.seq_len), -1, dtype=torch.long, device=device)
-        mh, mc, sub = self.manager(self.features(prefix), (zeros, zeros))
+        windows = self.leak.empty_windows(rows)
+        mh, mc, sub = self.manager(self.leak.features_from_windows(windows), (zeros, zeros))
         goal = self.goal_init.expand(rows, -1)
-        return h, c, mh, mc, sub, goal, prefix, torch.zeros(rows, dtype=torch.long, device=device)
+        return h, c, mh, mc, sub, goal, windows, torch.zeros(rows, dtype=torch.long, device=device)
 
     def step(self, tokens: Tensor, state: LeakState) -> LeakState:
         """Read `tokens` (R,): the Worker steps, the sentence grows, the goal turns over at a block's
-        end, and the Manager reads the new sentence's features."""
-        h, c, mh, mc, acc, goal, prefix, pos = state
-        prefix = prefix.scatter(1, pos[:, None], tokens[:, None])
+        end, and the Manager reads the new sentence's features. Consumes `state` (its D windows
+        are updated in place)."""
+        h, c, mh, mc, acc, goal, windows, pos = state
+        windows = self.leak.write_windows(windows, tokens, int(pos[0]))  # rows step together
         pos = pos + 1
         h, c = self.step_embedded(self.embedding[tokens], (h, c))
         turn = (pos % self.step_size == 0)[:, None]
         goal = torch.where(turn, acc, goal)
         acc = torch.where(turn, 0.0, acc)
-        mh, mc, sub = self.manager(self.features(prefix), (mh, mc))
-        return h, c, mh, mc, acc + sub, goal, prefix, pos
+        mh, mc, sub = self.manager(self.leak.features_from_windows(windows), (mh, mc))
+        return h, c, mh, mc, acc + sub, goal, windows, pos
 
     def sample_next(self, state: LeakState, u: Tensor, *, temperature: float = 1.0) -> Tensor:
         logits = self.goal_logits(state[0], state[5])
@@ -209,9 +199,9 @@ class LeakGANPolicy(LSTMPolicy):
         h, cell, _, subs, (mh, mc) = self._teacher_forced(seqs)
         goals = self._per_token(self._block_goals(subs), T)                         # (B, T, F)
         within = self._blocks(subs).cumsum(2).flatten(1, 2)[:, :T]                  # this block's so far
-        prefixes = self._prefixes(seqs)[:, :T]                                      # (B, T, T)
+        windows = self.leak.prefix_windows(seqs)                                    # (B, T, W)
         pos = torch.arange(T, device=seqs.device).expand(B, T)
-        return h, cell, mh, mc, within, goals, prefixes, pos
+        return h, cell, mh, mc, within, goals, windows, pos
 
     @torch.no_grad()
     def sample(self, num: int, *, generator: torch.Generator | None = None, temperature: float = 1.0,

@@ -74,7 +74,7 @@ def test_prefix_states_are_the_stepped_states(seq_len):
         for p in range(seq_len):
             if p:
                 state = g.step(seqs[:, p - 1], state)
-            for name, a, b in zip("h c mh mc acc goal prefix pos".split(), cached, state):
+            for name, a, b in zip("h c mh mc acc goal windows pos".split(), cached, state):
                 assert torch.allclose(a[:, p].to(b.dtype), b, atol=1e-5), (name, p)
 
 
