@@ -15,19 +15,19 @@ from tests.helpers import LONGER, stable_metrics
 from tests.unit.test_textgan import TEXTGAN
 
 
-def textgan_config(match: str = "mmd"):
+def textgan_config(match: str = "mmd", noise: bool = True):
     sections = {k: dict(v) for k, v in LONGER.items()}
     for name, values in TEXTGAN.items():
         sections[name] = {**sections.get(name, {}), **values}
     sections["train"].update(adv_iterations=4, checkpoint_every=1)
     sections["relaxed"] = {"d_steps": 2}
-    sections["textgan"] = {"match": match, "bandwidths": [1.0, 20.0]}
+    sections["textgan"] = {"match": match, "bandwidths": [1.0, 20.0], "noise": noise}
     return config_from_dict(sections)
 
 
-@pytest.mark.parametrize("match", ["mmd", "mean"])
-def test_textgan_runs_and_resumes_exactly(tmp_path, match):
-    cfg = textgan_config(match)
+@pytest.mark.parametrize("match,noise", [("mmd", True), ("mean", False)])  # false: the authors' soft-argmax
+def test_textgan_runs_and_resumes_exactly(tmp_path, match, noise):
+    cfg = textgan_config(match, noise)
     task = load_task(cfg.data)
     whole = train(cfg, task, local_roles(cfg), tmp_path / "whole")
     steps = [r for r in read_metrics(tmp_path / "whole" / "metrics.jsonl") if f"gen/{match}" in r]
