@@ -274,8 +274,8 @@ class TrainConfig:
     own samples as inputs; Bengio et al. 2015), `relgan` or `gsgan` (the relaxed GANs: G steps
     through D's loss on Gumbel-softmax soft tokens, no rollouts; `relaxed.*`, docs/relaxed.md),
     `textgan` (G matches D's features of real and soft-argmax batches by MMD or by their means;
-    `textgan.*`), or your own algorithm: a name it registered, or module:Class (docs/design.md, "How to add
-    an algorithm")."""
+    `textgan.*`), or your own algorithm: a name it registered, or module:Class (docs/design.md,
+    "How to add an algorithm")."""
     sampling_step: float = setting(0.002, above=0, max=1, role=ADVERSARIAL)
     """scheduled_sampling: the chance that an input is the model's own sample starts at 0 and
     rises by this every epoch, up to 1 (0.002: the reference code's schedule_sampling.py)."""
