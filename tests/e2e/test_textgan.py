@@ -46,7 +46,8 @@ def test_textgan_runs_and_resumes_exactly(tmp_path, match, noise):
 
 def test_textgan_on_a_text_corpus(tmp_path):
     """Real batches come from the corpus's shards, the soft-argmax tokens end at <eos> like the
-    tokens, and the text metrics (NLL-test under the fixed codes, BLEU) are written."""
+    tokens, the text metrics (NLL-test under the fixed codes, BLEU) are written, and the run's
+    frontier can be evaluated."""
     from seqgan_ray.cli import main
     from tests.helpers import TINY_TEXT, text_corpus
 
@@ -58,3 +59,8 @@ def test_textgan_on_a_text_corpus(tmp_path):
     assert 0 < final["eval/nll_test"] < 10 and 0 <= final["eval/bleu2"] <= 1
     steps = [r for r in read_metrics(tmp_path / "runs" / "t" / "metrics.jsonl") if "gen/mmd" in r]
     assert len(steps) == 2 and all(math.isfinite(r["disc/loss"]) for r in steps)
+    # the frontier over temperatures: samples with their own codes, NLL-test under the fixed ones
+    assert main(["evaluate", "--run", str(tmp_path / "runs" / "t"), "--num", "32", "--temperatures", "0.8,1.2",
+                 "--quiet"]) == 0
+    rows = (tmp_path / "runs" / "t" / "frontier.csv").read_text().splitlines()
+    assert len(rows) == 3
