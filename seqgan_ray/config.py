@@ -22,13 +22,14 @@ from typing import Any
 import yaml
 
 PRECISIONS = ("float32", "bfloat16")  # discriminator.precision
-GENERATORS = ("lstm", "relational_memory", "leakgan")  # generator.kind
+GENERATORS = ("lstm", "latent_lstm", "relational_memory", "leakgan")  # generator.kind
 DISCRIMINATORS = ("cnn", "relgan")          # discriminator.kind
 RELAXED_LOSSES = ("rsgan", "standard")      # relaxed.loss
 SCHEDULES = ("exp", "lin", "constant")      # relaxed.schedule
 FEEDS = ("hard", "soft")                    # relaxed.feed
 RESCALES = ("rank", "reference", "none")    # leakgan.rescale
 COSINES = ("token", "batch_mean")           # leakgan.cosine
+MATCHES = ("mmd", "mean")                   # textgan.match
 
 # What a key's value touches, for the tools that compare configs (one role per key):
 SHAPE = "shape"              # the shapes of the saved tensors (and so pretraining): checkpoint.py
@@ -37,7 +38,9 @@ ADVERSARIAL = "adversarial"  # only the adversarial phase: runs that differ in i
 LENGTH = "length"            # how long the adversarial phase runs: a finished run can be extended
 OUTPUT = "output"            # where and how much is written, never a number: runs may differ in it
 SECTION_ROLES = {"data": PRETRAINING, "generator": PRETRAINING, "discriminator": PRETRAINING,
-                 "rollout": ADVERSARIAL, "relaxed": ADVERSARIAL, "leakgan": ADVERSARIAL, "train": PRETRAINING, "run": OUTPUT}  # unless a field says
+                 "rollout": ADVERSARIAL, "relaxed": ADVERSARIAL, "textgan": ADVERSARIAL, "leakgan": ADVERSARIAL,
+                 "train": PRETRAINING, "run": OUTPUT}  # unless a field says
+METHOD_SECTIONS = ("relaxed", "textgan", "leakgan")  # read only by the methods that say so (an algorithm's `reads`)
 
 
 def setting(default: Any, *, role: str | None = None, min: float | None = None, above: float | None = None,
@@ -47,6 +50,8 @@ def setting(default: Any, *, role: str | None = None, min: float | None = None, 
     error ("a learning rate"), `why` explains the bound. `validate` checks them all."""
     bounds = {"min": min, "above": above, "below": below, "max": max}
     meta = {"role": role, "what": what, "why": why, **{k: v for k, v in bounds.items() if v is not None}}
+    if isinstance(default, list):  # a fresh list for every Config
+        return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -103,14 +108,19 @@ class GeneratorConfig:
     memory."""
 
     kind: str = setting("lstm", role=SHAPE)
-    """`lstm` (SeqGAN's, sizes emb_dim and hidden_dim), `relational_memory` (RelGAN's:
-    mem_slots × head_size · num_heads units, embedding emb_dim; models/relational.py) or
-    `leakgan` (LeakGAN's Manager and Worker, both LSTMs of hidden_dim, steered by D's leaked
-    features; models/leakgan.py; with train.method leakgan)."""
+    """`lstm` (SeqGAN's, sizes emb_dim and hidden_dim), `latent_lstm` (TextGAN's: the same LSTM
+    started from h0 = tanh(z·C0 + b0) with a code z ~ U(−1, 1)^latent_dim per sequence;
+    models/latent.py; not with train.method seqgan, whose rollouts would need each sequence's z),
+    `relational_memory` (RelGAN's: mem_slots × head_size · num_heads units, embedding emb_dim;
+    models/relational.py) or `leakgan` (LeakGAN's Manager and Worker, both LSTMs of hidden_dim,
+    steered by D's leaked features; models/leakgan.py; with train.method leakgan)."""
     emb_dim: int = setting(32, above=0, role=SHAPE)
     """Token embedding size."""
     hidden_dim: int = setting(32, above=0, role=SHAPE)
     """LSTM hidden size."""
+    latent_dim: int = setting(32, above=0, role=SHAPE)
+    """latent_lstm: Z, the size of the latent code (and of D's reconstruction of it). The TextGAN
+    authors' 900 equals their D's feature count; 32 matches the quick LSTM's hidden size."""
     init_std: float = setting(0.1, above=0)
     """Every parameter starts N(0, init_std), as in the reference code (the LSTM; the relational
     memory starts as RelGAN's code does, each weight at 1/√fan-in)."""
@@ -190,7 +200,8 @@ class RolloutConfig:
 class RelaxedConfig:
     """The relaxed GANs (train.method relgan, gsgan): G's tokens reach D as Gumbel-softmax soft
     tokens softmax(β·(logits + g)), so D's loss is differentiable in θ; no rollouts. β, the
-    inverse temperature, follows a schedule over the adversarial iterations."""
+    inverse temperature, follows a schedule over the adversarial iterations. textgan reads
+    d_steps and grad_clip too; another method refuses these keys set."""
 
     loss: str = ""
     """`rsgan`: the relativistic standard GAN loss (RelGAN), D: −log σ(D(x) − D(G(z))), G: −log
@@ -215,9 +226,44 @@ class RelaxedConfig:
     so the last iteration has β_max, as the paper states. Both public RelGAN codes fix N = 5000
     while running 2,000-3,000 iterations (β ends at β_max^0.4-0.6): set 5000 for theirs."""
     d_steps: int = setting(5, above=0)
-    """D steps (a fresh real batch and fresh soft fakes each) per iteration (RelGAN: 5)."""
+    """D steps (a fresh real batch and fresh soft fakes each) per iteration (RelGAN: 5; the
+    TextGAN authors': 1)."""
     grad_clip: float = setting(5.0, above=0)
-    """Global gradient-norm clip of D's steps (RelGAN: 5; G's is generator.grad_clip)."""
+    """Global gradient-norm clip of D's steps (RelGAN: 5; G's is generator.grad_clip; the TextGAN
+    authors clip neither)."""
+
+
+@dataclass
+class TextGANConfig:
+    """TextGAN (Zhang, Gan, Carin: "Generating Text via Adversarial Training", NIPS 2016
+    workshop; "Adversarial Feature Matching for Text Generation", ICML 2017), train.method
+    textgan: G (generator.kind latent_lstm) feeds its soft-argmax softmax(L·logits) back and to
+    D, and steps down a distance between D's features of real and generated batches; D also
+    reconstructs G's latent code. Its D steps and their clip are relaxed.d_steps and
+    relaxed.grad_clip. docs/relaxed.md, "TextGAN"."""
+
+    match: str = "mmd"
+    """G's objective over D's pooled features of a real and a generated batch: `mmd`, the
+    Gaussian-kernel maximum mean discrepancy summed over `bandwidths` (the ICML paper; the
+    authors' Theano code), or `mean`, the root mean square difference of the two batches'
+    feature means (the workshop paper's matching of means; the authors' TF code)."""
+    bandwidths: list[float] = setting([20.0])
+    """σ of the Gaussian kernels exp(−‖a − b‖²/(2σ²)) that `mmd` sums, each > 0. The authors'
+    Theano code: [20]; Texygen's: 1e-6 ... 1e6 (19 values, with σ² in place of σ)."""
+    soft_argmax: float = setting(1000.0, above=0)
+    """L of the soft-argmax softmax(L·logits) that G feeds back and D reads (the authors': 1000)."""
+    noise: bool = True
+    """Add Gumbel noise to the logits before the soft-argmax, so each soft token is (to float
+    precision at L = 1000) the one-hot of an exact sample of G's softmax: the adversarial phase
+    trains the distribution NLL-oracle samples and NLL-test scores. false: the authors'
+    noise-free soft-argmax, whose sequences are the greedy decodes of each code z."""
+    mmd_weight: float = setting(0.001, min=0)
+    """λ_fm: D's loss subtracts this times G's distance (`match`), so D maximises it (the
+    authors' 0.001; Texygen adds it, flipping the sign)."""
+    recon_weight: float = setting(0.001, min=0)
+    """λ_recon: D's loss adds this times the mean squared error of its reconstruction of the
+    code z from the fakes' features, so D minimises it (the authors' 0.001, on their
+    cross-entropy of (z + 1)/2; Texygen subtracts it, flipping the sign)."""
 
 
 @dataclass
@@ -268,8 +314,9 @@ class TrainConfig:
     as the adversarial phase) or `scheduled_sampling` (the same epochs, feeding the model's
     own samples as inputs; Bengio et al. 2015), `relgan` or `gsgan` (the relaxed GANs: G steps
     through D's loss on Gumbel-softmax soft tokens, no rollouts; `relaxed.*`, docs/relaxed.md),
-    or your own algorithm: a name it registered, or module:Class (docs/design.md, "How to add
-    an algorithm")."""
+    `textgan` (G matches D's features of real and soft-argmax batches by MMD or by their means;
+    `textgan.*`), or your own algorithm: a name it registered, or module:Class (docs/design.md,
+    "How to add an algorithm")."""
     sampling_step: float = setting(0.002, above=0, max=1, role=ADVERSARIAL)
     """scheduled_sampling: the chance that an input is the model's own sample starts at 0 and
     rises by this every epoch, up to 1 (0.002: the reference code's schedule_sampling.py)."""
@@ -342,6 +389,7 @@ class Config:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     relaxed: RelaxedConfig = field(default_factory=RelaxedConfig)
+    textgan: TextGANConfig = field(default_factory=TextGANConfig)
     leakgan: LeakGANConfig = field(default_factory=LeakGANConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -518,12 +566,13 @@ def validate(cfg: Config) -> None:
     from .algorithms import load_algorithm
     from .rewards import load_reward
 
-    load_algorithm(cfg.train.method)
+    method = load_algorithm(cfg.train.method)
     load_reward(cfg.rollout.reward)
+    _check_method_keys(cfg, getattr(method, "reads", None))
     for key, allowed in (("generator.kind", GENERATORS), ("discriminator.kind", DISCRIMINATORS),
                          ("relaxed.loss", ("",) + RELAXED_LOSSES), ("relaxed.schedule", SCHEDULES),
-                         ("relaxed.feed", ("",) + FEEDS), ("leakgan.rescale", RESCALES),
-                         ("leakgan.cosine", COSINES)):
+                         ("relaxed.feed", ("",) + FEEDS), ("textgan.match", MATCHES),
+                         ("leakgan.rescale", RESCALES), ("leakgan.cosine", COSINES)):
         if _get(cfg, key) not in allowed:
             empty = " (or empty: the method's)" if "" in allowed else ""
             raise ConfigError(f"'{key}' must be one of {', '.join(a for a in allowed if a)}{empty}, "
@@ -538,6 +587,18 @@ def validate(cfg: Config) -> None:
         if cfg.discriminator.emb_dim % cfg.discriminator.num_rep:
             raise ConfigError(f"'discriminator.emb_dim' ({cfg.discriminator.emb_dim}) must be a multiple of "
                               f"'discriminator.num_rep' ({cfg.discriminator.num_rep})")
+    if not cfg.textgan.bandwidths or min(cfg.textgan.bandwidths) <= 0:
+        raise ConfigError(f"'textgan.bandwidths' (the kernels' σ) must be a list of numbers > 0, "
+                          f"got {cfg.textgan.bandwidths}")
+    if cfg.generator.kind == "latent_lstm" and cfg.train.method == "seqgan":
+        raise ConfigError("'generator.kind: latent_lstm' draws a code per sequence, which Eq. 4's rollouts "
+                          "and Eq. 8 would have to hold: use it with train.method textgan (or mle), "
+                          "or kind lstm with seqgan")
+    if cfg.train.method == "textgan" and (cfg.generator.kind != "latent_lstm" or cfg.discriminator.kind != "cnn"):
+        key = "generator.kind" if cfg.generator.kind != "latent_lstm" else "discriminator.kind"
+        raise ConfigError(f"'{key}' must be latent_lstm (generator) and cnn (discriminator) for train.method "
+                          f"textgan: its G draws a code that D reconstructs from its CNN features, "
+                          f"got {_get(cfg, key)}")
     _validate_leakgan(cfg)
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
@@ -554,13 +615,9 @@ def validate(cfg: Config) -> None:
 
 
 def _validate_leakgan(cfg: Config) -> None:
-    """LeakGAN's settings fit together, and are not set for another method."""
+    """LeakGAN's settings fit together."""
     lc, tc, method = cfg.leakgan, cfg.train, cfg.train.method
-    if method != "leakgan":
-        for f in dataclasses.fields(lc):
-            if getattr(lc, f.name) != getattr(LeakGANConfig(), f.name):
-                raise ConfigError(f"'leakgan.{f.name}' is a LeakGAN setting, but train.method is {method!r}: "
-                                  f"drop it, or set train.method: leakgan")
+    if method != "leakgan":  # its leakgan.* keys: _check_method_keys
         if cfg.generator.kind == "leakgan":
             raise ConfigError(f"'generator.kind: leakgan' is trained by train.method leakgan, not {method!r}")
         return
@@ -585,6 +642,27 @@ def _validate_leakgan(cfg: Config) -> None:
     for bad, message in fixes:
         if bad:
             raise ConfigError(message)
+
+
+def _check_method_keys(cfg: Config, reads: tuple[str, ...] | None) -> None:
+    """Refuse a key of METHOD_SECTIONS set (not at its default) when train.method does not read
+    it. `reads`: the method's keys and whole sections ("relaxed", "relaxed.grad_clip"); None (an
+    algorithm of your own that does not say): no check."""
+    if reads is None:
+        return
+    from .algorithms import ALGORITHMS
+
+    defaults = Config()
+    for key, _ in _fields():
+        if key.partition(".")[0] in METHOD_SECTIONS and _get(cfg, key) != _get(defaults, key) \
+                and not _reads(reads, key):
+            users = [name for name, cls in ALGORITHMS.items() if _reads(getattr(cls, "reads", ()), key)]
+            raise ConfigError(f"'{key}' is read only by train.method {' or '.join(users)}, but train.method is "
+                              f"{cfg.train.method}: remove it or change the method")
+
+
+def _reads(reads: tuple[str, ...], key: str) -> bool:
+    return any(key == r or key.startswith(r + ".") for r in reads)
 
 
 def _fields() -> list[tuple[str, dataclasses.Field]]:
@@ -694,7 +772,8 @@ def reference_markdown() -> str:
         lines += [f"## `{name}`", "", " ".join((cls.__doc__ or "").split()), "",
                   "| key | default | meaning |", "|---|---|---|"]
         for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else None
+            default = (f.default if f.default is not dataclasses.MISSING
+                       else f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
             lines.append(f"| `{name}.{f.name}` | `{default!r}` | {docs.get(cls.__name__, {}).get(f.name, '')} |")
         lines.append("")
     return "\n".join(lines)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -47,3 +48,34 @@ def relaxed_generator_loss(kind: str, real: Tensor, fake: Tensor) -> Tensor:
     if kind == "rsgan":
         return F.softplus(real - fake).mean()
     return F.softplus(-fake).mean()
+
+
+def gaussian_mmd(x: Tensor, y: Tensor, bandwidths: list[float]) -> Tensor:
+    """The maximum mean discrepancy between the rows of `x` (B, F) and of `y` (B', F) under the
+    kernel k(a, b) = Σ_σ exp(−‖a − b‖² / (2σ²)) over `bandwidths`: the square root of the biased
+    estimate mean k(x, x') + mean k(y, y') − 2 mean k(x, y), as TextGAN's authors compute it
+    (theano/model/text_gan.py, `feature_match == 'mmd'`, lines 356-373). It needs the whole batch:
+    a batch split across processes must gather its features first."""
+    def mean_kernel(a: Tensor, b: Tensor) -> Tensor:
+        sq = (a.pow(2).sum(1)[:, None] + b.pow(2).sum(1)[None, :] - 2 * a @ b.T).clamp(min=0)  # (A, B')
+        return sum(torch.exp(-sq / (2 * s * s)).mean() for s in bandwidths)
+
+    mmd2 = mean_kernel(x, x) + mean_kernel(y, y) - 2 * mean_kernel(x, y)
+    return mmd2.clamp(min=1e-12).sqrt()  # ≥ 0 in exact arithmetic; the floor keeps sqrt's gradient finite
+
+
+def mean_feature_distance(x: Tensor, y: Tensor) -> Tensor:
+    """The root mean square of the difference of the feature means of `x` (B, F) and `y` (B', F):
+    the objective of the TextGAN authors' TF code (tensorflow/textGAN.py, `mean_dist`, line 191)."""
+    return (x.mean(0) - y.mean(0)).pow(2).mean().clamp(min=1e-12).sqrt()
+
+
+def textgan_discriminator_loss(real: Tensor, fake: Tensor, distance: Tensor, z_hat: Tensor, z: Tensor, *,
+                               mmd_weight: float, recon_weight: float) -> Tensor:
+    """TextGAN's D loss, with the signs of the authors' code (theano/model/text_gan.py, line 462:
+    d_cost = gan_cost_d − λ_fm·fake_obj + λ_recon·r_cost): the standard GAN loss on the logits of
+    real and fake (B, 1), minus `mmd_weight` times the feature `distance` G minimises (so D
+    maximises it), plus `recon_weight` times the mean squared error of the reconstructed codes
+    `z_hat` against the codes `z` (B, Z) that made the fakes (so D minimises it)."""
+    gan = F.softplus(-real).mean() + F.softplus(fake).mean()
+    return gan - mmd_weight * distance + recon_weight * (z_hat - z).pow(2).mean()

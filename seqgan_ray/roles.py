@@ -24,6 +24,7 @@ from .kernels.cuda_graphs import GraphedStep
 from .losses import discriminator_loss, mle_loss, policy_gradient_loss
 from .models.discriminator import Discriminator, RelGANDiscriminator
 from .models.leakgan import LeakGANPolicy
+from .models.latent import LatentLSTMPolicy
 from .models.policy import LSTMPolicy
 from .models.relational import RelationalMemoryPolicy
 from .rewards import Reward, make_reward, needs_data
@@ -59,8 +60,8 @@ def restore_rng(rng: torch.Generator, state: Tensor) -> None:
 
 
 def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
-    """G as generator.kind says: SeqGAN's LSTM, RelGAN's relational memory or LeakGAN's Manager
-    and Worker (the same API)."""
+    """G as generator.kind says: SeqGAN's LSTM, TextGAN's LSTM with a latent code, RelGAN's
+    relational memory or LeakGAN's Manager and Worker (the same API)."""
     d, g = cfg.data, cfg.generator
     eos = d.eos_token if d.eos_token >= 0 else None
     if g.kind == "leakgan":
@@ -73,6 +74,9 @@ def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
         policy = RelationalMemoryPolicy(d.vocab_size, g.emb_dim, d.seq_len, d.start_token, mem_slots=g.mem_slots,
                                         head_size=g.head_size, num_heads=g.num_heads, eos_token=eos,
                                         chunk_rows=cfg.rollout.chunk_rows)
+    elif g.kind == "latent_lstm":
+        policy = LatentLSTMPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token,
+                                  latent_dim=g.latent_dim, eos_token=eos, chunk_rows=cfg.rollout.chunk_rows)
     else:
         policy = LSTMPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token, eos_token=eos,
                             chunk_rows=cfg.rollout.chunk_rows)
@@ -81,7 +85,8 @@ def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
 
 
 def make_discriminator(cfg: Config, seed: int) -> Discriminator | RelGANDiscriminator:
-    """D as discriminator.kind says: SeqGAN's CNN or RelGAN's."""
+    """D as discriminator.kind says: SeqGAN's CNN or RelGAN's. Facing a generator with a latent
+    code (generator.kind latent_lstm), the CNN has a head that reconstructs the code (TextGAN)."""
     dc = cfg.discriminator
     if dc.kind == "relgan":
         return RelGANDiscriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim, num_rep=dc.num_rep,
@@ -89,7 +94,8 @@ def make_discriminator(cfg: Config, seed: int) -> Discriminator | RelGANDiscrimi
                                    dropout=dc.dropout, seed=seed)
     return Discriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim,
                          filter_sizes=dc.filter_sizes, num_filters=dc.num_filters, dropout=dc.dropout,
-                         precision=dc.precision, padding_row=cfg.generator.kind == "leakgan", seed=seed)
+                         precision=dc.precision, padding_row=cfg.generator.kind == "leakgan", seed=seed,
+                         latent_dim=cfg.generator.latent_dim if cfg.generator.kind == "latent_lstm" else 0)
 
 
 def cpu_state(module: torch.nn.Module) -> StateDict:
@@ -120,7 +126,7 @@ def mle_step(generator: LSTMPolicy, opt: torch.optim.Optimizer, batch: Tensor, g
         objective = loss - terms.manager_cos.mean()
     else:
         logp = (generator.log_probs_scheduled(batch, sampling_prob, generator=rng) if sampling_prob > 0
-                else generator.log_probs(batch))
+                else generator.log_probs(batch, generator=rng))
         objective = loss = mle_loss(logp, generator.mask(batch))
     opt.zero_grad(set_to_none=True)
     objective.backward()
@@ -154,7 +160,8 @@ class GeneratorLearner:
         self.generator = make_generator(cfg, seed).to(self.device)
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)  # β
         g = cfg.generator
-        graphed = self.device.type == "cuda" and cfg.train.cuda_graphs
+        # a latent code is drawn in every MLE step, from a stream the recorded graph does not hold
+        graphed = self.device.type == "cuda" and cfg.train.cuda_graphs and g.kind != "latent_lstm"
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=g.lr, fused=True, capturable=graphed)
         self.pg_opt = torch.optim.Adam(self.generator.parameters(), lr=g.adv_lr, fused=True)
         self.rng = torch.Generator(self.device).manual_seed(seed + 1)

@@ -4,7 +4,7 @@ An algorithm is what happens in one adversarial iteration, given the roles; the 
 (seqgan_ray.trainer) owns everything else: pretraining, evaluation, logging, checkpoints and
 resume. The built-in ones: `seqgan` (Algorithm 1 of the paper), the paper's MLE
 baselines `mle` and `scheduled_sampling`, the relaxed GANs `relgan` and `gsgan`
-(relaxed.py), and `leakgan` (leakgan.py). Your own plugs in without an edit here, either
+(relaxed.py), `textgan` (textgan.py) and `leakgan` (leakgan.py). Your own plugs in without an edit here, either
 registered by name from your code
 
     from seqgan_ray.algorithms import register
@@ -56,6 +56,8 @@ class Algorithm(Protocol):
     (what must survive a resume lives in the roles, which the checkpoint holds)."""
 
     label: str  # the progress line's name for the adversarial phase
+    reads: tuple[str, ...]  # the keys of config.METHOD_SECTIONS it reads ("relaxed", "relaxed.d_steps");
+                            # config.validate refuses the others set. Leave it out: no check.
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         """Before the adversarial phase's first iteration of this process: `fresh` when the
@@ -108,4 +110,4 @@ def is_relaxed(name: str) -> bool:
 
 
 # The built-in algorithms register themselves, seqgan first (the order error messages list).
-from . import seqgan, baselines, relaxed, leakgan  # noqa: E402, F401, I001
+from . import seqgan, baselines, relaxed, textgan, leakgan  # noqa: E402, F401, I001

@@ -17,6 +17,7 @@ class MLE:
     """One more MLE epoch an iteration."""
 
     label = "adversarial (mle)"
+    reads = ()  # of config.METHOD_SECTIONS: none
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         pass
@@ -31,6 +32,7 @@ class ScheduledSampling:
     own sample instead of the true token rises by train.sampling_step an iteration."""
 
     label = "adversarial (scheduled_sampling)"
+    reads = ()
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         pass

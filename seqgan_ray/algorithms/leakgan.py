@@ -70,6 +70,7 @@ def leakgan_objective(generator, seqs: Tensor, rewards: Tensor, cosine: str) -> 
 @register("leakgan")
 class LeakGAN:
     label = "adversarial (leakgan)"
+    reads = ("leakgan",)            # of config.METHOD_SECTIONS
     interleaved_pretraining = True  # the trainer alternates D rounds and MLE epochs
 
     def start(self, ctx: Context, *, fresh: bool) -> None:

@@ -62,6 +62,7 @@ class Relaxed:
     """One relaxed GAN; subclasses name their defaults for relaxed.loss, feed, temperature_start."""
 
     relaxed = True  # config.validate: may train discriminator.kind relgan
+    reads = ("relaxed",)  # config.validate refuses textgan.* keys
     label: str
     loss: str
     feed: str

@@ -11,6 +11,7 @@ from . import Context, check_finite, register
 @register("seqgan")
 class SeqGAN:
     label = "adversarial"
+    reads = ()  # of config.METHOD_SECTIONS: none
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         """β ← θ when the phase begins; the rollout workers get β (and φ, when the reward is D's)."""

@@ -114,6 +114,7 @@ def _train_loop(config: dict[str, Any]) -> None:
             g.copy_(mean.view_as(g))
 
     shard = ray.train.get_dataset_shard("train")
+    rng = torch.Generator(device).manual_seed(cfg.run.seed * 1000 + rank)  # a latent code's draws (latent_lstm)
     T, losses, seconds = cfg.data.seq_len, [], []
     for epoch in range(1, cfg.train.pretrain_g_epochs + 1):
         t0, total = time.perf_counter(), 0.0
@@ -122,7 +123,7 @@ def _train_loop(config: dict[str, Any]) -> None:
                                      local_shuffle_seed=cfg.run.seed * 1000 + epoch * 10 + rank)
         for step, table in zip(range(config["steps"]), batches):
             seqs = torch.from_numpy(pad_tokens(table.column("tokens"), T)).to(device)
-            loss = mle_step(generator, opt, seqs, cfg.generator.grad_clip, sync_gradients=average)
+            loss = mle_step(generator, opt, seqs, cfg.generator.grad_clip, rng=rng, sync_gradients=average)
             total += loss.item()
         mean = torch.tensor([total / config["steps"]], device=device)
         dist.all_reduce(mean)

@@ -64,7 +64,8 @@ def bf16_supported(device: torch.device | str = "cpu") -> bool:
 class Discriminator(nn.Module):
     def __init__(self, vocab_size: int, seq_len: int, *, emb_dim: int = 64,
                  filter_sizes: list[int] | None = None, num_filters: list[int] | None = None,
-                 dropout: float = 0.25, precision: str = "float32", padding_row: bool = False, seed: int = 0):
+                 dropout: float = 0.25, precision: str = "float32", padding_row: bool = False, seed: int = 0,
+                 latent_dim: int = 0):
         super().__init__()
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -84,6 +85,10 @@ class Discriminator(nn.Module):
         self.highway = nn.Linear(total, 2 * total)  # [transform | gate]
         self.dropout = dropout
         self.out = nn.Linear(total, 2)
+        # TextGAN: ẑ = tanh(V·σ(W·f + b) + c) from the pooled features f, the authors' `recon`
+        # MLP (theano/model/text_gan.py, lines 260-263; mlp_layer.py, mlp_layer_tanh), Z units wide
+        self.recon = (nn.Sequential(nn.Linear(total, latent_dim), nn.Sigmoid(), nn.Linear(latent_dim, latent_dim),
+                                    nn.Tanh()) if latent_dim else None)
         self.reset_parameters(torch.Generator().manual_seed(seed))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -99,15 +104,19 @@ class Discriminator(nn.Module):
             self.highway.bias.zero_()
             nn.init.trunc_normal_(self.out.weight, std=0.1, a=-0.2, b=0.2, generator=generator)
             self.out.bias.fill_(0.1)
+            for layer in self.recon[::2] if self.recon is not None else ():  # the authors': U(−0.01, 0.01), 0.01
+                nn.init.uniform_(layer.weight, -0.01, 0.01, generator=generator)
+                layer.bias.fill_(0.01)
 
     @property
     def compute_dtype(self) -> torch.dtype:
         """bfloat16 if so configured, else the parameters' own dtype."""
         return torch.bfloat16 if self.precision == "bfloat16" else self.embedding.weight.dtype
 
-    def features(self, tokens: Tensor) -> Tensor:
-        """Max-over-time pooled convolution features of `tokens` (B, T). Returns (B, F)."""
-        return self.features_from_embeddings(self.embed(tokens))
+    def features(self, x: Tensor) -> Tensor:
+        """Max-over-time pooled convolution features of tokens `x` (B, T) or soft tokens (B, T, V).
+        Returns (B, F)."""
+        return self.features_from_embeddings(self.embed_soft(x) if x.is_floating_point() else self.embed(x))
 
     def embed(self, tokens: Tensor) -> Tensor:
         """The embeddings (B, T, E) of `tokens` (B, T) (with padding_row, -1 included)."""
@@ -127,9 +136,14 @@ class Discriminator(nn.Module):
     def score(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """The log-odds of "real", (B, 1), for tokens `x` (B, T) or soft tokens (B, T, V): the
         one logit the relaxed GANs' losses take (algorithms/relaxed.py)."""
-        emb = self.embed_soft(x) if x.is_floating_point() else self.embed(x)
-        logits = self.classify(self.features_from_embeddings(emb), generator=generator)
-        return (logits[:, 1] - logits[:, 0])[:, None]
+        return self.score_and_features(x, generator=generator)[0]
+
+    def score_and_features(self, x: Tensor, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """`score` (B, 1) and the pooled features (B, F) it was computed from (before the highway
+        and dropout): what TextGAN's feature matching compares, in one pass."""
+        feat = self.features(x)
+        logits = self.classify(feat, generator=generator)
+        return (logits[:, 1] - logits[:, 0])[:, None], feat
 
     def embed_soft(self, probs: Tensor) -> Tensor:
         """The embeddings (B, T, E) of soft tokens `probs` (B, T, V), e.g. a Gumbel-softmax

@@ -150,7 +150,7 @@ class LeakGANPolicy(LSTMPolicy):
         worker_reward = F.cosine_similarity(moved, per_token.detach(), dim=-1)
         return LeakTerms(logp, manager_cos, worker_reward)
 
-    def log_probs(self, seqs: Tensor, *, temperature: float = 1.0) -> Tensor:
+    def log_probs(self, seqs: Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
         h, _, _, subs, _ = self._teacher_forced(seqs)
         B, T = seqs.shape
         goals = self._per_token(self._block_goals(subs), T)

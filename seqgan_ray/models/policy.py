@@ -57,7 +57,9 @@ class LSTMPolicy(nn.Module):
 
     # ------------------------------------------------------------------ one step
 
-    def initial_state(self, rows: int) -> State:
+    def initial_state(self, rows: int, generator: torch.Generator | None = None) -> State:
+        """h0 = c0 = 0 for `rows` rows. `generator` is for a policy with a latent code
+        (models/latent.py), which draws the code from it; this one draws nothing."""
         z = self.W.new_zeros(rows, self.hidden_dim)
         return z, z.clone()
 
@@ -109,12 +111,13 @@ class LSTMPolicy(nn.Module):
         start = seqs.new_full((seqs.shape[0], 1), self.start_token)
         return torch.cat([start, seqs[:, :-1]], dim=1)
 
-    def hidden_states(self, seqs: Tensor) -> tuple[Tensor, Tensor]:
+    def hidden_states(self, seqs: Tensor, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Run teacher-forced over `seqs` (B, T). Returns h and c after each step, (B, T, H);
-        step t has consumed the start token and y_0..y_{t-1}, so h[:, t] gives y_t's logits."""
+        step t has consumed the start token and y_0..y_{t-1}, so h[:, t] gives y_t's logits.
+        `generator`: where `initial_state` draws a latent code from, if the policy has one."""
         B, T = seqs.shape
         x = affine(self.embedding[self.inputs(seqs)].view(B * T, -1), self.W, self.b).view(B, T, -1)  # (B, T, 4H)
-        state = self.initial_state(B)
+        state = self.initial_state(B, generator)
         hs, cs = [], []
         for x_t in x.unbind(1):  # unbind: one backward op, not T zero-filled selects
             state = self._cell(x_t, state)
@@ -127,11 +130,12 @@ class LSTMPolicy(nn.Module):
         (h, c), each (B, T, H), [:, p] having read the start token and y_0..y_{p-1}."""
         return self.hidden_states(seqs)
 
-    def log_probs(self, seqs: Tensor, *, temperature: float = 1.0) -> Tensor:
+    def log_probs(self, seqs: Tensor, *, temperature: float = 1.0,
+                  generator: torch.Generator | None = None) -> Tensor:
         """log G(y_t | y_<t) for every position of `seqs` (B, T). Returns (B, T). At a
         `temperature` τ ≠ 1, the log-probabilities of the tempered policy softmax(logits / τ),
-        the distribution `sample(..., temperature=τ)` draws from."""
-        h, _ = self.hidden_states(seqs)  # (B, T, H)
+        the distribution `sample(..., temperature=τ)` draws from. `generator`: as `hidden_states`."""
+        h, _ = self.hidden_states(seqs, generator=generator)  # (B, T, H)
         return self._token_log_probs(h, seqs, temperature)
 
     def log_probs_scheduled(self, seqs: Tensor, prob: float, *,
@@ -140,7 +144,7 @@ class LSTMPolicy(nn.Module):
         the start token is, with probability `prob`, the model's own sample from the step
         before instead of the true y_{t−1}. Gradients flow through the states, not the draws."""
         B, T = seqs.shape
-        state = self.initial_state(B)
+        state = self.initial_state(B, generator)
         tok = seqs.new_full((B,), self.start_token)
         hs = []
         for t in range(T):
@@ -188,7 +192,7 @@ class LSTMPolicy(nn.Module):
     def sample(self, num: int, *, generator: torch.Generator | None = None,
                temperature: float = 1.0) -> Tensor:
         """Draw `num` sequences (num, T) at the given temperature."""
-        state = self.initial_state(num)
+        state = self.initial_state(num, generator)
         device = self.W_out.device
         tok = torch.full((num,), self.start_token, dtype=torch.long, device=device)
         seq = []
@@ -200,13 +204,16 @@ class LSTMPolicy(nn.Module):
         return self.finish(torch.stack(seq, 1))  # (num, T)
 
     def sample_relaxed(self, num: int, inverse_temperature: float, *, feed: str = "hard",
-                       generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+                       generator: torch.Generator | None = None, initial: State | None = None,
+                       noise: bool = True) -> tuple[Tensor, Tensor]:
         """Draw `num` sequences with the Gumbel-max trick, and their Gumbel-softmax relaxation,
         through which gradients reach θ: at each step, y = logits + g with g ~ Gumbel(0, 1)
         (u drawn from `generator`), the token argmax(y) (an exact sample of the policy) and the
         soft token softmax(β·y), β = `inverse_temperature`. `feed` is what the next step reads:
         "hard", the sampled token's embedding (RelGAN's generator), or "soft", the soft token's
-        mix of embeddings, so gradients run through the recurrence too (GSGAN's).
+        mix of embeddings, so gradients run through the recurrence too (GSGAN's). `initial`: the
+        state to start from (default `initial_state`); `noise` False leaves the Gumbel noise out,
+        so the token is argmax(logits) and the soft token TextGAN's soft-argmax softmax(β·logits).
 
         Returns tokens (num, T), as `sample` emits them, and soft tokens (num, T, V); with an
         end token, the soft tokens after it are one-hots of PAD, as the tokens are.
@@ -214,14 +221,16 @@ class LSTMPolicy(nn.Module):
         if feed not in ("hard", "soft"):
             raise ValueError(f"feed must be 'hard' or 'soft', got {feed!r}")
         device = self.W_out.device
-        state = self.initial_state(num)
+        state = self.initial_state(num, generator) if initial is None else initial
         x = self.embedding[torch.full((num,), self.start_token, dtype=torch.long, device=device)]
         tokens, softs = [], []
         for _ in range(self.seq_len):
             state = self.step_embedded(x, state)
             logits = self.logits(state[0])                                   # (R, V)
-            u = torch.rand(logits.shape, generator=generator, device=device)
-            y = logits - torch.log(-torch.log(u + 1e-10) + 1e-10)            # + Gumbel(0, 1)
+            y = logits
+            if noise:
+                u = torch.rand(logits.shape, generator=generator, device=device)
+                y = logits - torch.log(-torch.log(u + 1e-10) + 1e-10)        # + Gumbel(0, 1)
             tok = y.detach().argmax(-1)
             soft = torch.softmax(inverse_temperature * y, dim=-1)
             x = soft @ self.embedding if feed == "soft" else self.embedding[tok]

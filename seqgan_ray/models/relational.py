@@ -87,7 +87,7 @@ class RelationalMemoryPolicy(LSTMPolicy):
                 ln[0].fill_(1.0)
                 ln[1].zero_()
 
-    def initial_state(self, rows: int) -> State:
+    def initial_state(self, rows: int, generator: torch.Generator | None = None) -> State:
         """The identity memory (slot i has a 1 in unit i), zero-padded to S units, flattened."""
         N, S = self.mem_slots, self.mem_size
         mem = self.W_out.new_zeros(rows, N, S)
@@ -113,12 +113,12 @@ class RelationalMemoryPolicy(LSTMPolicy):
         mem = torch.sigmoid(i) * torch.tanh(a) + torch.sigmoid(f + 1.0) * mem
         return (mem.reshape(R, N * S),)
 
-    def hidden_states(self, seqs: Tensor) -> tuple[Tensor, Tensor]:
+    def hidden_states(self, seqs: Tensor, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Teacher-forced over `seqs` (B, T): the output after each step, (B, T, N·S), twice
         (LSTMPolicy returns h and c; here the state is the output)."""
         B, T = seqs.shape
         x = self.embedding[self.inputs(seqs)]  # (B, T, E)
-        state, outs = self.initial_state(B), []
+        state, outs = self.initial_state(B, generator), []
         for x_t in x.unbind(1):
             state = self.step_embedded(x_t, state)
             outs.append(state[0])

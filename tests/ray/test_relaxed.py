@@ -1,16 +1,21 @@
-"""RelGAN with its learner and discriminator as Ray actors: the objectives travel by reference,
-each role's copy of the other's network by state dict; the same metrics as in one process."""
+"""RelGAN and TextGAN with their learner and discriminator as Ray actors: the objectives travel
+by reference, each role's copy of the other's network by state dict; the same metrics as in one
+process."""
+
+import pytest
 
 from seqgan_ray.distributed.cluster import ActorResources, ClusterSpec
 from seqgan_ray.distributed.recovery import ray_roles
 from seqgan_ray.tasks.synthetic import load_task
 from seqgan_ray.trainer import local_roles, train
 from tests.e2e.test_relaxed import relaxed_config
+from tests.e2e.test_textgan import textgan_config
 from tests.helpers import stable_metrics
 
 
-def test_relgan_on_ray_actors_matches_one_process(ray_cluster, tmp_path):
-    cfg = relaxed_config("relgan")
+@pytest.mark.parametrize("method", ["relgan", "textgan"])
+def test_relaxed_gan_on_ray_actors_matches_one_process(ray_cluster, tmp_path, method):
+    cfg = relaxed_config("relgan") if method == "relgan" else textgan_config()
     task = load_task(cfg.data)
     res = ActorResources(num_cpus=0.5, threads=1)
     spec = ClusterSpec(path=tmp_path / "c.yaml", name="test", embedded=True, num_cpus=2, rollout_workers=1,

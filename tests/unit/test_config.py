@@ -71,11 +71,11 @@ def test_every_key_has_a_role_and_the_derived_key_lists_are_what_the_tools_need(
     roles = key_roles()
     assert set(roles.values()) <= {SHAPE, PRETRAINING, ADVERSARIAL, LENGTH, OUTPUT}
     assert SHAPE_KEYS == ("data.vocab_size", "data.seq_len", "generator.kind", "generator.emb_dim",
-                          "generator.hidden_dim", "generator.mem_slots", "generator.head_size", "generator.num_heads",
+                          "generator.hidden_dim", "generator.latent_dim", "generator.mem_slots", "generator.head_size", "generator.num_heads",
                           "discriminator.kind", "discriminator.num_rep", "discriminator.emb_dim",
                           "discriminator.filter_sizes", "discriminator.num_filters", "leakgan.goal_size")
     assert set(SHAPE_KEYS) <= set(PRETRAINING_KEYS) and "generator.lr" in PRETRAINING_KEYS
-    assert not any(k.startswith(("rollout.", "relaxed.")) for k in PRETRAINING_KEYS) and "generator.adv_lr" not in PRETRAINING_KEYS
+    assert not any(k.startswith(("rollout.", "relaxed.", "textgan.")) for k in PRETRAINING_KEYS) and "generator.adv_lr" not in PRETRAINING_KEYS
     assert TRIVIA == {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
                       "train.checkpoint_every", "train.checkpoint_every_s", "train.keep_checkpoints"}
 
