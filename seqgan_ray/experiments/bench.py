@@ -646,6 +646,7 @@ def section_leakgan(ctx: Context) -> None:
         ctx.log(f"leakgan: rewards and {n} negatives, in-process (2 threads) vs 2 actors x 1 thread")
         pool = RolloutPool.actors(cfg, 100, 2, ActorResources(num_cpus=1, threads=1))
         try:
+            pool.devices()  # waits until both actors have started
             t["broadcast"] = clock(lambda: pool.set_weights(weights, None))
             for p in (local, pool):  # warm-up, and the actors' first call
                 p.rewards(seqs[:2])
