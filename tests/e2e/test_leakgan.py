@@ -71,3 +71,16 @@ def test_leakgan_on_a_text_corpus(tmp_path):
     summary = json.loads((tmp_path / "runs" / "t" / "summary.json").read_text())
     final = summary["eval_after_adversarial"]
     assert 0 < final["eval/nll_test"] < 10 and 0 <= final["eval/bleu2"] <= 1
+
+
+def test_a_corpus_too_short_for_the_step_size_is_refused_by_key(tmp_path, capsys):
+    from seqgan_ray.cli import main
+    from tests.helpers import TINY_TEXT, text_corpus
+
+    train_txt, test_txt = text_corpus(tmp_path / "text")  # sentences of up to 7 tokens with <eos>
+    assert main(["--no-ray", f"data.corpus={train_txt}", f"data.test_text={test_txt}", "data.seq_len=16",
+                 "train.method=leakgan", "generator.kind=leakgan", "rollout.stride=8", "leakgan.step_size=8",
+                 "rollout.update_rate=0", "leakgan.pretrain_rounds=1", "train.pretrain_d_rounds=1",
+                 f"run.out_dir={tmp_path / 'runs'}", "run.name=t", *TINY_TEXT]) == 2
+    err = capsys.readouterr().err
+    assert "'leakgan.step_size' (8) must be smaller than T = 7" in err
