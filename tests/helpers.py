@@ -135,3 +135,46 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def assert_ray_matches_one_process(cfg, tmp_path: Path) -> None:
+    """Train `cfg` with its roles as Ray actors (one rollout actor, on the test's embedded Ray) and
+    in one process: the same metrics, to 1e-4."""
+    from seqgan_ray.distributed.cluster import ActorResources, ClusterSpec
+    from seqgan_ray.distributed.recovery import ray_roles
+    from seqgan_ray.tasks.synthetic import load_task
+    from seqgan_ray.trainer import local_roles, train
+
+    task = load_task(cfg.data)
+    res = ActorResources(num_cpus=0.5, threads=1)
+    spec = ClusterSpec(path=tmp_path / "c.yaml", name="test", embedded=True, num_cpus=2, rollout_workers=1,
+                       rollout_worker=res, learner=res, discriminator=res)
+    roles = ray_roles(cfg, spec, 1)
+    try:
+        train(cfg, task, roles, tmp_path / "ray")
+    finally:
+        roles.shutdown()
+    train(cfg, task, local_roles(cfg), tmp_path / "local")
+    ray_rows = stable_metrics(tmp_path / "ray" / "metrics.jsonl")
+    local_rows = stable_metrics(tmp_path / "local" / "metrics.jsonl")
+    assert [r.keys() for r in ray_rows] == [r.keys() for r in local_rows]
+    for a, b in zip(ray_rows, local_rows):
+        for key, value in a.items():
+            if isinstance(value, float):
+                assert abs(value - b[key]) <= 1e-4 * max(1.0, abs(b[key])), (key, value, b[key])
+
+
+def assert_resumes_exactly(cfg, task, tmp_path: Path, *, role: str, method: str, call: int) -> None:
+    """Run `cfg` again into tmp_path/split, stopped by a signal inside the `call`-th call of the
+    `role` role's `method`, then resumed: the metrics of the uninterrupted tmp_path/whole."""
+    import pytest
+
+    from seqgan_ray.trainer import Interrupted, local_roles, train
+    from tests.e2e.test_faults import _signal_on_call
+
+    roles = local_roles(cfg)
+    _signal_on_call(getattr(roles, role), method, call)
+    with pytest.raises(Interrupted):
+        train(cfg, task, roles, tmp_path / "split")
+    train(cfg, task, local_roles(cfg), tmp_path / "split", resume=True)
+    assert stable_metrics(tmp_path / "split" / "metrics.jsonl") == stable_metrics(tmp_path / "whole" / "metrics.jsonl")

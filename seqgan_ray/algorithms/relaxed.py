@@ -78,29 +78,39 @@ class Relaxed:
         ctx.disc.set_opponent(ctx.learner.weights())
 
     def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
-        cfg, learner, disc = ctx.cfg, ctx.learner, ctx.disc
-        loss, feed, start = self.settings(cfg)
-        beta = inverse_temperature(cfg, it - 1, start)
-        B = cfg.generator.batch_size
-        t0 = time.perf_counter()
-        g_loss = g_norm = 0.0
-        for _ in range(cfg.train.g_steps):
-            step = learner.adversarial_step(generator_objective, ctx.real_batch(B), beta, loss, feed)
-            check_finite("adversarial", it, **{"generator loss": step.loss, "generator gradient norm": step.grad_norm})
-            g_loss += step.loss / cfg.train.g_steps
-            g_norm += step.grad_norm / cfg.train.g_steps
-        disc.set_opponent(learner.weights())
-        t1 = time.perf_counter()
-        d_loss = 0.0
-        for _ in range(cfg.relaxed.d_steps):
-            value = disc.adversarial_step(discriminator_objective, ctx.real_batch(B), beta, loss, feed)
-            check_finite("adversarial", it, **{"discriminator loss": value})
-            d_loss += value / cfg.relaxed.d_steps
-        learner.set_critic(disc.weights())
-        t2 = time.perf_counter()
-        return ({"gen/adv_loss": g_loss, "gen/grad_norm": g_norm, "disc/loss": d_loss,
-                 "relaxed/inverse_temperature": beta, "time/g_update_s": t1 - t0, "time/d_train_s": t2 - t1},
-                f"β {beta:.3g}  g {g_loss:.3f}  d {d_loss:.3f}")
+        loss, feed, start = self.settings(ctx.cfg)
+        beta = inverse_temperature(ctx.cfg, it - 1, start)
+        m = alternate(ctx, it, generator_objective, discriminator_objective, beta, loss, feed)
+        return ({"gen/adv_loss": m["gen"], "gen/grad_norm": m["gen/grad_norm"], "disc/loss": m["disc/loss"],
+                 "relaxed/inverse_temperature": beta, "time/g_update_s": m["time/g_update_s"],
+                 "time/d_train_s": m["time/d_train_s"]},
+                f"β {beta:.3g}  g {m['gen']:.3f}  d {m['disc/loss']:.3f}")
+
+
+def alternate(ctx: Context, it: int, g_objective, d_objective, *args) -> dict[str, float]:
+    """One iteration of a GAN whose roles step through each other's copies: train.g_steps G
+    steps down `g_objective`, G's copy to D, relaxed.d_steps D steps down `d_objective`, D's copy
+    to G; each step on a fresh real batch, `args` passed on. The mean losses ("gen", "disc/loss"),
+    G's gradient norm and the two phases' seconds."""
+    cfg, learner, disc = ctx.cfg, ctx.learner, ctx.disc
+    B = cfg.generator.batch_size
+    t0 = time.perf_counter()
+    g_loss = g_norm = 0.0
+    for _ in range(cfg.train.g_steps):
+        step = learner.adversarial_step(g_objective, ctx.real_batch(B), *args)
+        check_finite("adversarial", it, **{"generator loss": step.loss, "generator gradient norm": step.grad_norm})
+        g_loss += step.loss / cfg.train.g_steps
+        g_norm += step.grad_norm / cfg.train.g_steps
+    disc.set_opponent(learner.weights())
+    t1 = time.perf_counter()
+    d_loss = 0.0
+    for _ in range(cfg.relaxed.d_steps):
+        value = disc.adversarial_step(d_objective, ctx.real_batch(B), *args)
+        check_finite("adversarial", it, **{"discriminator loss": value})
+        d_loss += value / cfg.relaxed.d_steps
+    learner.set_critic(disc.weights())
+    return {"gen": g_loss, "gen/grad_norm": g_norm, "disc/loss": d_loss,
+            "time/g_update_s": t1 - t0, "time/d_train_s": time.perf_counter() - t1}
 
 
 @register("relgan")

@@ -10,7 +10,7 @@ feature means (the TF code). D steps down the standard GAN loss, minus λ_fm tim
 (D maximises it), plus λ_recon times its error reconstructing z from the fakes' features
 (text_gan.py, line 462; losses.textgan_discriminator_loss). Texygen flips both signs.
 
-The engine is the relaxed GANs' (relaxed.py): an iteration is train.g_steps G steps, then
+The engine is the relaxed GANs' (relaxed.alternate): an iteration is train.g_steps G steps, then
 relaxed.d_steps D steps, each on a fresh real batch and fresh fakes; the roles hold frozen
 copies of each other's networks, refreshed once an iteration; codes, noise and dropout come
 from the roles' checkpointed streams. The MMD is over the whole batch, which one role computes
@@ -19,16 +19,14 @@ from the roles' checkpointed streams. The MMD is over the whole batch, which one
 
 from __future__ import annotations
 
-import time
-
 import torch
 from torch import Tensor
 
 from ..config import TextGANConfig
 from ..losses import gaussian_mmd, mean_feature_distance, textgan_discriminator_loss
 from ..models.latent import LatentLSTMPolicy
-from . import Context, check_finite, register
-from .relaxed import Relaxed
+from . import Context, register
+from .relaxed import Relaxed, alternate
 
 
 def soft_fakes(generator: LatentLSTMPolicy, rng: torch.Generator, num: int,
@@ -74,24 +72,7 @@ class TextGAN:
     start = Relaxed.start  # each role gets its copy of the other's network
 
     def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
-        cfg, learner, disc, tc = ctx.cfg, ctx.learner, ctx.disc, ctx.cfg.textgan
-        B = cfg.generator.batch_size
-        t0 = time.perf_counter()
-        g_loss = g_norm = 0.0
-        for _ in range(cfg.train.g_steps):
-            step = learner.adversarial_step(generator_objective, ctx.real_batch(B), tc)
-            check_finite("adversarial", it, **{"generator loss": step.loss, "generator gradient norm": step.grad_norm})
-            g_loss += step.loss / cfg.train.g_steps
-            g_norm += step.grad_norm / cfg.train.g_steps
-        disc.set_opponent(learner.weights())
-        t1 = time.perf_counter()
-        d_loss = 0.0
-        for _ in range(cfg.relaxed.d_steps):
-            value = disc.adversarial_step(discriminator_objective, ctx.real_batch(B), tc)
-            check_finite("adversarial", it, **{"discriminator loss": value})
-            d_loss += value / cfg.relaxed.d_steps
-        learner.set_critic(disc.weights())
-        t2 = time.perf_counter()
-        return ({f"gen/{tc.match}": g_loss, "gen/grad_norm": g_norm, "disc/loss": d_loss,
-                 "time/g_update_s": t1 - t0, "time/d_train_s": t2 - t1},
-                f"{tc.match} {g_loss:.4f}  d {d_loss:.3f}")
+        tc = ctx.cfg.textgan
+        m = alternate(ctx, it, generator_objective, discriminator_objective, tc)
+        g = m.pop("gen")
+        return {f"gen/{tc.match}": g, **m}, f"{tc.match} {g:.4f}  d {m['disc/loss']:.3f}"

@@ -10,9 +10,8 @@ import torch
 from seqgan_ray.config import config_from_dict
 from seqgan_ray.runlog import read_metrics
 from seqgan_ray.tasks.synthetic import load_task
-from seqgan_ray.trainer import Interrupted, Trainer, local_roles, train
-from tests.e2e.test_faults import _signal_on_call
-from tests.helpers import stable_metrics
+from seqgan_ray.trainer import Trainer, local_roles, train
+from tests.helpers import assert_resumes_exactly
 from tests.unit.test_leakgan import leakgan_sections
 
 
@@ -40,12 +39,7 @@ def test_leakgan_interleaves_pretraining_and_resumes_exactly(tmp_path):
     assert all(r["gen/reward_mean"] == pytest.approx(expected, rel=1e-5) for r in steps)
     assert whole.summary["oracle_nll_after_adversarial"] > 0
 
-    roles = local_roles(cfg)
-    _signal_on_call(roles.discriminator, "train", 4)  # the first adversarial iteration's D round
-    with pytest.raises(Interrupted):
-        train(cfg, task, roles, tmp_path / "split")
-    train(cfg, task, local_roles(cfg), tmp_path / "split", resume=True)
-    assert stable_metrics(tmp_path / "split" / "metrics.jsonl") == stable_metrics(tmp_path / "whole" / "metrics.jsonl")
+    assert_resumes_exactly(cfg, task, tmp_path, role="discriminator", method="train", call=4)  # the first adversarial iteration's D round
 
 
 def test_fresh_positives_are_new_oracle_samples_each_round(tmp_path):

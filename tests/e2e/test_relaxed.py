@@ -8,9 +8,8 @@ import pytest
 from seqgan_ray.config import config_from_dict
 from seqgan_ray.runlog import read_metrics
 from seqgan_ray.tasks.synthetic import load_task
-from seqgan_ray.trainer import Interrupted, local_roles, train
-from tests.e2e.test_faults import _signal_on_call
-from tests.helpers import LONGER, stable_metrics
+from seqgan_ray.trainer import local_roles, train
+from tests.helpers import LONGER, assert_resumes_exactly
 from tests.unit.test_relaxed import RELGAN
 
 
@@ -39,12 +38,7 @@ def test_relaxed_gan_runs_and_resumes_exactly(tmp_path, method):
     if method == "relgan":  # RelGAN pretrains no D: no pretrain_d rows
         assert not any(r["phase"] == "pretrain_d" for r in read_metrics(tmp_path / "whole" / "metrics.jsonl"))
 
-    roles = local_roles(cfg)
-    _signal_on_call(roles.discriminator, "adversarial_step", 5)  # inside iteration 3 (2 D steps each)
-    with pytest.raises(Interrupted):
-        train(cfg, task, roles, tmp_path / "split")
-    train(cfg, task, local_roles(cfg), tmp_path / "split", resume=True)
-    assert stable_metrics(tmp_path / "split" / "metrics.jsonl") == stable_metrics(tmp_path / "whole" / "metrics.jsonl")
+    assert_resumes_exactly(cfg, task, tmp_path, role="discriminator", method="adversarial_step", call=5)  # inside iteration 3 (2 D steps each)
 
 
 @pytest.mark.parametrize("method", ["relgan", "gsgan"])

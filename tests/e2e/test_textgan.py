@@ -9,9 +9,8 @@ import pytest
 from seqgan_ray.config import config_from_dict
 from seqgan_ray.runlog import read_metrics
 from seqgan_ray.tasks.synthetic import load_task
-from seqgan_ray.trainer import Interrupted, local_roles, train
-from tests.e2e.test_faults import _signal_on_call
-from tests.helpers import LONGER, stable_metrics
+from seqgan_ray.trainer import local_roles, train
+from tests.helpers import LONGER, assert_resumes_exactly
 from tests.unit.test_textgan import TEXTGAN
 
 
@@ -35,12 +34,7 @@ def test_textgan_runs_and_resumes_exactly(tmp_path, match, noise):
                                    for r in steps)
     assert whole.summary["oracle_nll_after_adversarial"] > 0
 
-    roles = local_roles(cfg)
-    _signal_on_call(roles.discriminator, "adversarial_step", 5)  # inside iteration 3 (2 D steps each)
-    with pytest.raises(Interrupted):
-        train(cfg, task, roles, tmp_path / "split")
-    train(cfg, task, local_roles(cfg), tmp_path / "split", resume=True)
-    assert stable_metrics(tmp_path / "split" / "metrics.jsonl") == stable_metrics(tmp_path / "whole" / "metrics.jsonl")
+    assert_resumes_exactly(cfg, task, tmp_path, role="discriminator", method="adversarial_step", call=5)  # inside iteration 3 (2 D steps each)
     assert (tmp_path / "split" / "samples.txt").read_text() == (tmp_path / "whole" / "samples.txt").read_text()
 
 
