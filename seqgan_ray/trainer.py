@@ -314,7 +314,7 @@ class Trainer:
     def real_for_d(self) -> torch.Tensor | None:
         """D's real sequences for one round: None for the whole training set the role holds
         (the synthetic task's default), else a fresh uniform sample of `num_real` of them."""
-        if self.cfg.train.method == "leakgan" and self.cfg.leakgan.fresh_positives:
+        if self.leaks and self.cfg.leakgan.fresh_positives:
             n = self.num_real or self.cfg.train.num_negatives
             if self.task.train_rows is None and hasattr(self.task, "oracle"):  # the reference: new oracle samples
                 return self.task.oracle.sample(n, generator=self.data_rng)

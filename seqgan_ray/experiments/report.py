@@ -326,9 +326,14 @@ def _column(key: str) -> str:
 
 
 def _shown(cfg: Config, key: str) -> Any:
-    """A config value for the table; a method's own section (leakgan.*, relaxed.*) only for that method's runs."""
+    """A config value for the table; a key of a method's own section (config.METHOD_SECTIONS) only
+    for the runs whose method reads it."""
+    from ..algorithms import load_algorithm
+    from ..config import METHOD_SECTIONS, _reads
+
     section, _, name = key.partition(".")
-    if section == "leakgan" and cfg.train.method != "leakgan":
+    reads = getattr(load_algorithm(cfg.train.method), "reads", None)
+    if section in METHOD_SECTIONS and reads is not None and not _reads(reads, key):
         return "–"
     return getattr(getattr(cfg, section), name)
 
