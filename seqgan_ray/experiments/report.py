@@ -19,7 +19,7 @@ from .reproduce import Plan
 PAPER = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 PAPER_LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling",
                 "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN", "leakgan": "LeakGAN", "relgan": "RelGAN",
-                "gsgan": "GSGAN"}
+                "gsgan": "GSGAN", "textgan": "TextGAN"}
 # An iteration's parts, as the algorithms log them (seconds), for the report's time table.
 TIME_PARTS = {"time/sample_s": "G batch", "time/rollout_s": "rewards", "time/g_update_s": "G step",
               "time/negatives_s": "negatives", "time/d_train_s": "D training", "time/iteration_s": "iteration"}
@@ -120,15 +120,14 @@ def collect(plan: Plan) -> dict[str, Outcome]:
     for seed in plan.rep.seeds:
         folder = plan.folder(seed)
         pre = _read(folder / "pretrain")
-        if pre is None:
-            continue
-        evals = _evals(pre[1], "pretrain_g")
-        if len(evals) > 1 and evals[1]["step"] == 1:  # the paper's Random: after the first epoch
-            add("random", seed, evals[1], 0.0, evals[1]["eval/nll_test"])
-        else:
-            add("random", seed, evals[0], 0.0, nll_test(seed, None))
-        add("mle_pretrained", seed, evals[-1], pre[0]["wall_time_s"], nll_test(seed, folder / "pretrain"),
-            _where(pre[0]))
+        if pre is not None:  # absent while only standalone runs have trained
+            evals = _evals(pre[1], "pretrain_g")
+            if len(evals) > 1 and evals[1]["step"] == 1:  # the paper's Random: after the first epoch
+                add("random", seed, evals[1], 0.0, evals[1]["eval/nll_test"])
+            else:
+                add("random", seed, evals[0], 0.0, nll_test(seed, None))
+            add("mle_pretrained", seed, evals[-1], pre[0]["wall_time_s"], nll_test(seed, folder / "pretrain"),
+                _where(pre[0]))
         for name in plan.runs_for(seed):
             run = _read(folder / name)
             if run is not None:
@@ -140,16 +139,18 @@ def collect(plan: Plan) -> dict[str, Outcome]:
 
 def write_report(plan: Plan, argv_text: str) -> Path:
     """docs/results/synthetic.md (and its figure) from the runs on disk; notes below the
-    marker are kept."""
+    marker are kept, and a file written by hand (no marker) is kept whole below it."""
     path = Path(plan.rep.report)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = path.with_name(path.stem + "_figure2.png")
     rows = collect(plan)
     plot_figure2(plan, figure)
     notes = ""
-    if path.is_file() and NOTES_MARKER in path.read_text():
-        notes = path.read_text().split(NOTES_MARKER, 1)[1]
-    path.write_text(render(plan, rows, figure.name, argv_text) + "\n" + NOTES_MARKER + (notes or "\n"))
+    if path.is_file():
+        old = path.read_text(encoding="utf-8")
+        notes = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else "\n\n" + old
+    path.write_text(render(plan, rows, figure.name, argv_text) + "\n" + NOTES_MARKER + (notes or "\n"),
+                    encoding="utf-8")
     return path
 
 
@@ -162,7 +163,9 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
               f"(1.96 · sd of the per-sequence NLL / √n; for a mean over 2 seeds, the two combined), "
               f"or, marked ᵗ, a t-interval over 3 or more seeds")
     tc = base.train
-    source = plan.folder(rep.seeds[0]) / "pretrain" / "data_source.txt"
+    # every run trains on the same task (load_plan checks): whichever has started names it
+    sources = [plan.folder(rep.seeds[0]) / name / "data_source.txt" for name in ("pretrain", *plan.run_configs)]
+    source = next((f for f in sources if f.is_file()), sources[0])
     lines = [
         f"# {rep.title or 'The paper' + chr(39) + 's synthetic experiment: Table 1 and Figure 2'}",
         "",
@@ -320,9 +323,9 @@ def time_section(plan: Plan) -> list[str]:
 
 
 def _column(key: str) -> str:
-    return {"data.seq_len": "T", "leakgan.temperature_trick": "temperature trick",
-            "leakgan.rescale": "rescale", "leakgan.fresh_positives": "fresh positives",
-            "leakgan.cosine": "cosine"}.get(key, key)
+    """A config key's column heading: T for the length, else the key's name in words."""
+    return {"data.seq_len": "T", "relaxed.temperature_max": "β max"}.get(
+        key, key.partition(".")[2].replace("_", " "))
 
 
 def _shown(cfg: Config, key: str) -> Any:
@@ -348,13 +351,29 @@ def _standalone(plan: Plan, name: str) -> str:
 
 def _in_progress(plan: Plan, name: str) -> str | None:
     """How far a run that started but has not finished has got, on the first seed: its last
-    adversarial iteration and last evaluation (a long run may span several sessions)."""
+    adversarial iteration and last evaluation (a long run may span several sessions), or, still
+    pretraining (a standalone run, or the shared pretraining of the MLE-after-pretraining row),
+    the step of its pretraining."""
+    from ..runlog import read_metrics
+
     done = _unfinished(plan, name)
-    if not done:
+    if done:
+        evals = _evals(done)
+        last = f"; {evals[-1]['eval/oracle_nll']:.3f} at iteration {evals[-1]['step']}" if evals else ""
+        return f"in progress: iteration {done[-1]['step']} of {plan.run_configs[name].train.adv_iterations}{last}"
+    folder = "pretrain" if name == "mle_pretrained" else name
+    run_dir = plan.folder(plan.rep.seeds[0]) / folder
+    if folder not in ("pretrain", *plan.run_configs) or (run_dir / "summary.json").is_file() \
+            or not (run_dir / "metrics.jsonl").is_file():
         return None
-    evals = _evals(done)
-    last = f"; {evals[-1]['eval/oracle_nll']:.3f} at iteration {evals[-1]['step']}" if evals else ""
-    return f"in progress: iteration {done[-1]['step']} of {plan.run_configs[name].train.adv_iterations}{last}"
+    records = read_metrics(run_dir / "metrics.jsonl")
+    if not records or records[-1].get("phase") == "adversarial":
+        return None
+    tc = (plan.base if folder == "pretrain" else plan.run_configs[name]).train
+    last = records[-1]
+    if last["phase"] == "pretrain_d" and last["epoch"] >= tc.pretrain_g_epochs:  # not LeakGAN's interleaved rounds
+        return f"in progress: pretraining D, round {last['step']} of {tc.pretrain_d_rounds}"
+    return f"in progress: pretraining G, epoch {last['epoch']} of {tc.pretrain_g_epochs}"
 
 
 def _unfinished(plan: Plan, name: str) -> list[dict[str, Any]]:
@@ -397,11 +416,11 @@ def figure2_curves(plan: Plan) -> dict[str, tuple[list[int], list[float]]]:
 
     folder = plan.folder(plan.rep.seeds[0])
     pre = _read(folder / "pretrain")
-    if pre is None:
-        return {}
-    ev = [r for r in _evals(pre[1]) if r["epoch"] > 0]
-    curves = {"MLE pretraining": ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])}
-    start = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
+    curves, start = {}, None  # no shared pretraining while only standalone runs have trained
+    if pre is not None:
+        ev = [r for r in _evals(pre[1]) if r["epoch"] > 0]
+        curves["MLE pretraining"] = ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
+        start = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
     for name in plan.run_configs:
         run_dir = folder / name
         if not (run_dir / "metrics.jsonl").is_file():
@@ -413,7 +432,7 @@ def figure2_curves(plan: Plan) -> dict[str, tuple[list[int], list[float]]]:
                 curves[f"{label}, own pretraining"] = ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
             continue
         ev = _evals(read_metrics(run_dir / "metrics.jsonl"), "adversarial")
-        if ev:
+        if ev and start is not None:
             curves[label] = ([start[0]] + [r["epoch"] for r in ev], [start[1]] + [r["eval/oracle_nll"] for r in ev])
     return curves
 
@@ -431,7 +450,7 @@ def plot_figure2(plan: Plan, png: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.8))
     lo = hi = None
     if curves:
-        plateau = curves["MLE pretraining"][1][-1]
+        plateau = next(iter(curves.values()))[1][-1]  # the shared pretraining's end, where there is one
         kept = [y for _, ys in curves.values() for y in ys if y > plateau - 1.0]
         lo, hi = min(kept) - 0.05, max(kept) + 0.05
     for name, (xs, ys) in curves.items():

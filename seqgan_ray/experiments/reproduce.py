@@ -219,9 +219,14 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
         pre_dir = folder / "pretrain"
         cfg = plan.pretrain_config(seed)
         done += 1
-        _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
-                   ignored=_pretraining_only)
-        pretrained = latest_checkpoint(pre_dir / "checkpoints")
+        pretrained = None
+        if all(plan.standalone(name) for name in todo(seed)):  # none of them starts from it
+            print(f"[{done}/{total}] seed {seed}: pretraining: not needed by {', '.join(todo(seed))}",
+                  file=sys.stderr)
+        else:
+            _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
+                       ignored=_pretraining_only)
+            pretrained = latest_checkpoint(pre_dir / "checkpoints")
         if jobs > 1:
             failed += _train_side_by_side(plan, seed, todo(seed), jobs, child_args, first=done)
             done += len(todo(seed))

@@ -248,3 +248,40 @@ def test_only_standalone_runs_may_name_a_config_or_change_pretraining(tmp_path):
     assert plan.standalone("big") and plan.run_configs["big"].generator.hidden_dim == 9
     with pytest.raises(ConfigError, match="reproduce.columns: 'data.seqlen' is not a config key"):
         load_plan(reproduce_file(tmp_path, {"mle": {"train.method": "mle"}}, columns=["data.seqlen"]))
+
+
+def test_standalone_runs_alone_skip_the_shared_pretraining_and_a_handwritten_report_is_kept(tmp_path, capsys):
+    """The relaxed GANs' file in small: TextGAN (its own latent-code generator, so standalone)
+    trained alone with --runs does not pay for the shared pretraining it does not use; the report
+    says how far a run still in its own pretraining has got, and keeps a report file written by
+    hand (no notes marker) whole below the marker."""
+    runs = {"mle": {"train.method": "mle"}, "seqgan": {},
+            "textgan_mean": {"train.method": "textgan", "generator.kind": "latent_lstm", "textgan.match": "mean"}}
+    path = reproduce_file(tmp_path, runs, standalone=["textgan_mean"], paper={"mle": 9.038},
+                          columns=["data.seq_len", "textgan.match"])
+    doc = tmp_path / "doc" / "synthetic.md"
+    doc.parent.mkdir()
+    doc.write_text("# What ran before\n\nA demo table we keep.\n")
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "textgan_mean"]) == 0
+    assert "pretraining: not needed by textgan_mean" in capsys.readouterr().err
+    out = tmp_path / "runs" / "seed0"
+    assert not (out / "pretrain").exists() and (out / "textgan_mean" / "summary.json").is_file()
+    report = doc.read_text()
+    head, notes = report.split(NOTES_MARKER)
+    assert "# What ran before\n\nA demo table we keep.\n" in notes
+    assert "| method | T | match | paper | ours |" in head and "seeded N(0, 1) oracle" in head.split("\n")[2]
+    line = next(l for l in head.splitlines() if l.startswith("| TextGAN (`textgan_mean`) |"))
+    assert "| 8 | mean |  | " in line and "not run yet" not in line
+    assert next(l for l in head.splitlines() if l.startswith("| MLE |")).startswith("| MLE | 8 | – | 9.038 | not run yet")
+    assert set(figure2_curves(load_plan(path))) == {"textgan_mean, own pretraining"}
+
+    # Stopped in its own pretraining (its metrics end in D's rounds): the row says where.
+    metrics = out / "textgan_mean" / "metrics.jsonl"
+    records = [json.loads(l) for l in metrics.read_text().splitlines()]
+    cut = next(i for i, r in enumerate(records) if r["phase"] == "pretrain_d")
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in records[: cut + 1]))
+    (out / "textgan_mean" / "summary.json").unlink()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--report-only"]) == 0
+    line = next(l for l in doc.read_text().splitlines() if l.startswith("| TextGAN (`textgan_mean`) |"))
+    assert "| in progress: pretraining D, round 1 of 1 |" in line
+    assert doc.read_text().count("A demo table we keep.") == 1
