@@ -81,8 +81,10 @@ def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
     return json.loads((run_dir / "summary.json").read_text()), read_metrics(run_dir / "metrics.jsonl")
 
 
-def _evals(metrics: list[dict[str, Any]], phase: str | None = None) -> list[dict[str, Any]]:
-    return [r for r in metrics if "eval/oracle_nll" in r and (phase is None or r["phase"] == phase)]
+def _evals(metrics: list[dict[str, Any]], phase: str | None = None, *,
+           key: str = "eval/oracle_nll") -> list[dict[str, Any]]:
+    """The evaluation records (those with `key`) of `phase`, or of every phase."""
+    return [r for r in metrics if key in r and (phase is None or r["phase"] == phase)]
 
 
 def collect(plan: Plan) -> dict[str, Outcome]:
@@ -143,14 +145,16 @@ def write_report(plan: Plan, argv_text: str) -> Path:
     path = Path(plan.rep.report)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = path.with_name(path.stem + "_figure2.png")
-    rows = collect(plan)
-    plot_figure2(plan, figure)
+    if plan.base.data.corpus:
+        text = render_text(plan, collect_text(plan), figure.name, argv_text)
+    else:
+        plot_figure2(plan, figure)
+        text = render(plan, collect(plan), figure.name, argv_text)
     notes = ""
     if path.is_file():
         old = path.read_text(encoding="utf-8")
         notes = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else "\n\n" + old
-    path.write_text(render(plan, rows, figure.name, argv_text) + "\n" + NOTES_MARKER + (notes or "\n"),
-                    encoding="utf-8")
+    path.write_text(text + "\n" + NOTES_MARKER + (notes or "\n"), encoding="utf-8")
     return path
 
 
@@ -223,12 +227,121 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
     lines += ["", *verdict(plan, rows), "", *time_section(plan), f"![NLL-oracle against epochs]({figure})", "",
               f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
               f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
-              f"(seed {rep.seeds[0]}).", "", *frontier_section(plan, figure), "## Configs", "",
-              f"Every run: `{plan.source}` (below, as read){_with_overrides(plan)}; each run changes "
-              f"only the keys in the "
-              f"table's 'our run' column; `{rep.out_dir}/seed<k>/<run>/config.yaml` holds each "
-              f"run's whole config.", "", "```yaml", plan.source.read_text(encoding="utf-8").rstrip(), "```"]
+              f"(seed {rep.seeds[0]}).", "", *frontier_section(plan, figure), *configs_section(plan)]
     return "\n".join(lines) + "\n"
+
+
+def configs_section(plan: Plan) -> list[str]:
+    return ["## Configs", "",
+            f"Every run: `{plan.source}` (below, as read){_with_overrides(plan)}; each run changes "
+            f"only the keys in the table's 'our run' column; `{plan.rep.out_dir}/seed<k>/<run>/config.yaml` "
+            f"holds each run's whole config.", "", "```yaml", plan.source.read_text(encoding="utf-8").rstrip(), "```"]
+
+
+# A corpus's metrics (TextTask.evaluate) as the text report's columns, in order.
+TEXT_METRICS = {"bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "bleu5": "BLEU-5",
+                "self_bleu2": "Self-BLEU-2", "self_bleu3": "Self-BLEU-3", "self_bleu4": "Self-BLEU-4",
+                "self_bleu5": "Self-BLEU-5", "nll_test": "NLL-test"}
+
+
+@dataclass
+class TextOutcome:
+    """One row of the corpus table: each seed's last evaluation of a run."""
+
+    metrics: list[dict[str, float]] = field(default_factory=list)  # TEXT_METRICS keys, per seed
+    wall_s: list[float] = field(default_factory=list)
+
+    def mean(self, key: str) -> float | None:
+        values = [m[key] for m in self.metrics if key in m]
+        return sum(values) / len(values) if values else None
+
+
+def collect_text(plan: Plan) -> dict[str, TextOutcome]:
+    """For a corpus: the untrained generator (the pretraining's evaluation before epoch 1), MLE
+    after pretraining, and every finished run's last evaluation, per seed."""
+    rows: dict[str, TextOutcome] = {}
+
+    def add(name: str, record: dict[str, Any], wall: float) -> None:
+        o = rows.setdefault(name, TextOutcome())
+        o.metrics.append({k: record[f"eval/{k}"] for k in TEXT_METRICS if f"eval/{k}" in record})
+        o.wall_s.append(wall)
+
+    for seed in plan.rep.seeds:
+        folder = plan.folder(seed)
+        pre = _read(folder / "pretrain")
+        if pre is not None:
+            evals = _evals(pre[1], "pretrain_g", key="eval/nll_test")
+            if evals and evals[0]["epoch"] == 0:
+                add("random", evals[0], 0.0)
+            add("mle_pretrained", evals[-1], pre[0]["wall_time_s"])
+        for name in plan.runs_for(seed):
+            run = _read(folder / name)
+            if run is not None:
+                add(name, _evals(run[1], "adversarial", key="eval/nll_test")[-1], run[0]["wall_time_s"])
+    return rows
+
+
+def render_text(plan: Plan, rows: dict[str, TextOutcome], figure: str, command: str) -> str:
+    """The corpus report: each run's BLEU-2..5, Self-BLEU-2..5 and NLL-test, with the published
+    numbers (reproduce.paper) in a row of their own under the run they belong to."""
+    base, rep, tc = plan.base, plan.rep, plan.base.train
+    sources = [plan.folder(rep.seeds[0]) / name / "data_source.txt" for name in ("pretrain", *plan.run_configs)]
+    source = next((f for f in sources if f.is_file()), None)
+    heads = list(TEXT_METRICS.values())
+    lines = [
+        f"# {rep.title or 'The methods on ' + base.data.corpus}", "",
+        f"Data: {source.read_text().strip() if source else base.data.corpus + ' (no run yet)'}.", "",
+        f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
+        f"runs and rewrites this file above the notes marker.", "",
+        f"Schedule: {tc.pretrain_g_epochs} MLE epochs, {tc.pretrain_d_rounds} × {tc.pretrain_d_epochs} "
+        f"discriminator pretraining epochs, then {tc.adv_iterations} iterations of each method, unless "
+        f"its 'our run' says otherwise. Seeds: {', '.join(map(str, rep.seeds))}. BLEU-n: each of "
+        f"{tc.eval_samples} generated sentences against the test split's sentences (at most "
+        f"`data.test_sample`), averaged, as Texygen scores it (nltk's sentence_bleu, smoothing method 1; "
+        f"higher: closer to the held-out text); Self-BLEU-n: each against the others (lower: more "
+        f"diverse); NLL-test: the generator's mean NLL per token of the test sentences. 'ours' is each "
+        f"run's last evaluation (the mean over seeds); a 'published' row gives the numbers "
+        f"`reproduce.paper` sets for the run above it (the file's comments name their sources; blank: "
+        f"not published). A toolkit's BLEU depends on its references and its sample count, so the "
+        f"published rows are a guide, not a bar."
+        + (f" Runs marked 'own pretraining' ({', '.join(f'`{n}`' for n in rep.standalone)}) pretrain from "
+           f"scratch with their own config and schedule." if rep.standalone else ""), "",
+        f"| method | {''.join(f'{_column(k)} | ' for k in rep.columns)}numbers | {' | '.join(heads)} | "
+        f"our run | wall time |",
+        "|---|---|" + "---|" * (len(rep.columns) + len(heads)) + "---|---|",
+    ]
+
+    def values(get) -> str:
+        return " | ".join(_three(get(k)) for k in TEXT_METRICS)
+
+    def row(label: str, key: str, run: str, cfg: Config | None = None) -> None:
+        shown = "".join(f"{_shown(cfg or base, k)} | " for k in rep.columns)
+        o = rows.get(key)
+        if o is None:
+            state = _in_progress(plan, key) or "not run yet"
+            lines.append(f"| {label} | {shown}ours | {state}{' |' * len(TEXT_METRICS)} {run} |  |")
+        else:
+            wall = " / ".join(_duration(w) for w in o.wall_s if w)
+            lines.append(f"| {label} | {shown}ours | {values(o.mean)} | {run} | {wall} |")
+        if (published := rep.paper.get(key)) is not None:
+            lines.append(f"| {label} | {shown}published | {values(published.get)} |  |  |")
+
+    row("Untrained generator", "random", "`pretrain`, before epoch 1")
+    row("MLE, after pretraining", "mle_pretrained", f"`pretrain`, epoch {tc.pretrain_g_epochs}")
+    for name, cfg in plan.run_configs.items():
+        kind = _kind(cfg)
+        label = PAPER_LABELS.get(kind, name) + (f" (`{name}`)" if name != kind else "")
+        how = _describe(cfg, base) if not plan.standalone(name) else "own pretraining: " + _standalone(plan, name)
+        row(label, name, f"`{name}`: {how}", cfg)
+    lines += ["", *time_section(plan), *frontier_section(plan, figure), *configs_section(plan)]
+    return "\n".join(lines) + "\n"
+
+
+def _three(x: float | None) -> str:
+    """.745 for a BLEU (as the papers print them), 5.585 for an NLL; blank when missing."""
+    if x is None:
+        return ""
+    return f"{x:.3f}".removeprefix("0") if 0 <= x < 1 else f"{x:.3f}"
 
 
 def frontier_section(plan: Plan, figure: str) -> list[str]:
@@ -245,18 +358,23 @@ def frontier_section(plan: Plan, figure: str) -> list[str]:
         return []
     png = figure.replace("_figure2.png", "_frontier.png")
     plot_frontier(frontiers, Path(plan.rep.report).with_name(png), title="the runs' frontiers")
+    how = (f"its samples at temperature τ scored by the oracle (NLL-oracle: quality), and its NLL of "
+           f"held-out oracle samples under the same tempered softmax (NLL-test: coverage). A lower "
+           f"temperature buys any generator a better NLL-oracle at a worse NLL-test; a method beats "
+           f"`{plan.rep.baseline}` only where its curve lies below the baseline's."
+           if not plan.base.data.corpus else
+           f"its samples at temperature τ scored by BLEU against the test split (quality) and Self-BLEU "
+           f"among themselves (lower: more diverse), and its NLL-test under the same tempered softmax. A "
+           f"lower temperature buys any generator a higher BLEU at a higher Self-BLEU; a method beats "
+           f"`{plan.rep.baseline}` only where it has the higher BLEU at the same Self-BLEU.")
     lines = ["## Quality against diversity: each run's frontier over sampling temperatures", "",
-             f"`python run.py evaluate` of each run's final generator (seed {plan.rep.seeds[0]}): its "
-             f"samples at temperature τ scored by the oracle (NLL-oracle: quality), and its NLL of "
-             f"held-out oracle samples under the same tempered softmax (NLL-test: coverage). A lower "
-             f"temperature buys any generator a better NLL-oracle at a worse NLL-test; a method beats "
-             f"`{plan.rep.baseline}` only where its curve lies below the baseline's.", "",
+             f"`python run.py evaluate` of each run's final generator (seed {plan.rep.seeds[0]}): {how}", "",
              frontier_markdown(frontiers).rstrip(), "", f"![the frontiers]({png})", ""]
     unfinished = [f"`{name}` at iteration {done[-1]['step']}" for name in frontiers
                   if (done := _unfinished(plan, name))]
     if unfinished:
         lines += [f"Unfinished runs are measured where they stopped: {', '.join(unfinished)}.", ""]
-    base = frontiers.get(plan.rep.baseline)
+    base = frontiers.get(plan.rep.baseline) if not plan.base.data.corpus else None  # gaps in NLL-oracle
     for name, points in frontiers.items():
         gaps = frontier_gap(points, base) if base is not None and name != plan.rep.baseline else []
         if gaps:

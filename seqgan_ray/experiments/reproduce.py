@@ -68,8 +68,8 @@ class ReproduceConfig:
     temperatures: list[float] = field(default_factory=lambda: list(_default_temperatures()))
     standalone: list[str] = field(default_factory=list)  # runs with their own pretraining
     title: str = ""                   # the report's heading; empty: the paper's Table 1
-    paper: dict[str, float] = field(default_factory=dict)  # published NLL-oracle by run;
-    # empty: the paper's Table 1 by method
+    paper: dict[str, Any] = field(default_factory=dict)  # published NLL-oracle by run (empty: the
+    # paper's Table 1 by method); on a corpus, each run's published metrics ({bleu2: .593, ...})
     bars: dict[str, float] = field(default_factory=dict)   # runs held to a bar (NLL-oracle at or
     # below it, and below the baseline); empty: every SeqGAN run to 8.74
     columns: list[str] = field(default_factory=list)       # config keys shown in the table
@@ -172,6 +172,7 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     for name in [*rep.paper, *rep.bars]:
         if name not in rep.runs:
             raise ConfigError(f"{where}reproduce.paper / bars: '{name}' is not one of reproduce.runs")
+    _check_paper(rep, bool(base.data.corpus), where)
     for key in rep.columns:
         if key not in all_keys(base):
             raise ConfigError(f"{where}reproduce.columns: '{key}' is not a config key")
@@ -190,6 +191,32 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     except ConfigError as exc:
         raise ConfigError(f"{where}reproduce.temperatures: {exc}") from None
     return plan
+
+
+def _check_paper(rep: ReproduceConfig, corpus: bool, where: str) -> None:
+    """Published numbers: one NLL-oracle a run on the synthetic task; on a corpus, a mapping of
+    the text metrics the report shows (no bar: BLEU depends on each toolkit's references)."""
+    from .report import TEXT_METRICS
+
+    for name, value in rep.paper.items():
+        key = f"{where}reproduce.paper.{name}"
+        if not corpus:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{key}: give the published NLL-oracle as a number, e.g. {name}: 8.736")
+            continue
+        if not isinstance(value, dict) or not value:
+            raise ConfigError(f"{key}: on a corpus, give the published metrics by name, e.g. "
+                              f"{name}: {{bleu2: 0.745, self_bleu2: 0.95}} (names: {', '.join(TEXT_METRICS)})")
+        for metric, number in value.items():
+            if metric not in TEXT_METRICS:
+                raise ConfigError(f"{key}.{metric}: not a metric the report shows; use one of "
+                                  f"{', '.join(TEXT_METRICS)}")
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise ConfigError(f"{key}.{metric}: {number!r} is not a number")
+    if corpus and rep.bars:
+        raise ConfigError(f"{where}reproduce.bars: a corpus report has no bar (BLEU depends on each toolkit's "
+                          f"references and sample count); remove it, and give the published numbers in "
+                          f"reproduce.paper")
 
 
 def _changes_shared_pretraining(key: str) -> bool:

@@ -285,3 +285,45 @@ def test_standalone_runs_alone_skip_the_shared_pretraining_and_a_handwritten_rep
     line = next(l for l in doc.read_text().splitlines() if l.startswith("| TextGAN (`textgan_mean`) |"))
     assert "| in progress: pretraining D, round 1 of 1 |" in line
     assert doc.read_text().count("A demo table we keep.") == 1
+
+
+def test_a_corpus_file_reports_bleu_and_self_bleu_beside_the_published_rows(tmp_path, capsys):
+    """COCO's table in small: on a corpus the report shows each run's BLEU-2..5, Self-BLEU-2..5
+    and NLL-test from its last evaluation, the numbers `reproduce.paper` gives in a 'published'
+    row under the run, and no NLL-oracle figure; published numbers are checked by name."""
+    from tests.helpers import text_corpus
+
+    train, test = text_corpus(tmp_path / "text")
+    runs = {"mle": {"train.method": "mle"}, "seqgan": {},
+            "textgan": {"train.method": "textgan", "generator.kind": "latent_lstm"}}
+    paper = {"seqgan": {"bleu2": 0.745, "bleu5": 0.18, "self_bleu2": 0.95, "self_bleu5": 0.489}}
+    path = reproduce_file(tmp_path, runs, standalone=["textgan"], paper=paper)
+    data = yaml.safe_load(path.read_text())
+    data["data"].update(corpus=str(train), test_text=str(test))
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    doc = tmp_path / "doc" / "synthetic.md"
+    head = doc.read_text().split(NOTES_MARKER)[0]
+    assert "| method | numbers | BLEU-2 | BLEU-3 | BLEU-4 | BLEU-5 | Self-BLEU-2 |" in head
+    assert "| SeqGAN | published | .745 |  |  | .180 | .950 |  |  | .489 |  |  |  |" in head
+    metrics = [json.loads(l) for l in (tmp_path / "runs" / "seed0" / "seqgan" / "metrics.jsonl").read_text().splitlines()]
+    last = [m for m in metrics if m["phase"] == "adversarial" and "eval/bleu2" in m][-1]
+    ours = next(l for l in head.splitlines() if l.startswith("| SeqGAN | ours |")).split(" | ")
+    assert ours[2] == f"{last['eval/bleu2']:.3f}".removeprefix("0") and float(ours[10]) == round(last["eval/nll_test"], 3)
+    for label in ("Untrained generator", "MLE, after pretraining", "MLE", "TextGAN"):
+        line = next(l for l in head.splitlines() if l.startswith(f"| {label} | ours |"))
+        assert "not run yet" not in line and line.count(" | .") >= 8, line
+    assert not (tmp_path / "doc" / "synthetic_figure2.png").exists()
+
+    data["reproduce"]["paper"] = {"seqgan": 8.736}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--report-only"]) == 2
+    assert "reproduce.paper.seqgan: on a corpus, give the published metrics by name" in capsys.readouterr().err
+    data["reproduce"]["paper"] = {"seqgan": {"bleu_2": 0.745}}
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--report-only"]) == 2
+    assert "reproduce.paper.seqgan.bleu_2: not a metric the report shows" in capsys.readouterr().err
+    data["reproduce"].update(paper={}, bars={"seqgan": 0.7})
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--report-only"]) == 2
+    assert "reproduce.bars: a corpus report has no bar" in capsys.readouterr().err
