@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import textwrap
 import time
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     except Interrupted as exc:
-        again = (f"python run.py reproduce --config {args.config}" if command is _reproduce
+        # a reproduce command resumes by running again as it was given (its overrides, --runs)
+        again = ("python run.py " + shlex.join(a for a in argv if a != "--background") if command is _reproduce
                  else f"python run.py --resume {args.run_dir}")
         print(f"{exc}; resume with: {again}", file=sys.stderr)
         return 130

@@ -327,3 +327,36 @@ def test_a_corpus_file_reports_bleu_and_self_bleu_beside_the_published_rows(tmp_
     path.write_text(yaml.safe_dump(data))
     assert main(["reproduce", "--config", str(path), "--report-only"]) == 2
     assert "reproduce.bars: a corpus report has no bar" in capsys.readouterr().err
+
+
+def test_a_stopped_reproduce_names_the_command_that_resumes_it(tmp_path):
+    """SIGTERM stops the run at a checkpoint; the message gives the command as it was typed
+    (its overrides and --runs): what resumes it, into the same folder."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import ROOT
+
+    path = reproduce_file(tmp_path, {"mle": {"train.method": "mle"}, "seqgan": {}})
+    data = yaml.safe_load(path.read_text())
+    data["train"].update(pretrain_g_epochs=400, checkpoint_every=1000)
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "elsewhere"
+    cmd = ["reproduce", "--config", str(path), "--no-ray", "--runs", "mle", f"reproduce.out_dir={out}"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run.py"), *cmd], cwd=ROOT, env=env,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = out / "seed0" / "pretrain" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    import shlex
+
+    assert f"resume with: python run.py {shlex.join(cmd)}" in err
+    assert any((out / "seed0" / "pretrain" / "checkpoints").glob("pretrain_g_*.pt"))
