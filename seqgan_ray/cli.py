@@ -21,7 +21,7 @@ COMMANDS = {  # what `python run.py --help` lists, one line each; `main` dispatc
     "tune": "sweep hyperparameters with Ray Tune: a config plus a tune: section",
     "prepare": "turn your own text into a vocabulary and Parquet shards of token ids",
     "sample": "print sequences sampled from a run's generator",
-    "reproduce": "the paper's synthetic experiment (Table 1, Figure 2): every run, then the report",
+    "reproduce": "a paper's table (SeqGAN's Table 1 by default): every run, then the report",
     "evaluate": "a run's quality-diversity frontier over sampling temperatures",
 }
 
@@ -115,12 +115,16 @@ def build_prepare_parser() -> argparse.ArgumentParser:
 def build_reproduce_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py reproduce",
-        description="Reproduce the paper's synthetic experiment (Table 1 and Figure 2): pretrain once "
-                    "per seed, then train every run of the reproduce file (MLE, scheduled sampling, "
-                    "PG-BLEU, SeqGAN, ...) from that checkpoint, and write the report. Resumable: "
-                    "finished runs are skipped, interrupted ones continue from their checkpoints.",
+        description="Reproduce a paper's table (by default SeqGAN's synthetic experiment, Table 1 and "
+                    "Figure 2): pretrain once per seed, then train every run of the reproduce file "
+                    "(MLE, scheduled sampling, PG-BLEU, SeqGAN, ...) from that checkpoint, runs of "
+                    "other models (reproduce.standalone) from scratch, and write the report: "
+                    "NLL-oracle beside the paper's on the synthetic task, BLEU and Self-BLEU beside the "
+                    "published ones on a corpus. Resumable: finished runs are skipped, interrupted ones "
+                    "continue from their checkpoints.",
         epilog="The file is a config plus a 'reproduce:' section; see configs/reproduce_synthetic.yaml "
-               "and docs/results/synthetic.md.")
+               "(docs/results/synthetic.md), reproduce_leakgan.yaml, reproduce_relaxed.yaml and "
+               "reproduce_relaxed_coco.yaml.")
     p.add_argument("overrides", nargs="*", metavar="key=value",
                    help="overrides of the shared config (generator.shuffle=false) or of the "
                         "reproduce section (reproduce.out_dir=runs/other)")

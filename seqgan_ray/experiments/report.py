@@ -1,7 +1,9 @@
 """The report of `run.py reproduce`: the runs' final NLL-oracle beside the paper's Table 1 with
 95% confidence intervals over the seeds, each run's best evaluation and NLL-test, the
-quality-diversity frontiers, a plot like the paper's Figure 2, wall times and configs.
-Everything below NOTES_MARKER in an existing report is kept when it is written again.
+quality-diversity frontiers, a plot like the paper's Figure 2, wall times and configs. On a
+corpus (render_text): each run's BLEU-2..5, Self-BLEU-2..5 and NLL-test, the published numbers
+under it. Everything below NOTES_MARKER in an existing report is kept when it is written again
+(a report written by hand, with no marker, is kept whole below it).
 """
 
 from __future__ import annotations
