@@ -249,8 +249,8 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
         done += 1
         pretrained = None
         if all(plan.standalone(name) for name in todo(seed)):  # none of them starts from it
-            print(f"[{done}/{total}] seed {seed}: pretraining: not needed by {', '.join(todo(seed))}",
-                  file=sys.stderr)
+            print(f"[{done}/{total}] seed {seed}: pretraining: not needed by "
+                  f"{', '.join(todo(seed)) or 'any run (none of this seed is to train)'}", file=sys.stderr)
         else:
             _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
                        ignored=_pretraining_only)
