@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..tasks.text import BLEU_ORDERS
 from .reproduce import Plan
 
 # Yu et al. 2017, Table 1: NLL-oracle of each method on the synthetic task.
@@ -169,13 +170,10 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
               f"(1.96 · sd of the per-sequence NLL / √n; for a mean over 2 seeds, the two combined), "
               f"or, marked ᵗ, a t-interval over 3 or more seeds")
     tc = base.train
-    # every run trains on the same task (load_plan checks): whichever has started names it
-    sources = [plan.folder(rep.seeds[0]) / name / "data_source.txt" for name in ("pretrain", *plan.run_configs)]
-    source = next((f for f in sources if f.is_file()), sources[0])
     lines = [
         f"# {rep.title or 'The paper' + chr(39) + 's synthetic experiment: Table 1 and Figure 2'}",
         "",
-        f"Data: {source.read_text().strip() if source.is_file() else 'no run yet'}.",
+        f"Data: {_data_source(plan) or 'no run yet'}.",
         "",
         f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
         f"runs and rewrites this file above the notes marker.",
@@ -220,12 +218,8 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
     row("MLE, after pretraining", "mle_pretrained", None, f"`pretrain`, epoch {tc.pretrain_g_epochs}")
     for name, cfg in plan.run_configs.items():
         kind = _kind(cfg)
-        label = PAPER_LABELS.get(kind, name)
-        if name != kind:
-            label = f"{label} (`{name}`)"
         paper = rep.paper.get(name) if rep.paper else (PAPER.get(kind) if name == kind else None)
-        how = _describe(cfg, base) if not plan.standalone(name) else "own pretraining: " + _standalone(plan, name)
-        row(label, name, paper, f"`{name}`: {how}", cfg)
+        row(_label(name, cfg), name, paper, _our_run(plan, name), cfg)
     lines += ["", *verdict(plan, rows), "", *time_section(plan), f"![NLL-oracle against epochs]({figure})", "",
               f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
               f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
@@ -240,10 +234,9 @@ def configs_section(plan: Plan) -> list[str]:
             f"holds each run's whole config.", "", "```yaml", plan.source.read_text(encoding="utf-8").rstrip(), "```"]
 
 
-# A corpus's metrics (TextTask.evaluate) as the text report's columns, in order.
-TEXT_METRICS = {"bleu2": "BLEU-2", "bleu3": "BLEU-3", "bleu4": "BLEU-4", "bleu5": "BLEU-5",
-                "self_bleu2": "Self-BLEU-2", "self_bleu3": "Self-BLEU-3", "self_bleu4": "Self-BLEU-4",
-                "self_bleu5": "Self-BLEU-5", "nll_test": "NLL-test"}
+# A corpus's metrics (TextTask.evaluate's, without "eval/") as the text report's columns, in order.
+TEXT_METRICS = {**{f"bleu{n}": f"BLEU-{n}" for n in BLEU_ORDERS},
+                **{f"self_bleu{n}": f"Self-BLEU-{n}" for n in BLEU_ORDERS}, "nll_test": "NLL-test"}
 
 
 @dataclass
@@ -287,12 +280,10 @@ def render_text(plan: Plan, rows: dict[str, TextOutcome], figure: str, command: 
     """The corpus report: each run's BLEU-2..5, Self-BLEU-2..5 and NLL-test, with the published
     numbers (reproduce.paper) in a row of their own under the run they belong to."""
     base, rep, tc = plan.base, plan.rep, plan.base.train
-    sources = [plan.folder(rep.seeds[0]) / name / "data_source.txt" for name in ("pretrain", *plan.run_configs)]
-    source = next((f for f in sources if f.is_file()), None)
     heads = list(TEXT_METRICS.values())
     lines = [
         f"# {rep.title or 'The methods on ' + base.data.corpus}", "",
-        f"Data: {source.read_text().strip() if source else base.data.corpus + ' (no run yet)'}.", "",
+        f"Data: {_data_source(plan) or base.data.corpus + ' (no run yet)'}.", "",
         f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
         f"runs and rewrites this file above the notes marker.", "",
         f"Schedule: {tc.pretrain_g_epochs} MLE epochs, {tc.pretrain_d_rounds} × {tc.pretrain_d_epochs} "
@@ -331,12 +322,30 @@ def render_text(plan: Plan, rows: dict[str, TextOutcome], figure: str, command: 
     row("Untrained generator", "random", "`pretrain`, before epoch 1")
     row("MLE, after pretraining", "mle_pretrained", f"`pretrain`, epoch {tc.pretrain_g_epochs}")
     for name, cfg in plan.run_configs.items():
-        kind = _kind(cfg)
-        label = PAPER_LABELS.get(kind, name) + (f" (`{name}`)" if name != kind else "")
-        how = _describe(cfg, base) if not plan.standalone(name) else "own pretraining: " + _standalone(plan, name)
-        row(label, name, f"`{name}`: {how}", cfg)
+        row(_label(name, cfg), name, _our_run(plan, name), cfg)
     lines += ["", *time_section(plan), *frontier_section(plan, figure), *configs_section(plan)]
     return "\n".join(lines) + "\n"
+
+
+def _data_source(plan: Plan) -> str | None:
+    """The task's one-line source, from whichever run has started (load_plan checks that every
+    run trains on the same task); None before any has."""
+    folder = plan.folder(plan.rep.seeds[0])
+    found = (folder / name / "data_source.txt" for name in ("pretrain", *plan.run_configs))
+    return next((f.read_text().strip() for f in found if f.is_file()), None)
+
+
+def _label(name: str, cfg: Config) -> str:
+    """A run's method column: the method's name, and the run's when they differ."""
+    kind = _kind(cfg)
+    return PAPER_LABELS.get(kind, name) + (f" (`{name}`)" if name != kind else "")
+
+
+def _our_run(plan: Plan, name: str) -> str:
+    """The 'our run' column: what the run changes from the shared sections, or its own config."""
+    how = (_describe(plan.run_configs[name], plan.base) if not plan.standalone(name)
+           else "own pretraining: " + _standalone(plan, name))
+    return f"`{name}`: {how}"
 
 
 def _three(x: float | None) -> str:
@@ -474,21 +483,14 @@ def _in_progress(plan: Plan, name: str) -> str | None:
     adversarial iteration and last evaluation (a long run may span several sessions), or, still
     pretraining (a standalone run, or the shared pretraining of the MLE-after-pretraining row),
     the step of its pretraining."""
-    from ..runlog import read_metrics
-
-    done = _unfinished(plan, name)
-    if done:
-        evals = _evals(done)
-        last = f"; {evals[-1]['eval/oracle_nll']:.3f} at iteration {evals[-1]['step']}" if evals else ""
-        return f"in progress: iteration {done[-1]['step']} of {plan.run_configs[name].train.adv_iterations}{last}"
     folder = "pretrain" if name == "mle_pretrained" else name
-    run_dir = plan.folder(plan.rep.seeds[0]) / folder
-    if folder not in ("pretrain", *plan.run_configs) or (run_dir / "summary.json").is_file() \
-            or not (run_dir / "metrics.jsonl").is_file():
+    records = _records(plan, folder)
+    if not records:
         return None
-    records = read_metrics(run_dir / "metrics.jsonl")
-    if not records or records[-1].get("phase") == "adversarial":
-        return None
+    if adversarial := [r for r in records if r.get("phase") == "adversarial"]:
+        evals = _evals(adversarial)
+        last = f"; {evals[-1]['eval/oracle_nll']:.3f} at iteration {evals[-1]['step']}" if evals else ""
+        return f"in progress: iteration {adversarial[-1]['step']} of {plan.run_configs[name].train.adv_iterations}{last}"
     tc = (plan.base if folder == "pretrain" else plan.run_configs[name]).train
     last = records[-1]
     if last["phase"] == "pretrain_d" and last["epoch"] >= tc.pretrain_g_epochs:  # not LeakGAN's interleaved rounds
@@ -496,15 +498,22 @@ def _in_progress(plan: Plan, name: str) -> str | None:
     return f"in progress: pretraining G, epoch {last['epoch']} of {tc.pretrain_g_epochs}"
 
 
+def _records(plan: Plan, folder: str) -> list[dict[str, Any]]:
+    """The metrics of `folder` (a run, or "pretrain") on the first seed when it started and has
+    not finished; else []."""
+    from ..runlog import read_metrics
+
+    run_dir = plan.folder(plan.rep.seeds[0]) / folder
+    if folder not in ("pretrain", *plan.run_configs) or (run_dir / "summary.json").is_file() \
+            or not (run_dir / "metrics.jsonl").is_file():
+        return []
+    return read_metrics(run_dir / "metrics.jsonl")
+
+
 def _unfinished(plan: Plan, name: str) -> list[dict[str, Any]]:
     """The adversarial records of run `name` on the first seed when it started and has not
     finished; else []."""
-    from ..runlog import read_metrics
-
-    run_dir = plan.folder(plan.rep.seeds[0]) / name
-    if name not in plan.run_configs or (run_dir / "summary.json").is_file() or not (run_dir / "metrics.jsonl").is_file():
-        return []
-    return [r for r in read_metrics(run_dir / "metrics.jsonl") if r.get("phase") == "adversarial"]
+    return [r for r in _records(plan, name) if r.get("phase") == "adversarial"]
 
 
 def _with_overrides(plan: Plan) -> str:
