@@ -9,12 +9,13 @@ import textwrap
 import time
 from pathlib import Path
 
-from .checkpoint import CheckpointError
-from .config import ConfigError, all_keys, check_folder, load_config
+from .checkpoint import CheckpointError, latest_checkpoint
+from .config import ConfigError, all_keys, check_folder, load_config, unread_keys
 from .distributed.cluster import ClusterError
 from .tasks.token_file import DataError
 
 DEFAULT_CLUSTER = Path(__file__).resolve().parent.parent / "clusters" / "local.yaml"
+SAMPLE_BLOCK = 64  # `sample` draws whole blocks of this many sequences
 ROLE_RETRIES = 2  # restarts from the last checkpoint when the learner or discriminator actor dies
 COMMANDS = {  # what `python run.py --help` lists, one line each; `main` dispatches on the name
     "train": "train SeqGAN, or the algorithm train.method names: the default command",
@@ -38,8 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py",
         description=f"{about}\n\ncommands (python run.py COMMAND --help for each):\n{commands}",
-        epilog=textwrap.fill("Overrides are section.key=value, e.g. rollout.num_rollouts=8 "
-                             "train.adv_iterations=50. Valid keys: " + ", ".join(all_keys()), 79),
+        epilog=textwrap.fill("Overrides are section.key=value, anywhere on the line, e.g. "
+                             "rollout.num_rollouts=8 train.adv_iterations=50. A method brings its own "
+                             "models and settings for the keys you do not set (the run's first lines "
+                             "name them). --print-config prints every key's value without training; "
+                             "docs/configuration.md explains each. Valid keys: " + ", ".join(all_keys()), 79),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--config", type=Path, help="YAML config (e.g. configs/paper_synthetic.yaml); "
@@ -48,7 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ray up cluster file (default clusters/local.yaml: embedded Ray)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its newest checkpoint, with its config.yaml "
-                        "(overrides still apply, e.g. a longer train.adv_iterations)")
+                        "(overrides still apply, e.g. a longer train.adv_iterations; not another "
+                        "train.method: see --from)")
+    p.add_argument("--from", dest="start_from", type=Path, metavar="CHECKPOINT",
+                   help="start a new run from another run's checkpoint file (its models, optimizers and "
+                        "place in the schedule), e.g. to go on from an MLE run's pretraining as another "
+                        "train.method: --from runs/mle/checkpoints/pretrain_d_3.pt train.method=seqgan")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (defaults, --config, overrides, the method's own "
+                        "settings) as YAML and exit without training")
     p.add_argument("--no-ray", action="store_true",
                    help="run every role in this process, without Ray (deterministic; for debugging)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -203,18 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # the default command, also by name
         argv = argv[1:]
+    argv = _attach_negative_values(argv)
     if argv[:1] == ["tune"]:
-        args, command = build_tune_parser().parse_args(argv[1:]), _tune
+        args, command = build_tune_parser().parse_intermixed_args(argv[1:]), _tune
     elif argv[:1] == ["sample"]:
         args, command = build_sample_parser().parse_args(argv[1:]), _sample
     elif argv[:1] == ["reproduce"]:
-        args, command = build_reproduce_parser().parse_args(argv[1:]), _reproduce
+        args, command = build_reproduce_parser().parse_intermixed_args(argv[1:]), _reproduce
     elif argv[:1] == ["prepare"]:
         args, command = build_prepare_parser().parse_args(argv[1:]), _prepare
     elif argv[:1] == ["evaluate"]:
         args, command = build_evaluate_parser().parse_args(argv[1:]), _evaluate
     else:
-        args, command = build_parser().parse_args(argv), _train
+        args, command = build_parser().parse_intermixed_args(argv), _train
     try:
         return command(args, argv)
     except (ConfigError, DataError, ClusterError, CheckpointError) as exc:
@@ -229,6 +242,23 @@ def main(argv: list[str] | None = None) -> int:
                  else f"python run.py --resume {args.run_dir}")
         print(f"{exc}; resume with: {again}", file=sys.stderr)
         return 130
+
+
+VALUE_OPTIONS = ("--temperatures", "--temperature", "--num", "--seed", "--test-fraction", "--min-count",
+                 "--max-len", "--jobs")  # options whose value may start with '-'
+
+
+def _attach_negative_values(argv: list[str]) -> list[str]:
+    """`--temperatures -0.5,1` as `--temperatures=-0.5,1`: argparse takes a value that starts with
+    '-' (and is no plain number) for an option, and says only "expected one argument"; attached,
+    the value reaches the command's own check, which names the option and what it takes."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in VALUE_OPTIONS and arg.startswith("-") and arg[1:2] in set("0123456789."):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
 
 
 def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
@@ -284,12 +314,16 @@ def _sample(args: argparse.Namespace, argv: list[str]) -> int:
     from .experiments.frontier import load_run
     from .tasks.corpus import Vocab
 
-    if args.num < 1 or not args.temperature > 0:
-        raise ConfigError("--num must be >= 1 and --temperature > 0")
+    if args.num < 1:
+        raise ConfigError(f"--num {args.num}: give 1 or more sequences")
+    if not args.temperature > 0:
+        raise ConfigError(f"--temperature {args.temperature:g}: a temperature must be > 0 (1 samples G as it is)")
     cfg, generator = load_run(args.run, checkpoint=args.checkpoint)
-    with torch.no_grad():
-        seqs = generator.sample(args.num, generator=torch.Generator().manual_seed(args.seed),
-                                temperature=args.temperature)
+    rng = torch.Generator().manual_seed(args.seed)
+    with torch.no_grad():  # whole blocks, so a seed's first sequences are the same whatever --num
+        blocks = [generator.sample(SAMPLE_BLOCK, generator=rng, temperature=args.temperature)
+                  for _ in range(-(-args.num // SAMPLE_BLOCK))]
+    seqs = torch.cat(blocks)[:args.num]
     vocab_file = args.run / "vocab.txt"
     if not vocab_file.is_file():  # the synthetic task: token ids
         print("\n".join(" ".join(map(str, row)) for row in seqs.tolist()))
@@ -361,19 +395,38 @@ def _tune(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    import shutil
+
+    import yaml
+
+    from .algorithms import describe
     from .distributed.recovery import run_training
     from .tasks.text import load_task
+    from .trainer import check_task
 
     if args.resume:
-        if args.config:
-            raise ConfigError("--resume uses the run's own config.yaml; drop --config")
+        if args.config or args.start_from:
+            raise ConfigError(f"--resume uses the run's own config.yaml and checkpoints; drop "
+                              f"{'--config' if args.config else '--from'}")
         if not (args.resume / "config.yaml").is_file():
             raise CheckpointError(f"{args.resume}: not a run folder (no config.yaml)")
-        cfg = load_config(args.resume / "config.yaml", args.overrides)
+        was = load_config(args.resume / "config.yaml", saved=True).train.method
+        cfg = load_config(args.resume / "config.yaml", args.overrides, saved=True)
+        if cfg.train.method != was:
+            raise ConfigError(f"train.method={cfg.train.method}: {args.resume} was trained with train.method {was}, "
+                              f"and --resume goes on with it. To go on from its checkpoint as {cfg.train.method}, "
+                              f"start a new run from it: python run.py --from "
+                              f"{latest_checkpoint(args.resume / 'checkpoints')} train.method={cfg.train.method}")
         run_dir = args.resume
     else:
         cfg = load_config(args.config, args.overrides)
+        if args.start_from is not None and not args.start_from.is_file():
+            raise CheckpointError(f"--from {args.start_from}: no such checkpoint file")
         run_dir = Path(cfg.run.out_dir) / (cfg.run.name or time.strftime("%Y%m%d-%H%M%S"))
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    if not args.resume:
         check_folder(run_dir, key="run.out_dir", value=cfg.run.out_dir)  # before Ray or training
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ConfigError(f"run folder {run_dir} already exists; set run.name to another name "
@@ -381,42 +434,55 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     args.run_dir = run_dir
     if args.quiet:
         cfg.run.progress = False
-
     spec = None
     if not args.no_ray:
         from .distributed.cluster import connect, load_cluster
 
-        spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
-        connect(spec, argv)
+        spec = load_cluster(args.cluster or DEFAULT_CLUSTER)  # the file checked before any work
 
-    task = load_task(cfg.data, run_dir)
+    made = next((p for p in [*reversed(run_dir.parents), run_dir] if not p.exists()), None)
+    try:  # bad data is found before Ray starts, and leaves no folder behind
+        task = load_task(cfg.data, run_dir)
+        check_task(cfg, task)
+    except (ConfigError, DataError):
+        if made is not None:  # the first folder on the way that this run made
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    for why in unread_keys(cfg).values():
+        print(f"warning: {why}; it has no effect", file=sys.stderr)
+    print(describe(cfg), file=sys.stderr)
     print(f"data: {task.source}", file=sys.stderr)
+
     size = None
-    if spec is None:
-        print("roles: in-process (no Ray)", file=sys.stderr)
-    else:
+    if spec is not None:
         import ray
 
+        connect(spec, argv)
         size = spec.pool_size(ray.cluster_resources())
         print(f"roles: Ray ({spec.path.name}): learner, discriminator and {size} rollout actors "
               f"on {len(ray.nodes())} node(s)", file=sys.stderr)
+    else:
+        print("roles: in-process (no Ray)", file=sys.stderr)
     result = run_training(cfg, task, run_dir, spec, pool_size=size, resume=bool(args.resume),
-                          retries=ROLE_RETRIES)
-    print(f"run folder: {run_dir}\n{summary_text(result.summary)}")
+                          start_from=args.start_from, retries=ROLE_RETRIES)
+    print(f"run folder: {run_dir}\n{summary_text(result.summary, cfg.train.method)}")
     return 0
 
 
-def summary_text(s: dict) -> str:
-    """The end-of-run lines: the task's metrics untrained, after pretraining, after adversarial."""
+def summary_text(s: dict, method: str = "seqgan") -> str:
+    """The end-of-run lines: the task's metrics untrained, after pretraining, after the phase
+    train.method runs (adversarial, or more MLE epochs for the MLE baselines)."""
+    phase = "the MLE epochs" if method in ("mle", "scheduled_sampling") else "adversarial"
     f = lambda v: "n/a" if v is None else f"{v:.3f}"
+    last = f"after {phase}"
     if "oracle_nll_random" in s:
         return (f"NLL-oracle: random {f(s['oracle_nll_random'])}, after pretraining "
-                f"{f(s['oracle_nll_after_pretraining'])}, after adversarial "
+                f"{f(s['oracle_nll_after_pretraining'])}, {last} "
                 f"{f(s['oracle_nll_after_adversarial'])} (training data "
                 f"{f(s['oracle_nll_of_training_data'])}); wall time {s['wall_time_s']:.0f} s")
     lines = []
     for label, key in (("random", "eval_random"), ("after pretraining", "eval_after_pretraining"),
-                       ("after adversarial", "eval_after_adversarial")):
+                       (last, "eval_after_adversarial")):
         m = s.get(key) or {}
         bleu = "/".join(f(m.get(f"eval/bleu{n}")) for n in range(2, 6))
         sb = "/".join(f(m.get(f"eval/self_bleu{n}")) for n in range(2, 6))

@@ -41,6 +41,17 @@ SECTION_ROLES = {"data": PRETRAINING, "generator": PRETRAINING, "discriminator":
                  "rollout": ADVERSARIAL, "relaxed": ADVERSARIAL, "textgan": ADVERSARIAL, "leakgan": ADVERSARIAL,
                  "train": PRETRAINING, "run": OUTPUT}  # unless a field says
 METHOD_SECTIONS = ("relaxed", "textgan", "leakgan")  # read only by the methods that say so (an algorithm's `reads`)
+# Keys of the shared sections that only some methods read, also by their `reads` ("rollout": these)
+METHOD_KEYS = ("rollout.num_rollouts", "rollout.update_rate", "rollout.reward", "rollout.stride",
+               "rollout.bleu_n", "train.sampling_step")
+# Keys that only some models or rewards read: selector -> {its value: the keys that value reads}
+MODEL_READS = {
+    "generator.kind": {"lstm": ("generator.hidden_dim",), "leakgan": ("generator.hidden_dim",),
+                       "latent_lstm": ("generator.hidden_dim", "generator.latent_dim"),
+                       "relational_memory": ("generator.mem_slots", "generator.head_size", "generator.num_heads")},
+    "discriminator.kind": {"cnn": (), "relgan": ("discriminator.num_rep",)},
+    "rollout.reward": {"discriminator": (), "bleu": ("rollout.bleu_n",)},  # one of your own: not checked
+}
 
 
 def setting(default: Any, *, role: str | None = None, min: float | None = None, above: float | None = None,
@@ -315,8 +326,11 @@ class TrainConfig:
     own samples as inputs; Bengio et al. 2015), `relgan` or `gsgan` (the relaxed GANs: G steps
     through D's loss on Gumbel-softmax soft tokens, no rollouts; `relaxed.*`, docs/relaxed.md),
     `textgan` (G matches D's features of real and soft-argmax batches by MMD or by their means;
-    `textgan.*`), or your own algorithm: a name it registered, or module:Class (docs/design.md,
-    "How to add an algorithm")."""
+    `textgan.*`), `leakgan` (G's Manager reads D's leaked features; `leakgan.*`), or your own
+    algorithm: a name it registered, or module:Class (docs/design.md, "How to add an algorithm").
+    A method brings its own models and settings for the keys a run does not set (relgan: the
+    relational memory and RelGAN's D; textgan: the latent-code LSTM; leakgan: its generator, rates,
+    stride and update rate; see each algorithm's `defaults`); `run.py --print-config` shows them."""
     sampling_step: float = setting(0.002, above=0, max=1, role=ADVERSARIAL)
     """scheduled_sampling: the chance that an input is the model's own sample starts at 0 and
     rises by this every epoch, up to 1 (0.002: the reference code's schedule_sampling.py)."""
@@ -451,7 +465,9 @@ def set_key(cfg: Config, key: str, value: Any, *, where: str = "") -> None:
     setattr(sub, name, _coerce(key, value, hints[name], where))
 
 
-def merge_dict(cfg: Config, data: dict[str, Any], *, where: str = "") -> None:
+def merge_dict(cfg: Config, data: dict[str, Any], *, where: str = "") -> set[str]:
+    """Set every `section: {key: value}` of `data` on `cfg`; the keys set."""
+    given: set[str] = set()
     if not isinstance(data, dict):
         raise ConfigError(f"{where}a config must be a mapping of sections, got {type(data).__name__}")
     for section, values in data.items():
@@ -461,6 +477,8 @@ def merge_dict(cfg: Config, data: dict[str, Any], *, where: str = "") -> None:
                 ConfigError(f"{where}section '{section}' must be a mapping of keys")
         for name, value in values.items():
             set_key(cfg, f"{section}.{name}", value, where=where)
+            given.add(f"{section}.{name}")
+    return given
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -488,9 +506,29 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start}, "
                           f"line {line}); save it as UTF-8") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _DuplicateKey(f"line {key_node.start_mark.line + 1}: {key!r} appears twice in one "
+                                    f"section; keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _read_yaml(path: Path, what: str) -> Any:
@@ -499,31 +537,61 @@ def _read_yaml(path: Path, what: str) -> Any:
     return read_yaml(path) or {}
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Defaults, then the YAML file at `path`, then `key=value` overrides; validated."""
+def load_config(path: str | Path | None = None, overrides: list[str] = (), *, saved: bool = False) -> Config:
+    """Defaults, then the YAML file at `path`, then `key=value` overrides, then the defaults
+    train.method brings for the keys neither set (`apply_method_defaults`); validated.
+    `saved`: `path` is a run's own config.yaml, already resolved when the run started: no
+    method defaults, and keys the run does not read are not refused (an older run may have them)."""
     cfg = Config()
+    given: set[str] = set()
     if path is not None:
-        merge_dict(cfg, _read_yaml(Path(path), "config"), where=f"{path}: ")
+        given |= merge_dict(cfg, _read_yaml(Path(path), "config"), where=f"{path}: ")
     for text in overrides:
         key, value = parse_override(text)
         set_key(cfg, key, value, where="override: ")
-    validate(cfg)
+        given.add(key)
+    if saved:
+        validate(cfg, check_reads=False)
+    else:
+        resolve(cfg, given)
     return cfg
+
+
+def resolve(cfg: Config, given: set[str], *, check_reads: bool | set[str] = True) -> Config:
+    """The method's defaults for the keys not in `given` (`apply_method_defaults`), then `validate`."""
+    apply_method_defaults(cfg, given)
+    validate(cfg, check_reads=check_reads)
+    return cfg
+
+
+def apply_method_defaults(cfg: Config, given: set[str]) -> dict[str, Any]:
+    """Set each key whose value train.method brings (its algorithm's `defaults(cfg)`: its own
+    models, stride, update rate, learning rates) unless `given` (the keys a file or an override
+    set) names it; the keys and values set."""
+    from .algorithms import ALGORITHMS
+
+    method = ALGORITHMS.get(cfg.train.method)  # a name not known: validate says so
+    defaults = method.defaults(cfg) if method is not None and hasattr(method, "defaults") else {}
+    applied = {key: value for key, value in defaults.items() if key not in given}
+    for key, value in applied.items():
+        set_key(cfg, key, value, where=f"train.method {cfg.train.method}'s default: ")
+    return applied
 
 
 def load_with_section(path: str | Path, name: str, schema: type, overrides: list[str] = (), *,
                       what: str, hint: str) -> tuple[Config, Any, str]:
     """A config file with one more top-level section (`tune:`, `reproduce:`): the config (defaults,
-    the file's config sections, then `overrides`), the section as a `schema` dataclass, and the
-    "FILE: " prefix for error messages. An override `<name>.key=value` sets a key of the section.
-    Unknown keys in either are errors naming the key."""
+    the file's config sections, then `overrides`; not yet `resolve`d: a reproduce file's runs may
+    change train.method), the section as a `schema` dataclass, the "FILE: " prefix for error
+    messages, and the keys the file and the overrides set. An override `<name>.key=value` sets a
+    key of the section. Unknown keys in either are errors naming the key."""
     data = _read_yaml(Path(path), what)
     where = f"{path}: "
     section = data.pop(name, None) if isinstance(data, dict) else None
     if not isinstance(section, dict):
         raise ConfigError(f"{where}no '{name}:' section ({hint})")
     base = Config()
-    merge_dict(base, data, where=where)
+    given = merge_dict(base, data, where=where)
     names = sorted(f.name for f in dataclasses.fields(schema))
     for text in overrides:
         key, value = parse_override(text)
@@ -533,22 +601,24 @@ def load_with_section(path: str | Path, name: str, schema: type, overrides: list
             section[key.split(".", 1)[1]] = value
         else:
             set_key(base, key, value, where="override: ")
-    validate(base)
+            given.add(key)
     for key in section:
         if key not in names:
             raise unknown_key(f"{name}.{key}", [f"{name}.{n}" for n in names], where)
-    return base, schema(**section), where
+    return base, schema(**section), where, given
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
+    """A resolved config (`Config.to_dict()`, e.g. handed to a Tune trial) back: no method defaults."""
     cfg = Config()
     merge_dict(cfg, data)
     validate(cfg)
     return cfg
 
 
-def validate(cfg: Config) -> None:
-    """Reject values that cannot work, naming the key."""
+def validate(cfg: Config, *, check_reads: bool | set[str] = True) -> None:
+    """Reject values that cannot work, naming the key; with `check_reads`, also keys set that the
+    run would not read (`_check_reads`): all of them, or those of a set given."""
     for key, f in _fields():
         _check_bounds(key, _get(cfg, key), f.metadata)
     for key in ("data.test_sample", "train.num_real"):
@@ -566,9 +636,14 @@ def validate(cfg: Config) -> None:
     from .algorithms import load_algorithm
     from .rewards import load_reward
 
-    method = load_algorithm(cfg.train.method)
+    load_algorithm(cfg.train.method)
     load_reward(cfg.rollout.reward)
-    _check_method_keys(cfg, getattr(method, "reads", None))
+    if check_reads:  # a method's own section set for another method: refused (the shared sections'
+        # keys that only some runs read are warned about by the commands: unread_keys)
+        unread = {k: why for k, why in unread_keys(cfg).items() if k.partition(".")[0] in METHOD_SECTIONS
+                  and (check_reads is True or k in check_reads)}
+        if unread:
+            raise unread_error(unread)
     for key, allowed in (("generator.kind", GENERATORS), ("discriminator.kind", DISCRIMINATORS),
                          ("relaxed.loss", ("",) + RELAXED_LOSSES), ("relaxed.schedule", SCHEDULES),
                          ("relaxed.feed", ("",) + FEEDS), ("textgan.match", MATCHES),
@@ -595,10 +670,10 @@ def validate(cfg: Config) -> None:
                           "and Eq. 8 would have to hold: use it with train.method textgan (or mle), "
                           "or kind lstm with seqgan")
     if cfg.train.method == "textgan" and (cfg.generator.kind != "latent_lstm" or cfg.discriminator.kind != "cnn"):
-        key = "generator.kind" if cfg.generator.kind != "latent_lstm" else "discriminator.kind"
-        raise ConfigError(f"'{key}' must be latent_lstm (generator) and cnn (discriminator) for train.method "
-                          f"textgan: its G draws a code that D reconstructs from its CNN features, "
-                          f"got {_get(cfg, key)}")
+        keys = [k for k, want in (("generator.kind", "latent_lstm"), ("discriminator.kind", "cnn")) if _get(cfg, k) != want]
+        raise ConfigError(f"{' and '.join(repr(k) for k in keys)} must be latent_lstm (generator) and cnn "
+                          f"(discriminator) for train.method textgan: its G draws a code that D reconstructs "
+                          f"from its CNN features, got {', '.join(str(_get(cfg, k)) for k in keys)}")
     _validate_leakgan(cfg)
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
@@ -617,7 +692,7 @@ def validate(cfg: Config) -> None:
 def _validate_leakgan(cfg: Config) -> None:
     """LeakGAN's settings fit together."""
     lc, tc, method = cfg.leakgan, cfg.train, cfg.train.method
-    if method != "leakgan":  # its leakgan.* keys: _check_method_keys
+    if method != "leakgan":  # its leakgan.* keys: _check_reads
         if cfg.generator.kind == "leakgan":
             raise ConfigError(f"'generator.kind: leakgan' is trained by train.method leakgan, not {method!r}")
         return
@@ -639,26 +714,45 @@ def _validate_leakgan(cfg: Config) -> None:
          f"'leakgan.pretrain_rounds' ({lc.pretrain_rounds}) must divide train.pretrain_g_epochs "
          f"({tc.pretrain_g_epochs}) and train.pretrain_d_rounds ({tc.pretrain_d_rounds})"),
     ]
-    for bad, message in fixes:
-        if bad:
-            raise ConfigError(message)
+    conflicts = [message for bad, message in fixes if bad]
+    if conflicts:
+        raise ConfigError("; ".join(conflicts) if len(conflicts) == 1 else
+                          f"{len(conflicts)} settings cannot work with train.method leakgan: " + "; ".join(conflicts))
 
 
-def _check_method_keys(cfg: Config, reads: tuple[str, ...] | None) -> None:
-    """Refuse a key of METHOD_SECTIONS set (not at its default) when train.method does not read
-    it. `reads`: the method's keys and whole sections ("relaxed", "relaxed.grad_clip"); None (an
-    algorithm of your own that does not say): no check."""
-    if reads is None:
-        return
-    from .algorithms import ALGORITHMS
+def unread_keys(cfg: Config, keys: set[str] | None = None) -> dict[str, str]:
+    """The keys set (not at their default) that this run would not read, each with why: a key of
+    METHOD_SECTIONS or METHOD_KEYS that train.method's `reads` does not name (an algorithm of your
+    own that has no `reads`: not checked), and a key of MODEL_READS that the model or reward in
+    force does not read. `keys`: look at these keys instead, set or not (a sweep's searched keys)."""
+    from .algorithms import ALGORITHMS, load_algorithm
 
-    defaults = Config()
-    for key, _ in _fields():
-        if key.partition(".")[0] in METHOD_SECTIONS and _get(cfg, key) != _get(defaults, key) \
-                and not _reads(reads, key):
-            users = [name for name, cls in ALGORITHMS.items() if _reads(getattr(cls, "reads", ()), key)]
-            raise ConfigError(f"'{key}' is read only by train.method {' or '.join(users)}, but train.method is "
-                              f"{cfg.train.method}: remove it or change the method")
+    reads = getattr(load_algorithm(cfg.train.method), "reads", None)
+    defaults, unread = Config(), {}
+    changed = [key for key, _ in _fields() if (_get(cfg, key) != _get(defaults, key) if keys is None else key in keys)]
+    for key in changed:
+        if reads is not None and _method_key(key) and not _reads(reads, key):
+            users = [name for name, cls in ALGORITHMS.items()
+                     if getattr(cls, "reads", None) is not None and _reads(cls.reads, key)]
+            unread[key] = f"'{key}' is read only by train.method {' or '.join(users)}, but train.method is " \
+                          f"{cfg.train.method}"
+    for selector, readers in MODEL_READS.items():
+        value, keys = _get(cfg, selector), {k for ks in readers.values() for k in ks}
+        for key in changed:
+            if key in keys and value in readers and key not in readers[value]:
+                users = [v for v, ks in readers.items() if key in ks]
+                unread[key] = f"'{key}' is read only by {selector} {' or '.join(users)}, but {selector} is {value}"
+    return unread
+
+
+def unread_error(unread: dict[str, str]) -> ConfigError:
+    """One error naming every key of `unread_keys`."""
+    it = "it" if len(unread) == 1 else "them"
+    return ConfigError("; ".join(unread.values()) + f": remove {it}, or set what reads {it}")
+
+
+def _method_key(key: str) -> bool:
+    return key.partition(".")[0] in METHOD_SECTIONS or key in METHOD_KEYS
 
 
 def _reads(reads: tuple[str, ...], key: str) -> bool:

@@ -94,17 +94,22 @@ def describe_devices(devices: dict[str, Any]) -> str:
     return f"learner {devices['learner']}, discriminator {devices['discriminator']}, rollout actors {rollout}"
 
 
+def check_task(cfg: Config, task: SyntheticTask | TextTask) -> None:
+    """Refuse a task the config cannot train on (the CLI asks before Ray starts)."""
+    if task.num_train < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
+        raise DataError(f"{task.source}: {task.num_train} training sequences, fewer than one "
+                        f"batch (generator.batch_size={cfg.generator.batch_size}, "
+                        f"discriminator.batch_size={cfg.discriminator.batch_size})")
+    if cfg.generator.kind == "leakgan" and cfg.leakgan.step_size >= cfg.data.seq_len:
+        raise ConfigError(f"'leakgan.step_size' ({cfg.leakgan.step_size}) must be smaller than T = "
+                          f"{cfg.data.seq_len} ({task.source}): lower it")
+
+
 class Trainer:
     def __init__(self, cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *,
                  on_iteration: Callable[["Trainer", dict[str, float]], None] | None = None,
                  carry: Carry | None = None):
-        if task.num_train < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
-            raise DataError(f"{task.source}: {task.num_train} training sequences, fewer than one "
-                            f"batch (generator.batch_size={cfg.generator.batch_size}, "
-                            f"discriminator.batch_size={cfg.discriminator.batch_size})")
-        if cfg.generator.kind == "leakgan" and cfg.leakgan.step_size >= cfg.data.seq_len:
-            raise ConfigError(f"'leakgan.step_size' ({cfg.leakgan.step_size}) must be smaller than T = "
-                              f"{cfg.data.seq_len} ({task.source}): lower it")
+        check_task(cfg, task)
         self.num_real = real_per_round(cfg, task)  # None: the whole training set, held by D
         self.algorithm = load_algorithm(cfg.train.method)()  # a bad name fails here, not midway
         # whether the reward scores with D (so D trains), and whether it needs the data

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-from ..config import Config, import_named
+from ..config import Config, ConfigError, import_named
 
 ALGORITHMS: dict[str, type] = {}  # train.method -> class
 
@@ -80,8 +80,32 @@ def load_algorithm(name: str) -> type:
     """The class `train.method` names: a registered one, or module:Class."""
     if name in ALGORITHMS:
         return ALGORITHMS[name]
+    if ":" not in name:
+        import difflib
+
+        close = difflib.get_close_matches(name.lower(), ALGORITHMS, n=1, cutoff=0.6)
+        if close:
+            raise ConfigError(f"'train.method' {name!r} is not known; did you mean {close[0]}? "
+                              f"(one of {', '.join(ALGORITHMS)})")
     return import_named("train.method", name,
                         what=f"one of {', '.join(ALGORITHMS)} (see docs/design.md, how to add an algorithm)")
+
+
+def describe(cfg: Config) -> str:
+    """What the run trains, for its first lines: the method, its models and the settings the
+    method brings (its `defaults`) as they are in force."""
+    g, d = cfg.generator, cfg.discriminator
+    gen = {"relational_memory": f"relational memory {g.mem_slots} slot(s) x {g.num_heads} heads x {g.head_size}",
+           "latent_lstm": f"latent-code LSTM {g.hidden_dim} (code {g.latent_dim})",
+           "leakgan": f"LeakGAN Manager/Worker LSTMs {g.hidden_dim}"}.get(g.kind, f"LSTM {g.hidden_dim}")
+    filters = f"windows {d.filter_sizes}" if d.filter_sizes else "the paper's windows"
+    disc = (f"RelGAN's CNN, {d.num_rep} representations" if d.kind == "relgan" else f"CNN, {filters}")
+    method = load_algorithm(cfg.train.method)
+    own = method.defaults(cfg) if hasattr(method, "defaults") else {}
+    section = lambda k: getattr(getattr(cfg, k.partition(".")[0]), k.partition(".")[2])
+    settings = ", ".join(f"{k}={section(k)}" for k in own if k not in ("generator.kind", "discriminator.kind"))
+    return (f"method {cfg.train.method}: generator {g.kind} ({gen}, embedding {g.emb_dim}), discriminator "
+            f"{d.kind} ({disc}, embedding {d.emb_dim})" + (f"; its settings: {settings}" if settings else ""))
 
 
 class NumericalError(RuntimeError):

@@ -17,7 +17,7 @@ class MLE:
     """One more MLE epoch an iteration."""
 
     label = "adversarial (mle)"
-    reads = ()  # of config.METHOD_SECTIONS: none
+    reads = ()  # of config.METHOD_SECTIONS and METHOD_KEYS: none
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         pass
@@ -32,7 +32,7 @@ class ScheduledSampling:
     own sample instead of the true token rises by train.sampling_step an iteration."""
 
     label = "adversarial (scheduled_sampling)"
-    reads = ()
+    reads = ("train.sampling_step",)
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         pass

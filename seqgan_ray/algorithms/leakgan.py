@@ -19,10 +19,12 @@ learns from a D that has seen G's samples.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from ..config import Config
 from . import Context, check_finite, register
 
 
@@ -70,8 +72,21 @@ def leakgan_objective(generator, seqs: Tensor, rewards: Tensor, cosine: str) -> 
 @register("leakgan")
 class LeakGAN:
     label = "adversarial (leakgan)"
-    reads = ("leakgan",)            # of config.METHOD_SECTIONS
+    reads = ("leakgan", "rollout")  # of config.METHOD_SECTIONS and METHOD_KEYS
     interleaved_pretraining = True  # the trainer alternates D rounds and MLE epochs
+
+    @staticmethod
+    def defaults(cfg: Config) -> dict[str, Any]:
+        """The reference's settings (configs/leakgan_oracle.yaml), for the keys a run does not set:
+        its generator, rates, D without dropout or L2 penalty (its dis_l2_reg_lambda never reaches
+        the D), 4 rollouts at every step_size-th prefix with G itself (no delayed policy), and the
+        most pretraining rounds, up to the reference's 10, that divide both pretraining counts."""
+        tc = cfg.train
+        rounds = max(r for r in range(1, 11) if tc.pretrain_g_epochs % r == 0 and tc.pretrain_d_rounds % r == 0)
+        return {"generator.kind": "leakgan", "generator.lr": 0.0015, "generator.adv_lr": 0.0015,
+                "discriminator.dropout": 0.0, "discriminator.l2_reg": 0.0, "discriminator.lr": 5e-5,
+                "rollout.num_rollouts": 4, "rollout.stride": cfg.leakgan.step_size, "rollout.update_rate": 0.0,
+                "leakgan.pretrain_rounds": rounds}
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         """Nothing: the rollout workers are given G_θ (with its D copy, which they also score

@@ -20,6 +20,7 @@ and dropout draw from the roles' checkpointed random streams, so a resumed run g
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -118,8 +119,21 @@ class RelGAN(Relaxed):
     label = "adversarial (relgan)"
     loss, feed, temperature_start = "rsgan", "hard", 1.0
 
+    @staticmethod
+    def defaults(cfg: Config) -> dict[str, Any]:
+        """RelGAN's own models (relational memory, its multi-representation D, which pretrains
+        nothing) and its adversarial rate, for the keys a run does not set; generator.kind lstm
+        discriminator.kind cnn train.pretrain_d_rounds=3 gives SeqGAN's instead."""
+        return {"generator.kind": "relational_memory", "discriminator.kind": "relgan",
+                "train.pretrain_d_rounds": 0, "generator.adv_lr": 1e-4}
+
 
 @register("gsgan")
 class GSGAN(Relaxed):
     label = "adversarial (gsgan)"
     loss, feed, temperature_start = "standard", "soft", 0.2
+
+    @staticmethod
+    def defaults(cfg: Config) -> dict[str, Any]:
+        """SeqGAN's LSTM and CNN (the paper's own models), stepped at a relaxed GAN's rate."""
+        return {"generator.adv_lr": 1e-4}

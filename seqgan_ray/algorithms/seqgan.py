@@ -11,7 +11,7 @@ from . import Context, check_finite, register
 @register("seqgan")
 class SeqGAN:
     label = "adversarial"
-    reads = ()  # of config.METHOD_SECTIONS: none
+    reads = ("rollout",)  # of config.METHOD_SECTIONS and METHOD_KEYS: Eq. 4's settings
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         """β ← θ when the phase begins; the rollout workers get β (and φ, when the reward is D's)."""

@@ -19,10 +19,12 @@ from the roles' checkpointed streams. The MMD is over the whole batch, which one
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from ..config import TextGANConfig
+from ..config import Config, TextGANConfig
 from ..losses import gaussian_mmd, mean_feature_distance, textgan_discriminator_loss
 from ..models.latent import LatentLSTMPolicy
 from . import Context, register
@@ -69,6 +71,11 @@ def discriminator_objective(discriminator, generator: LatentLSTMPolicy, rng: tor
 class TextGAN:
     label = "adversarial (textgan)"
     reads = ("textgan", "relaxed.d_steps", "relaxed.grad_clip")
+
+    @staticmethod
+    def defaults(cfg: Config) -> dict[str, Any]:
+        """The authors' latent-code generator, adversarial rate and one D step an iteration."""
+        return {"generator.kind": "latent_lstm", "generator.adv_lr": 5e-5, "relaxed.d_steps": 1}
     start = Relaxed.start  # each role gets its copy of the other's network
 
     def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:

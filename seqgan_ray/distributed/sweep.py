@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import (PRETRAINING, SHAPE, Config, ConfigError, all_keys, config_from_dict, keys_with,
-                      load_with_section, save_config, set_key, unknown_key, validate)
+                      load_with_section, resolve, save_config, set_key, unknown_key, unread_error,
+                      unread_keys, validate)
 
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 METRICS = ("eval/oracle_nll", "eval/nll_test", *(f"eval/{m}{n}" for m in ("bleu", "self_bleu") for n in range(2, 6)),
@@ -59,8 +60,11 @@ class SweepConfig:
 
 def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConfig]:
     """Read a sweep file; every error names the key and is raised before any trial starts."""
-    base, sweep, where = load_with_section(path, "tune", SweepConfig, overrides, what="sweep",
-                                           hint="metric, mode, search_space, ...")
+    base, sweep, where, given = load_with_section(path, "tune", SweepConfig, overrides, what="sweep",
+                                                  hint="metric, mode, search_space, ...")
+    resolve(base, given | set(sweep.search_space))
+    if unread := unread_keys(base, set(sweep.search_space) & set(all_keys())):  # a search that changes nothing
+        raise ConfigError(f"{where}tune.search_space: {unread_error(unread)}")
     if sweep.metric not in METRICS:
         raise ConfigError(f"{where}tune.metric '{sweep.metric}' is never reported; choose one of {', '.join(METRICS)}")
     if sweep.mode not in ("min", "max"):

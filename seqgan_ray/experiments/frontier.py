@@ -131,8 +131,10 @@ def load_run(run_dir: Path, *, checkpoint: Path | None = None) -> tuple[Config, 
     `run_dir/generator.pt` (written when the run ends), else from the run's newest checkpoint.
     CheckpointError if the folder is not a run or holds no generator."""
     if not (run_dir / "config.yaml").is_file():
+        if (run_dir / "run" / "config.yaml").is_file():  # a Tune trial's folder holds its run
+            raise CheckpointError(f"{run_dir}: a sweep trial's folder; its run is {run_dir / 'run'}")
         raise CheckpointError(f"{run_dir}: not a run folder (no config.yaml)")
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / "config.yaml", saved=True)
     if checkpoint is not None and not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: no such checkpoint file")
     if checkpoint is None:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import (ADVERSARIAL, LENGTH, OUTPUT, Config, ConfigError, all_keys, keys_with, load_config,
-                      load_with_section, save_config, set_key, validate)
+                      load_with_section, resolve, save_config, set_key, validate)
 
 # Keys that may differ between a run on disk and the reproduce file: where and how much is
 # written, and the length (a finished run is extended to a longer adv_iterations).
@@ -136,8 +136,10 @@ class Plan:
 
 def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     """Read a reproduce file; every error names the key and comes before any training."""
-    base, rep, where = load_with_section(path, "reproduce", ReproduceConfig, overrides, what="reproduce",
-                                         hint="runs, seeds, out_dir, report")
+    base, rep, where, given = load_with_section(path, "reproduce", ReproduceConfig, overrides, what="reproduce",
+                                                hint="runs, seeds, out_dir, report")
+    raw = copy.deepcopy(base)  # each run takes its own method's defaults
+    resolve(base, given)
     if not rep.runs or not isinstance(rep.runs, dict):
         raise ConfigError(f"{where}reproduce.runs is empty; name at least one run (e.g. seqgan: {{}})")
     if not rep.seeds or not all(isinstance(s, int) for s in rep.seeds):
@@ -151,7 +153,7 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
             raise ConfigError(f"{where}reproduce.runs: '{name}' cannot name a run (use letters, digits, _)")
         changes = dict(changes or {})
         own = name in rep.standalone
-        cfg = copy.deepcopy(base)
+        cfg = copy.deepcopy(raw)
         if "config" in changes:
             if not own:
                 raise ConfigError(f"{where}reproduce.runs.{name}: 'config' is for a run in reproduce.standalone "
@@ -164,7 +166,11 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
                                   f"instead (a run may change only {' and '.join(OWN_D_PRETRAINING)}, "
                                   f"unless reproduce.standalone names it)")
             set_key(cfg, key, value, where=f"{where}reproduce.runs.{name}: ")
-        validate(cfg)
+        # keys the shared sections set for other runs' methods are not this run's to refuse; its own are
+        if "config" in (rep.runs[name] or {}):  # load_config gave its file's method its defaults
+            validate(cfg, check_reads=set(changes))
+        else:
+            resolve(cfg, given | set(changes), check_reads=set(changes))
         if own and (diff := [k for k, v in cfg.data.__dict__.items() if getattr(base.data, k) != v]):
             raise ConfigError(f"{where}reproduce.runs.{name}: data.{diff[0]} differs from the shared sections' "
                               f"({getattr(cfg.data, diff[0])!r} against {getattr(base.data, diff[0])!r}): every run "
@@ -359,7 +365,7 @@ def _generator_pretrained(pre_dir: Path, cfg: Config) -> Path:
 
 def _differences(run_dir: Path, cfg: Config, ignored: Callable[[str], bool]) -> list[tuple[str, Any, Any]]:
     """(key, value in run_dir/config.yaml, value in cfg) for every key that differs."""
-    have, want = load_config(run_dir / "config.yaml").to_dict(), cfg.to_dict()
+    have, want = load_config(run_dir / "config.yaml", saved=True).to_dict(), cfg.to_dict()
     return [(f"{s}.{k}", have[s][k], v) for s, values in want.items() for k, v in values.items()
             if not ignored(f"{s}.{k}") and have[s][k] != v]
 
@@ -382,7 +388,7 @@ def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path
             raise ConfigError(f"{run_dir} was trained with {name}={have!r}, but the reproduce file says "
                               f"{want!r}; delete {run_dir} to train it again, or set reproduce.out_dir "
                               f"to another folder")
-        ran = load_config(run_dir / "config.yaml").train.adv_iterations
+        ran = load_config(run_dir / "config.yaml", saved=True).train.adv_iterations
         if (run_dir / "summary.json").is_file():
             if ran >= cfg.train.adv_iterations:
                 print(f"{label}: done ({run_dir})", file=sys.stderr)

@@ -437,6 +437,9 @@ def warnings(meta: dict) -> list[str]:
             why.append(f"{long} longer than {meta['max_len'] - 1} words (the longest has "
                        f"{s['longest_words']}; {fix})")
         lines.append(f"warning: {split}: skipped {empty + long} of {s['lines']} lines: " + ", ".join(why))
+    if not meta["splits"].get("test", {}).get("kept"):
+        lines.append("warning: no test split: training on this folder needs one (NLL-test and BLEU are "
+                     "measured on it); prepare again with --test FILE or --test-fraction F")
     return lines
 
 

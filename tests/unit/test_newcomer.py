@@ -1,0 +1,192 @@
+"""What a newcomer tries first, from the README alone: a method started by its name alone,
+overrides anywhere on the line, a resume that cannot change the method, keys a run would not
+read, bad data that leaves no folder behind, and the small things around them."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from seqgan_ray.algorithms import describe
+from seqgan_ray.cli import main
+from seqgan_ray.config import ConfigError, load_config, read_yaml, unread_keys
+from seqgan_ray.distributed.sweep import load_sweep
+from tests.helpers import TINY_TEXT, text_corpus, tiny_config
+
+
+@pytest.mark.parametrize("method, want", [
+    ("leakgan", {"generator.kind": "leakgan", "rollout.stride": 4, "rollout.update_rate": 0.0,
+                 "discriminator.l2_reg": 0.0, "leakgan.pretrain_rounds": 1}),  # 25 MLE epochs, 3 D rounds
+    ("relgan", {"generator.kind": "relational_memory", "discriminator.kind": "relgan",
+                "train.pretrain_d_rounds": 0, "generator.adv_lr": 1e-4}),
+    ("textgan", {"generator.kind": "latent_lstm", "relaxed.d_steps": 1}),
+    ("seqgan", {"generator.kind": "lstm", "rollout.stride": 1, "rollout.update_rate": 0.8}),
+])
+def test_a_method_starts_by_its_name_with_its_own_models_and_settings(method, want):
+    cfg = load_config(None, [f"train.method={method}"])
+    got = {key: getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1]) for key in want}
+    assert got == want
+
+
+def test_a_method_default_gives_way_to_a_key_the_user_set():
+    cfg = load_config(None, ["train.method=leakgan", "leakgan.step_size=5", "train.pretrain_g_epochs=20",
+                             "train.pretrain_d_rounds=10", "rollout.num_rollouts=8"])
+    assert (cfg.rollout.stride, cfg.leakgan.pretrain_rounds, cfg.rollout.num_rollouts) == (5, 10, 8)
+    relgan_on_lstm = load_config(None, ["train.method=relgan", "generator.kind=lstm", "discriminator.kind=cnn",
+                                        "train.pretrain_d_rounds=3"])
+    assert (relgan_on_lstm.generator.kind, relgan_on_lstm.discriminator.kind) == ("lstm", "cnn")
+    assert "generator lstm" in describe(relgan_on_lstm)
+
+
+def test_a_method_default_also_fills_a_config_file(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("train:\n  method: leakgan\n  pretrain_g_epochs: 8\n  pretrain_d_rounds: 4\n")
+    cfg = load_config(path)
+    assert (cfg.generator.kind, cfg.leakgan.pretrain_rounds) == ("leakgan", 4)
+
+
+def test_every_key_set_that_cannot_work_is_named_in_one_message():
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["train.method=leakgan", "generator.kind=lstm", "rollout.stride=2",
+                           "rollout.update_rate=0.5"])
+    message = str(err.value)
+    assert message.startswith("3 settings cannot work with train.method leakgan")
+    for key in ("'generator.kind'", "'rollout.stride'", "'rollout.update_rate'"):
+        assert key in message
+
+
+def test_the_first_lines_name_the_models_and_the_method_settings_in_force():
+    line = describe(load_config(None, ["train.method=leakgan", "rollout.num_rollouts=8"]))
+    assert line.startswith("method leakgan: generator leakgan")
+    assert "rollout.stride=4" in line and "rollout.num_rollouts=8" in line and "discriminator cnn" in line
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["train.method=relgan", "rollout.num_rollouts=8"], "rollout.num_rollouts"),
+    (["train.sampling_step=0.1"], "train.sampling_step"),
+    (["generator.mem_slots=2"], "generator.mem_slots"),
+    (["discriminator.num_rep=8"], "discriminator.num_rep"),
+    (["rollout.bleu_n=3"], "rollout.bleu_n"),
+])
+def test_a_key_the_run_does_not_read_is_named(overrides, key):
+    assert list(unread_keys(load_config(None, overrides))) == [key]
+
+
+def test_keys_the_run_reads_are_not_named():
+    for overrides in (["train.method=scheduled_sampling", "train.sampling_step=0.1"],
+                      ["rollout.reward=bleu", "rollout.bleu_n=3"], ["rollout.num_rollouts=8"],
+                      ["train.method=relgan", "generator.mem_slots=2", "discriminator.num_rep=8",
+                       "discriminator.emb_dim=64"]):
+        assert unread_keys(load_config(None, overrides)) == {}, overrides
+
+
+def test_the_train_command_warns_of_a_key_it_will_not_read(tmp_path, capsys):
+    train, test = text_corpus(tmp_path / "text")
+    assert main(["--no-ray", f"data.corpus={train}", f"data.test_text={test}", f"run.out_dir={tmp_path}",
+                 "run.name=r", *TINY_TEXT, "train.adv_iterations=0", "train.sampling_step=0.1"]) == 0
+    assert "warning: 'train.sampling_step' is read only by train.method scheduled_sampling" in capsys.readouterr().err
+
+
+def test_a_sweep_over_a_key_the_method_does_not_read_is_refused(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"train": {"method": "gsgan"}, "tune": {
+        "metric": "eval/oracle_nll", "search_space": {"rollout.num_rollouts": {"choice": [4, 8]}}}}))
+    with pytest.raises(ConfigError, match="tune.search_space: 'rollout.num_rollouts' is read only by"):
+        load_sweep(path)
+
+
+def test_overrides_go_anywhere_on_the_line(tmp_path, capsys):
+    assert main(["generator.lr=1e-3", "--no-ray", "train.pretrain_g_epochs=0", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["generator"]["lr"] == 1e-3 and printed["train"]["pretrain_g_epochs"] == 0
+
+
+def test_print_config_shows_the_method_defaults_and_trains_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train.method=leakgan", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["rollout"]["stride"] == 4 and printed["generator"]["kind"] == "leakgan"
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_refuses_another_method_and_from_starts_a_new_run_with_it(tmp_path, capsys):
+    out = f"run.out_dir={tmp_path}"
+    assert main(["--config", str(tiny_config(tmp_path)), "--no-ray", out, "run.name=mle", "train.method=mle"]) == 0
+    run = tmp_path / "mle"
+    config_before = (run / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["--resume", str(run), "train.method=seqgan", "--no-ray"]) == 2
+    err = capsys.readouterr().err
+    assert "was trained with train.method mle" in err and "--from" in err
+    assert (run / "config.yaml").read_text() == config_before
+    pretrained = run / "checkpoints" / "pretrain_d_000001.pt"
+    assert main(["--config", str(tiny_config(tmp_path)), "--no-ray", out, "run.name=seqgan", "--from",
+                 str(pretrained), "train.method=seqgan"]) == 0
+    records = [line for line in (tmp_path / "seqgan" / "metrics.jsonl").read_text().splitlines()]
+    assert any('"phase": "adversarial"' in r and "gen/pg_loss" in r for r in records)
+    assert not any('"phase": "pretrain_g"' in r for r in records)  # it started after the pretraining
+
+
+def test_bad_data_leaves_no_folder_that_would_block_the_name(tmp_path, capsys):
+    one = tmp_path / "one.txt"
+    one.write_text("a b c\n")
+    test = tmp_path / "test.txt"
+    test.write_text("a b\n")
+    argv = ["--no-ray", f"data.corpus={one}", f"data.test_text={test}", f"run.out_dir={tmp_path / 'runs'}",
+            "run.name=bad"]
+    assert main(argv) == 2
+    assert "fewer than one batch" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    assert main(argv) == 2  # the same error again, not "already exists"
+    assert "already exists" not in capsys.readouterr().err
+
+
+def test_prepare_warns_when_there_is_no_test_split(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("a b c\nd e f\n")
+    assert main(["prepare", "--input", str(text), "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    assert "warning: no test split" in capsys.readouterr().err
+
+
+def test_a_method_name_in_the_wrong_case_gets_a_suggestion():
+    with pytest.raises(ConfigError, match="did you mean leakgan"):
+        load_config(None, ["train.method=LeakGAN"])
+
+
+def test_a_negative_option_value_is_named_by_its_option(tmp_path, capsys):
+    assert main(["evaluate", "--run", str(tmp_path), "--temperatures", "-0.5,1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --temperatures '-0.5,1'")
+    assert main(["sample", "--run", str(tmp_path), "--temperature", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --temperature -1")
+
+
+def test_a_duplicate_yaml_key_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("train:\n  adv_iterations: 3\n  adv_iterations: 5\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml: line 3: 'adv_iterations' appears twice"):
+        read_yaml(path)
+
+
+def test_sample_is_the_same_for_a_seed_whatever_num(tmp_path, capsys):
+    assert main(["--config", str(tiny_config(tmp_path)), "--no-ray", f"run.out_dir={tmp_path}", "run.name=r",
+                 "train.adv_iterations=0"]) == 0
+    capsys.readouterr()
+    outs = []
+    for num in (3, 10, 70):
+        assert main(["sample", "--run", str(tmp_path / "r"), "--num", str(num), "--seed", "5"]) == 0
+        outs.append(capsys.readouterr().out.splitlines())
+    assert outs[0] == outs[1][:3] == outs[2][:3] and outs[1] == outs[2][:10] and len(outs[2]) == 70
+
+
+def test_sample_points_from_a_trial_folder_to_its_run(tmp_path, capsys):
+    (tmp_path / "trial" / "run").mkdir(parents=True)
+    (tmp_path / "trial" / "run" / "config.yaml").write_text("{}\n")
+    assert main(["sample", "--run", str(tmp_path / "trial")]) == 2
+    assert f"its run is {tmp_path / 'trial' / 'run'}" in capsys.readouterr().err
+
+
+def test_the_mle_summary_does_not_say_adversarial(tmp_path, capsys):
+    assert main(["--config", str(tiny_config(tmp_path)), "--no-ray", f"run.out_dir={tmp_path}", "run.name=r",
+                 "train.method=mle"]) == 0
+    out = capsys.readouterr().out
+    assert "after the MLE epochs" in out and "adversarial" not in out
