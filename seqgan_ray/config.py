@@ -369,9 +369,14 @@ class TrainConfig:
     """Also write one after any step that ends this many seconds or more after the last
     checkpoint (or the run's start), so a crash loses at most this much work plus one step;
     0: by steps only."""
-    keep_checkpoints: int = setting(3, above=0, role=OUTPUT)
+    keep_checkpoints: int = setting(1, above=0, role=OUTPUT)
     """How many of the newest checkpoints to keep; the last of each earlier phase (the
-    pretrained G and D, which other runs can start from) is kept as well."""
+    pretrained G and D, which other runs can start from) is kept as well. A checkpoint of the
+    paper's models is about 90 MB (D with its Adam state); writes are atomic, so one is safe."""
+    keep_best: str = setting("", role=OUTPUT)
+    """A metric (eval/oracle_nll, eval/nll_test, eval/bleu4, eval/self_bleu4, ...): at every
+    evaluation that beats the best so far (lower for NLLs and Self-BLEU, higher for BLEU), the
+    generator is saved as best_generator.pt and where it was as best.json. Empty: off."""
     cuda_graphs: bool = True
     """On a GPU, replay each discriminator step and each MLE step from a CUDA graph
     (kernels/cuda_graphs.py): the paper's models are so small that there a step is launch overhead,
@@ -390,6 +395,10 @@ class RunConfig:
     """Run folder name; empty means a timestamp."""
     num_samples_saved: int = setting(100, min=0)
     """Decoded generator samples written to samples.txt at the end."""
+    keep_checkpoints_at_end: bool = True
+    """false: when the run finishes, remove its checkpoints/ and keep generator.pt (a few MB): the
+    run can be sampled and evaluated, not resumed or extended. A sweep's trials do this (their
+    state lives in Tune's checkpoints)."""
     progress: bool = True
     """Print a progress line while training."""
 
@@ -678,6 +687,9 @@ def validate(cfg: Config, *, check_reads: bool | set[str] = True) -> None:
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.discriminator.precision!r}")
+    if cfg.train.keep_best and best_direction(cfg.train.keep_best) is None:
+        raise ConfigError(f"'train.keep_best' must be an evaluation metric (eval/oracle_nll, eval/nll_test, "
+                          f"eval/bleuN, eval/self_bleuN), got {cfg.train.keep_best!r}")
     if not 0 <= cfg.data.start_token < cfg.data.vocab_size:
         raise ConfigError(f"'data.start_token' must be in [0, data.vocab_size), got {cfg.data.start_token}")
     fs, nf = cfg.discriminator.filter_sizes, cfg.discriminator.num_filters
@@ -687,6 +699,15 @@ def validate(cfg: Config, *, check_reads: bool | set[str] = True) -> None:
     if fs and (min(fs) < 1 or max(fs) > cfg.data.seq_len or min(nf) < 1):
         raise ConfigError(f"'discriminator.filter_sizes' must lie in 1..data.seq_len "
                           f"({cfg.data.seq_len}) with num_filters >= 1, got {fs} / {nf}")
+
+
+def best_direction(metric: str) -> int | None:
+    """+1 where higher is better (BLEU), -1 where lower is (NLLs, Self-BLEU); None: not a metric."""
+    import re
+
+    if re.fullmatch(r"eval/(oracle_nll|nll_test|self_bleu[2-5])", metric):
+        return -1
+    return 1 if re.fullmatch(r"eval/bleu[2-5]", metric) else None
 
 
 def _validate_leakgan(cfg: Config) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import signal
 import sys
 import time
@@ -26,7 +27,7 @@ import torch
 
 from .algorithms import NumericalError, check_finite, load_algorithm  # noqa: F401 (NumericalError: re-exported)
 from .checkpoint import FORMAT, latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import Config, ConfigError, save_config
+from .config import Config, ConfigError, best_direction, save_config
 from .kernels.linear import slow_bfloat16_note
 from .rewards import needs_data, uses_discriminator
 from .roles import DiscriminatorTrainer, GeneratorLearner, LocalRolloutPool
@@ -337,7 +338,22 @@ class Trainer:
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
         self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})
+        if self.cfg.train.keep_best:
+            self._keep_if_best(metrics, step)
         return metrics
+
+    def _keep_if_best(self, metrics: dict[str, float], step: int) -> None:
+        """train.keep_best: the generator of the best evaluation so far, and where it was."""
+        key = self.cfg.train.keep_best
+        if key not in metrics:
+            return
+        best_file, sign = self.run_dir / "best.json", best_direction(key)
+        best = json.loads(best_file.read_text()) if best_file.is_file() else None
+        if best is None or sign * metrics[key] > sign * best["value"]:
+            torch.save(self.learner.weights(), self.run_dir / ".best_generator.pt.tmp")
+            (self.run_dir / ".best_generator.pt.tmp").replace(self.run_dir / "best_generator.pt")
+            best_file.write_text(json.dumps({"metric": key, "value": metrics[key], "phase": self.phase,
+                                             "step": step}) + "\n")
 
     def _latest(self) -> str:
         """The latest value of the task's metric, for progress lines."""
@@ -428,7 +444,11 @@ class Trainer:
                 "oracle_nll_after_pretraining": self.last_eval.get("pretrain_g", {}).get(key),
                 "oracle_nll_after_adversarial": self.last_eval.get("adversarial", {}).get(key),
                 "oracle_nll_of_training_data": self.task.oracle.nll(self.task.real)})
+        if (self.run_dir / "best.json").is_file():
+            summary["best"] = json.loads((self.run_dir / "best.json").read_text())
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if not rc.keep_checkpoints_at_end:  # generator.pt holds what sampling and evaluation need
+            shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
         return Result(self.run_dir, summary)
 
 

@@ -56,8 +56,16 @@ class Algorithm(Protocol):
     (what must survive a resume lives in the roles, which the checkpoint holds)."""
 
     label: str  # the progress line's name for the adversarial phase
-    reads: tuple[str, ...]  # the keys of config.METHOD_SECTIONS it reads ("relaxed", "relaxed.d_steps");
-                            # config.validate refuses the others set. Leave it out: no check.
+    reads: tuple[str, ...]  # the keys of config.METHOD_SECTIONS and METHOD_KEYS it reads ("relaxed",
+                            # "relaxed.d_steps", "rollout"); config.validate refuses the others of
+                            # METHOD_SECTIONS set, and the commands warn of the rest. Leave it out: no check.
+    reports: tuple[str, ...]  # the metrics each iteration returns that a sweep may select by
+                              # (besides the task's eval/*). Leave it out: any is allowed.
+
+    @staticmethod
+    def defaults(cfg: Config) -> dict[str, Any]:
+        """Optional: the values this method brings for keys a run does not set ("generator.kind":
+        its own model, ...), from the config so far; config.apply_method_defaults sets them."""
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         """Before the adversarial phase's first iteration of this process: `fresh` when the

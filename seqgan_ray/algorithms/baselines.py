@@ -17,6 +17,7 @@ class MLE:
     """One more MLE epoch an iteration."""
 
     label = "adversarial (mle)"
+    reports = ("gen/mle_nll",)
     reads = ()  # of config.METHOD_SECTIONS and METHOD_KEYS: none
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
@@ -32,6 +33,7 @@ class ScheduledSampling:
     own sample instead of the true token rises by train.sampling_step an iteration."""
 
     label = "adversarial (scheduled_sampling)"
+    reports = ("gen/mle_nll", "gen/sampling_prob")
     reads = ("train.sampling_step",)
 
     def start(self, ctx: Context, *, fresh: bool) -> None:

@@ -72,6 +72,7 @@ def leakgan_objective(generator, seqs: Tensor, rewards: Tensor, cosine: str) -> 
 @register("leakgan")
 class LeakGAN:
     label = "adversarial (leakgan)"
+    reports = ("gen/pg_loss", "gen/reward_mean", "gen/d_score_mean", "disc/loss", "disc/acc_real", "disc/acc_fake")
     reads = ("leakgan", "rollout")  # of config.METHOD_SECTIONS and METHOD_KEYS
     interleaved_pretraining = True  # the trainer alternates D rounds and MLE epochs
 

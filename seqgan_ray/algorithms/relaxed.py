@@ -63,6 +63,7 @@ class Relaxed:
     """One relaxed GAN; subclasses name their defaults for relaxed.loss, feed, temperature_start."""
 
     relaxed = True  # config.validate: may train discriminator.kind relgan
+    reports = ("gen/adv_loss", "gen/grad_norm", "disc/loss", "relaxed/inverse_temperature")
     reads = ("relaxed",)  # config.validate refuses textgan.* keys
     label: str
     loss: str

@@ -11,6 +11,7 @@ from . import Context, check_finite, register
 @register("seqgan")
 class SeqGAN:
     label = "adversarial"
+    reports = ("gen/pg_loss", "gen/reward_mean", "disc/loss", "disc/acc_real", "disc/acc_fake")
     reads = ("rollout",)  # of config.METHOD_SECTIONS and METHOD_KEYS: Eq. 4's settings
 
     def start(self, ctx: Context, *, fresh: bool) -> None:

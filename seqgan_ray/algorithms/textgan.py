@@ -70,6 +70,7 @@ def discriminator_objective(discriminator, generator: LatentLSTMPolicy, rng: tor
 @register("textgan")
 class TextGAN:
     label = "adversarial (textgan)"
+    reports = ("gen/grad_norm", "disc/loss")  # and gen/mmd or gen/mean (textgan.match)
     reads = ("textgan", "relaxed.d_steps", "relaxed.grad_clip")
 
     @staticmethod

@@ -65,8 +65,11 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
     resolve(base, given | set(sweep.search_space))
     if unread := unread_keys(base, set(sweep.search_space) & set(all_keys())):  # a search that changes nothing
         raise ConfigError(f"{where}tune.search_space: {unread_error(unread)}")
-    if sweep.metric not in METRICS:
-        raise ConfigError(f"{where}tune.metric '{sweep.metric}' is never reported; choose one of {', '.join(METRICS)}")
+    reported = reported_metrics(base)
+    if sweep.metric not in reported:
+        task = f"text corpus {base.data.corpus}" if base.data.corpus else "the synthetic task"
+        raise ConfigError(f"{where}tune.metric '{sweep.metric}' is never reported by a trial of this sweep "
+                          f"({task}, train.method {base.train.method}); choose one of {', '.join(reported)}")
     if sweep.mode not in ("min", "max"):
         raise ConfigError(f"{where}tune.mode must be 'min' or 'max', got {sweep.mode!r}")
     if sweep.scheduler not in ("asha", "pbt", "fifo"):
@@ -82,6 +85,19 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
         if getattr(base.data, key):
             setattr(base.data, key, str(Path(getattr(base.data, key)).resolve()))
     return base, sweep
+
+
+def reported_metrics(cfg: Config) -> tuple[str, ...]:
+    """What a trial of `cfg` reports after every iteration that a sweep can select by: its task's
+    evaluation and its method's metrics (the algorithm's `reports`; an algorithm of your own that
+    does not say: any of METRICS)."""
+    from ..algorithms import load_algorithm
+    from ..tasks.text import BLEU_ORDERS
+
+    evals = (("eval/nll_test", *(f"eval/{m}{n}" for m in ("bleu", "self_bleu") for n in BLEU_ORDERS))
+             if cfg.data.corpus else ("eval/oracle_nll", "eval/nll_test"))
+    own = getattr(load_algorithm(cfg.train.method), "reports", None)
+    return (*evals, *(m for m in METRICS if not m.startswith("eval/"))) if own is None else (*evals, *own)
 
 
 def _check_space(base: Config, key: str, spec: Any, where: str) -> None:
@@ -149,6 +165,7 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
 
     cfg = trial_config(setup["base"], params)
     cfg.run.progress = False
+    cfg.run.keep_checkpoints_at_end = False  # Tune's checkpoints hold the trial's state: no second copy
     cfg.train.eval_every = 1  # the metric is reported after every adversarial iteration
     spec = setup["spec"]
     run_dir = Path(tune.get_context().get_trial_dir()) / "run"
@@ -160,7 +177,11 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
         start_from = Path(setup["pretrained"])
     every = setup["checkpoint_every"]
 
+    first = [setup.get("metric", ""), *METRICS]
+
     def report(trainer: Trainer, metrics: dict[str, float]) -> None:
+        # the searched metric and the evaluation first: Tune's live table shows the first few
+        metrics = {**{k: metrics[k] for k in first if k in metrics}, **metrics}
         if trainer.step % every == 0 or trainer.step == cfg.train.adv_iterations:
             with tempfile.TemporaryDirectory() as tmp:
                 trainer.write_state(Path(tmp) / "state.pt")
@@ -196,7 +217,7 @@ def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None
         pretrained = sweep.pretrained
         if not pretrained and not searches_pretraining(sweep):
             pretrained = str(_pretrain_once(base, spec, sweep_dir.parent / f"{sweep.name}-pretrained"))
-        setup = {"base": base.to_dict(), "spec": spec, "pretrained": pretrained,
+        setup = {"base": base.to_dict(), "spec": spec, "pretrained": pretrained, "metric": sweep.metric,
                  "rollout_workers": sweep.rollout_workers,
                  "checkpoint_every": sweep.perturbation_interval if sweep.scheduler == "pbt"
                  else base.train.checkpoint_every}
@@ -208,8 +229,27 @@ def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None
                                         scheduler=_scheduler(sweep), max_concurrent_trials=sweep.max_concurrent or None),
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(sweep_dir.parent),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 2), verbose=1))
-    results = tuner.fit()
+    with _without_ray_resume_hint():
+        results = tuner.fit()
     return sweep_dir, _write_results(results, base, sweep, sweep_dir)
+
+
+class _without_ray_resume_hint:
+    """Drop Tune's "Resume experiment with: Tuner.restore(...)" warning while a sweep runs: it names
+    Python our users do not write; `run.py tune --resume DIR`, which we print, is the way."""
+
+    class _Drop:
+        def filter(self, record) -> bool:
+            return "Resume experiment with" not in record.getMessage()
+
+    def __enter__(self):
+        import logging
+
+        self.logger, self.drop = logging.getLogger("ray.tune.tune"), self._Drop()
+        self.logger.addFilter(self.drop)
+
+    def __exit__(self, *exc) -> None:
+        self.logger.removeFilter(self.drop)
 
 
 def load_sweep_setup(sweep_dir: Path) -> tuple[Config, SweepConfig]:
@@ -319,4 +359,7 @@ def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    """A float to four decimals (NLL-oracle 10.1123, not 10.11), a rate like 1e-4 to four digits."""
+    if isinstance(value, float):
+        return f"{value:.4f}" if 1e-2 <= abs(value) < 1e5 else f"{value:.4g}"
+    return str(value)

@@ -77,7 +77,8 @@ def test_every_key_has_a_role_and_the_derived_key_lists_are_what_the_tools_need(
     assert set(SHAPE_KEYS) <= set(PRETRAINING_KEYS) and "generator.lr" in PRETRAINING_KEYS
     assert not any(k.startswith(("rollout.", "relaxed.", "textgan.")) for k in PRETRAINING_KEYS) and "generator.adv_lr" not in PRETRAINING_KEYS
     assert TRIVIA == {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",
-                      "train.checkpoint_every", "train.checkpoint_every_s", "train.keep_checkpoints"}
+                      "train.checkpoint_every", "train.checkpoint_every_s", "train.keep_checkpoints",
+                      "train.keep_best", "run.keep_checkpoints_at_end"}
 
 
 def test_filter_sizes_must_fit_the_sequence():

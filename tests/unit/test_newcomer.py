@@ -190,3 +190,45 @@ def test_the_mle_summary_does_not_say_adversarial(tmp_path, capsys):
                  "train.method=mle"]) == 0
     out = capsys.readouterr().out
     assert "after the MLE epochs" in out and "adversarial" not in out
+
+
+def test_a_sweep_metric_the_task_never_reports_is_refused_before_any_work(tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"tune": {"metric": "eval/bleu4",
+                                             "search_space": {"generator.adv_lr": {"choice": [1e-3, 1e-2]}}}}))
+    with pytest.raises(ConfigError, match="'eval/bleu4' is never reported by a trial of this sweep "
+                                          r"\(the synthetic task, train.method seqgan\)"):
+        load_sweep(path)
+    path.write_text(yaml.safe_dump({"train": {"method": "mle"}, "tune": {
+        "metric": "gen/pg_loss", "search_space": {"generator.lr": {"choice": [1e-3, 1e-2]}}}}))
+    with pytest.raises(ConfigError, match="choose one of eval/oracle_nll, eval/nll_test, gen/mle_nll"):
+        load_sweep(path)
+
+
+def test_the_sweep_table_shows_four_decimals_of_an_nll():
+    from seqgan_ray.distributed.sweep import _fmt
+
+    assert (_fmt(10.11234), _fmt(1e-4), _fmt(0.5), _fmt(16)) == ("10.1123", "0.0001", "0.5000", "16")
+
+
+def test_keep_best_saves_the_best_generator_and_the_end_keeps_only_it(tmp_path, capsys):
+    import json
+
+    assert main(["--config", str(tiny_config(tmp_path)), "--no-ray", f"run.out_dir={tmp_path}", "run.name=r",
+                 "train.keep_best=eval/oracle_nll", "run.keep_checkpoints_at_end=false"]) == 0
+    run = tmp_path / "r"
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    values = [(r["phase"], r["step"], r["eval/oracle_nll"]) for r in evals if "eval/oracle_nll" in r]
+    best = json.loads((run / "best.json").read_text())
+    assert best["value"] == min(v for _, _, v in values)
+    assert (best["phase"], best["step"]) == next((p, s) for p, s, v in values if v == best["value"])
+    assert json.loads((run / "summary.json").read_text())["best"] == best
+    assert (run / "best_generator.pt").is_file() and (run / "generator.pt").is_file()
+    assert not (run / "checkpoints").exists()
+    capsys.readouterr()
+    assert main(["sample", "--run", str(run), "--checkpoint", str(run / "best_generator.pt"), "--num", "2"]) == 0
+
+
+def test_keep_best_must_name_a_metric():
+    with pytest.raises(ConfigError, match="'train.keep_best' must be an evaluation metric"):
+        load_config(None, ["train.keep_best=eval/bleu9"])
