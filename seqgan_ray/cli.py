@@ -104,6 +104,12 @@ def build_prepare_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of --test-fraction's choice (default 0)")
     p.add_argument("--min-count", type=int, default=1, metavar="N",
                    help="words seen fewer than N times in training lines become <unk> (default 1)")
+    p.add_argument("--max-vocab", type=int, default=None, metavar="N",
+                   help="keep at most the N most frequent words (besides the 4 specials); the rest "
+                        "become <unk> (default: every word seen --min-count times)")
+    p.add_argument("--split-punctuation", action="store_true",
+                   help="make each punctuation mark a word of its own (\"it's fine.\" -> it's fine .); "
+                        "default: split on whitespace only, as the benchmarks' files are")
     p.add_argument("--vocab-from-test", action="store_true",
                    help="build the vocabulary from the test text too, as Texygen does for COCO: no "
                         "<unk> in the test split, so NLL-test is comparable with Texygen's")
@@ -266,6 +272,7 @@ def _prepare(args: argparse.Namespace, argv: list[str]) -> int:
 
     opts = PrepareOptions(inputs=tuple(args.input), out=args.out, test=args.test,
                           test_fraction=args.test_fraction, seed=args.seed, min_count=args.min_count,
+                          max_vocab=args.max_vocab, split_punctuation=args.split_punctuation,
                           vocab_from_test=args.vocab_from_test,
                           lowercase=args.lowercase, max_len=args.max_len, long=args.long,
                           shard_rows=args.shard_rows, force=args.force, progress=not args.quiet)

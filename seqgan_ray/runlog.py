@@ -34,6 +34,10 @@ class RunLog:
         for key, value in metrics.items():
             self._tb.add_scalar(key, value, epoch if key.startswith("eval/") else step)
 
+    def text(self, tag: str, lines: list[str], epoch: int) -> None:
+        """Lines of text (a few generator samples) to TensorBoard's text tab, at `epoch`."""
+        self._tb.add_text(tag, "\n\n".join(f"`{line}`" for line in lines), epoch)
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()

@@ -38,6 +38,7 @@ from .tasks.text import TextTask
 from .tasks.token_file import DataError
 
 PHASES = ("pretrain_g", "pretrain_d", "adversarial")
+TEXT_SAMPLES = 8  # generator samples shown in TensorBoard's text tab at each evaluation
 MLE_CHUNK = 64  # batches of a streamed MLE epoch sent to the learner in one call
 
 
@@ -333,11 +334,15 @@ class Trainer:
         """The task's metrics of eval_samples generator samples: NLL-oracle for the synthetic
         task; NLL-test, BLEU and Self-BLEU for text."""
         t0 = time.perf_counter()
-        metrics = self.task.evaluate(self.generator_samples(self.cfg.train.eval_samples), self.learner.nll)
+        samples = self.generator_samples(self.cfg.train.eval_samples)
+        metrics = self.task.evaluate(samples, self.learner.nll)
         check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
         self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})
+        shown = samples[:TEXT_SAMPLES]
+        self.log.text("samples", self.task.decode(shown) if isinstance(self.task, TextTask)
+                      else [" ".join(map(str, row)) for row in shown.tolist()], epoch)
         if self.cfg.train.keep_best:
             self._keep_if_best(metrics, step)
         return metrics

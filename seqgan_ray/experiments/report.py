@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
+from ..config import Config, ConfigError
 from ..tasks.text import BLEU_ORDERS
 from .reproduce import Plan
 
@@ -146,13 +146,17 @@ def write_report(plan: Plan, argv_text: str) -> Path:
     """docs/results/synthetic.md (and its figure) from the runs on disk; notes below the
     marker are kept, and a file written by hand (no marker) is kept whole below it."""
     path = Path(plan.rep.report)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if _data_source(plan) is None:  # a report of no runs would only erase what a finished one says
+        raise ConfigError(f"no run of this reproduce file has started in {plan.rep.out_dir} yet, so there is "
+                          f"nothing to report; {path} is left as it is. Train first (the same command without "
+                          f"--report-only), or point reproduce.out_dir at the runs")
     figure = path.with_name(path.stem + "_figure2.png")
-    if plan.base.data.corpus:
-        text = render_text(plan, collect_text(plan), figure.name, argv_text)
-    else:
+    # every read that can fail comes before anything is written
+    text = (render_text(plan, collect_text(plan), figure.name, argv_text) if plan.base.data.corpus
+            else render(plan, collect(plan), figure.name, argv_text))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not plan.base.data.corpus:
         plot_figure2(plan, figure)
-        text = render(plan, collect(plan), figure.name, argv_text)
     notes = ""
     if path.is_file():
         old = path.read_text(encoding="utf-8")
@@ -576,18 +580,17 @@ def plot_figure2(plan: Plan, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     curves = figure2_curves(plan)
+    if not curves:  # no run has evaluated yet: an empty plot would replace a real one
+        return
     fig, ax = plt.subplots(figsize=(8, 4.8))
-    lo = hi = None
-    if curves:
-        plateau = next(iter(curves.values()))[1][-1]  # the shared pretraining's end, where there is one
-        kept = [y for _, ys in curves.values() for y in ys if y > plateau - 1.0]
-        lo, hi = min(kept) - 0.05, max(kept) + 0.05
+    plateau = next(iter(curves.values()))[1][-1]  # the shared pretraining's end, where there is one
+    kept = [y for _, ys in curves.values() for y in ys if y > plateau - 1.0]
+    lo, hi = min(kept) - 0.05, max(kept) + 0.05
     for name, (xs, ys) in curves.items():
-        label = name if lo is None or ys[-1] >= lo else f"{name} (falls below the plot: {ys[-1]:.2f} at the end)"
+        label = name if ys[-1] >= lo else f"{name} (falls below the plot: {ys[-1]:.2f} at the end)"
         ax.plot(xs, ys, marker=".", label=label, color="black" if name == "MLE pretraining" else None)
-    if lo is not None:
-        ax.set_ylim(lo, hi)
-        ax.legend(fontsize=8)
+    ax.set_ylim(lo, hi)
+    ax.legend(fontsize=8)
     ax.axvline(plan.base.train.pretrain_g_epochs, color="gray", linestyle="--", linewidth=1)
     ax.set_xlabel("epoch (MLE pretraining, then one per iteration)")
     ax.set_ylabel("NLL-oracle (nats per token)")

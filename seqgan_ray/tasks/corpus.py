@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -60,6 +61,8 @@ class PrepareOptions:
     test_fraction: float | None = None
     seed: int = 0
     min_count: int = 1
+    max_vocab: int | None = None  # at most this many words (the most frequent), besides the specials
+    split_punctuation: bool = False  # "it's fine." -> it's fine . (default: whitespace only)
     vocab_from_test: bool = False  # count the test split's words too (Texygen's COCO setup)
     lowercase: bool = True
     max_len: int | None = None  # None: what the corpus needs, its longest --input line + <eos>
@@ -80,6 +83,8 @@ class PrepareOptions:
             raise DataError(f"--max-len {self.max_len}: must be at least 2 (one word and <eos>)")
         if self.min_count < 1:
             raise DataError(f"--min-count {self.min_count}: must be at least 1")
+        if self.max_vocab is not None and self.max_vocab < 1:
+            raise DataError(f"--max-vocab {self.max_vocab}: must be at least 1 (words besides the 4 specials)")
         if self.shard_rows < 1:
             raise DataError(f"--shard-rows {self.shard_rows}: must be at least 1")
         if self.long not in ("drop", "truncate"):
@@ -129,7 +134,8 @@ def prepare(opts: PrepareOptions) -> dict:
     if opts.max_len is None:  # T: what the longest --input line needs; pass 2 writes with it
         opts = dataclasses.replace(opts, max_len=_longest_input_line(stats, opts) + 1)
     _check_kept(stats, opts, max_len_from)
-    vocab = Vocab(build_vocab(counts, opts.min_count), lowercase=opts.lowercase)
+    vocab = Vocab(build_vocab(counts, opts.min_count, opts.max_vocab), lowercase=opts.lowercase,
+                  split_punctuation=opts.split_punctuation)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.prepare-{os.getpid()}-{secrets.token_hex(4)}")
@@ -155,10 +161,20 @@ def find_sources(opts: PrepareOptions) -> list[Source]:
     return [Source(p, None if carve else "train") for p in train] + [Source(p, "test") for p in test]
 
 
-def build_vocab(counts: Counter[str], min_count: int) -> list[str]:
-    """Specials, then words seen >= min_count times by descending count, ties alphabetical."""
+def build_vocab(counts: Counter[str], min_count: int, max_words: int | None = None) -> list[str]:
+    """Specials, then words seen >= min_count times by descending count, ties alphabetical; the
+    first `max_words` of them when given."""
     words = [w for w, c in counts.items() if c >= min_count and w not in SPECIALS]
-    return [*SPECIALS, *sorted(words, key=lambda w: (-counts[w], w))]
+    return [*SPECIALS, *sorted(words, key=lambda w: (-counts[w], w))[:max_words]]
+
+
+PUNCTUATION = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]")  # words (with inner apostrophes), or one mark each
+
+
+def tokenize(text: str, *, split_punctuation: bool = False) -> list[str]:
+    """A line's words: split on whitespace, and with `split_punctuation` each punctuation mark a
+    word of its own ("it's fine." -> it's, fine, .)."""
+    return PUNCTUATION.findall(text) if split_punctuation else text.split()
 
 
 def held_out(words: Sequence[str], *, seed: int, fraction: float) -> bool:
@@ -212,7 +228,7 @@ def _check_out(out: Path, sources: list[Source], *, force: bool) -> None:
                             f"choose another --out")
 
 
-def _lines(path: Path, *, lowercase: bool) -> Iterator[tuple[int, list[str], int]]:
+def _lines(path: Path, *, lowercase: bool, split_punctuation: bool = False) -> Iterator[tuple[int, list[str], int]]:
     """(line number, words, bytes read) for every line, each checked to be UTF-8 text."""
     with open(path, "rb") as f:
         read = 0
@@ -228,7 +244,7 @@ def _lines(path: Path, *, lowercase: bool) -> Iterator[tuple[int, list[str], int
                                 f"{exc.start} of the line); {FIX_LATIN1}") from None
             if lineno == 1:
                 text = text.removeprefix("\ufeff")  # a byte-order mark is not part of a word
-            yield lineno, (text.lower() if lowercase else text).split(), read
+            yield lineno, tokenize(text.lower() if lowercase else text, split_punctuation=split_punctuation), read
 
 
 def _sentences(sources: list[Source], opts: PrepareOptions, stats: dict[str, SplitStats],
@@ -242,7 +258,8 @@ def _sentences(sources: list[Source], opts: PrepareOptions, stats: dict[str, Spl
     longest_input = 0  # words; every --input source comes before the --test ones (find_sources)
     for src in sources:
         blank = True
-        for lineno, words, read in _lines(src.path, lowercase=opts.lowercase):
+        for lineno, words, read in _lines(src.path, lowercase=opts.lowercase,
+                                          split_punctuation=opts.split_punctuation):
             progress.update(done + read)
             if not words:
                 split = src.split or "train"
@@ -322,6 +339,8 @@ def _write(tmp: Path, vocab: Vocab, sources: list[Source], opts: PrepareOptions,
         "max_len_from": max_len_from,  # "--max-len", or "longest_line": the longest --input line + 1
         "special_ids": {"pad": PAD, "bos": BOS, "eos": EOS, "unk": UNK},
         "lowercase": opts.lowercase,
+        "split_punctuation": opts.split_punctuation,
+        "max_vocab": opts.max_vocab,
         "min_count": opts.min_count,
         "vocab_from_test": opts.vocab_from_test,
         "words_seen": words_seen,  # distinct words in the kept training lines, before min_count
@@ -409,7 +428,8 @@ class _Throttled:
 def summary(meta: dict, out: Path) -> list[str]:
     """The lines `run.py prepare` prints at the end: per split what was kept, then where."""
     T = meta["max_len"]
-    lines = [f"vocabulary: {meta['vocab_size']} tokens (4 specials + words seen >= {meta['min_count']} times)",
+    cap = f", the {meta['max_vocab']} most frequent" if meta.get("max_vocab") else ""
+    lines = [f"vocabulary: {meta['vocab_size']} tokens (4 specials + words seen >= {meta['min_count']} times{cap})",
              f"T = {T}, as --max-len says" if meta.get("max_len_from") != "longest_line" else
              f"T = {T}: the longest {'--input' if meta['test_from'] == 'fraction' else 'training'} line, "
              f"{T - 1} words, + <eos>"]
@@ -453,11 +473,11 @@ class Vocab:
     sentence ends early; `<unk>` in the text (as in PTB) is the <unk> id.
     """
 
-    def __init__(self, words: Sequence[str], *, lowercase: bool = True):
+    def __init__(self, words: Sequence[str], *, lowercase: bool = True, split_punctuation: bool = False):
         if tuple(words[:len(SPECIALS)]) != SPECIALS:
             raise DataError(f"a vocabulary must start with {' '.join(SPECIALS)}, got {list(words[:4])}")
         self.words = list(words)
-        self.lowercase = lowercase
+        self.lowercase, self.split_punctuation = lowercase, split_punctuation
         self.ids = {w: i for i, w in enumerate(self.words) if i >= UNK}
 
     @classmethod
@@ -470,15 +490,15 @@ class Vocab:
         if len(words) != meta["vocab_size"]:
             raise DataError(f"{path}: {len(words)} tokens, but metadata.json says vocab_size "
                             f"{meta['vocab_size']}; prepare the corpus again")
-        return cls(words, lowercase=meta["lowercase"])
+        return cls(words, lowercase=meta["lowercase"], split_punctuation=meta.get("split_punctuation", False))
 
     def __len__(self) -> int:
         return len(self.words)
 
     def encode(self, words: str | Iterable[str]) -> list[int]:
-        """Ids of `words` (a string is split on whitespace), no <eos> added; unknown -> UNK."""
+        """Ids of `words` (a string is tokenized as the corpus was), no <eos> added; unknown -> UNK."""
         if isinstance(words, str):
-            words = words.split()
+            words = tokenize(words, split_punctuation=self.split_punctuation)
         return [self.ids.get(w.lower() if self.lowercase else w, UNK) for w in words]
 
     def decode(self, ids: Iterable[int] | torch.Tensor) -> str:

@@ -232,3 +232,55 @@ def test_keep_best_saves_the_best_generator_and_the_end_keeps_only_it(tmp_path, 
 def test_keep_best_must_name_a_metric():
     with pytest.raises(ConfigError, match="'train.keep_best' must be an evaluation metric"):
         load_config(None, ["train.keep_best=eval/bleu9"])
+
+
+def test_report_only_with_no_runs_changes_nothing(tmp_path, capsys):
+    report, figure = tmp_path / "synthetic.md", tmp_path / "synthetic_figure2.png"
+    report.write_text("# a finished table\n")
+    figure.write_bytes(b"a real figure")
+    assert main(["reproduce", "--config", "configs/reproduce_synthetic.yaml", "--report-only",
+                 f"reproduce.out_dir={tmp_path / 'runs'}", f"reproduce.report={report}"]) == 2
+    assert "nothing to report" in capsys.readouterr().err
+    assert report.read_text() == "# a finished table\n" and figure.read_bytes() == b"a real figure"
+
+
+def _tensorboard_tags(folder) -> set[str]:
+    """The tags of every summary in a run's tensorboard/ event files (TFRecord: length, CRC, event, CRC)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    tags = set()
+    for path in folder.glob("events.out.tfevents.*"):
+        data, i = path.read_bytes(), 0
+        while i < len(data):
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            tags |= {v.tag for v in event.summary.value}
+            i += 12 + n + 4
+    return tags
+
+
+def test_tensorboard_gets_the_generator_samples_as_text(tmp_path, capsys):
+    assert main(["--config", str(tiny_config(tmp_path)), "--no-ray", f"run.out_dir={tmp_path}", "run.name=r",
+                 "train.adv_iterations=1"]) == 0
+    tags = _tensorboard_tags(tmp_path / "r" / "tensorboard")
+    assert "samples/text_summary" in tags and "eval/oracle_nll" in tags
+
+
+def test_prepare_caps_the_vocabulary_and_can_split_punctuation(tmp_path, capsys):
+    from seqgan_ray.tasks.corpus import Vocab
+
+    text = tmp_path / "t.txt"
+    text.write_text("it's fine. it is fine!\nthe cat, the dog.\nthe end\n")
+    held = tmp_path / "h.txt"
+    held.write_text("the dog.\n")
+    assert main(["prepare", "--input", str(text), "--out", str(tmp_path / "c"), "--test", str(held),
+                 "--max-vocab", "3", "--split-punctuation", "--quiet"]) == 0
+    assert "the 3 most frequent" in capsys.readouterr().out
+    vocab = Vocab.load(tmp_path / "c")
+    assert vocab.words[4:] == ["the", ".", "fine"] and vocab.split_punctuation
+    assert vocab.encode("the cat.") == [4, 3, 5]  # cat is beyond the cap: <unk>
+    assert main(["prepare", "--input", str(text), "--out", str(tmp_path / "w"), "--test", str(held),
+                 "--quiet"]) == 0
+    assert "fine." in Vocab.load(tmp_path / "w").words  # whitespace only by default
