@@ -26,7 +26,7 @@ GENERATORS = ("lstm", "latent_lstm", "relational_memory", "leakgan")  # generato
 DISCRIMINATORS = ("cnn", "relgan")          # discriminator.kind
 RELAXED_LOSSES = ("rsgan", "standard")      # relaxed.loss
 SCHEDULES = ("exp", "lin", "constant")      # relaxed.schedule
-FEEDS = ("hard", "soft")                    # relaxed.feed
+FEEDS = ("hard", "soft", "straight_through")  # relaxed.feed
 RESCALES = ("rank", "reference", "none")    # leakgan.rescale
 COSINES = ("token", "batch_mean")           # leakgan.cosine
 MATCHES = ("mmd", "mean")                   # textgan.match
@@ -208,10 +208,15 @@ class RelaxedConfig:
     σ(D(G(z)) − D(x)); `standard`: the non-saturating GAN loss, D: −log σ(D(x)) − log(1 −
     σ(D(G(z)))), G: −log σ(D(G(z))). Empty: the method's (relgan rsgan, gsgan standard)."""
     feed: str = ""
-    """What the generator reads after each token: `hard`, the sampled token (RelGAN's code:
-    gradients reach θ through each step's logits only), or `soft`, the soft token's mix of
-    embeddings (GSGAN: gradients run through the recurrence too). Empty: the method's (relgan
-    hard, gsgan soft)."""
+    """What the generator reads after each token: `hard`, the sampled token's embedding (RelGAN's
+    code; gradients reach θ through each step's logits and the recurrent state, which is not
+    detached: only the sampled token's path is cut); `soft`, the soft token's mix of embeddings
+    (GSGAN: gradients run through the fed-back inputs too, but the tokens G is trained on are then
+    samples of a soft-fed sampler, not of the hard-fed policy that evaluation samples:
+    eval/sampler_oracle_nll scores them); `straight_through`, the sampled token's embedding
+    forward and the soft token's gradient backward, emb[tok] + (soft − soft.detach())·emb (the
+    policy's own samples, with gradients through the inputs). Empty: the method's (relgan hard,
+    gsgan soft)."""
     temperature_start: float = setting(0.0, min=0)
     """β at the first iteration; 0: the method's (relgan 1, as RelGAN; gsgan 0.2, i.e. τ = 5
     annealed toward 0, as GSGAN's "start with a relatively large τ")."""

@@ -198,6 +198,17 @@ class GeneratorLearner:
             return self.generator.sample(num, generator=self.rng, update=True).cpu()
         return self.generator.sample(num, generator=self.rng).cpu()
 
+    @torch.no_grad()
+    def sample_relaxed(self, num: int, inverse_temperature: float, *, feed: str, seed: int,
+                       chunk: int = 256) -> Tensor:
+        """`num` token sequences (num, T) of the sampler the relaxed GANs train (`sample_relaxed`
+        with this `feed` and β), on the CPU: with feed soft not the policy `sample` draws. Drawn
+        `chunk` rows at a time (the soft tokens are chunk × T × V) from a stream seeded with `seed`,
+        so evaluating them leaves the role's own stream as it was."""
+        rng = torch.Generator(self.device).manual_seed(seed)
+        return torch.cat([self.generator.sample_relaxed(min(chunk, num - i), inverse_temperature, feed=feed,
+                                                        generator=rng)[0].cpu() for i in range(0, num, chunk)])
+
     def _apply(self, loss: Tensor, opt: torch.optim.Optimizer) -> Tensor:
         """Backward, clip, step; the gradient norm stays on the device (no host sync)."""
         opt.zero_grad(set_to_none=True)

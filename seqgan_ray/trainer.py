@@ -329,6 +329,8 @@ class Trainer:
         t0 = time.perf_counter()
         metrics = self.task.evaluate(self.generator_samples(self.cfg.train.eval_samples), self.learner.nll)
         check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
+        if self.phase == "adversarial" and hasattr(self.algorithm, "evaluate"):  # the method's own metrics
+            metrics.update(self.algorithm.evaluate(self, step))
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
         self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})

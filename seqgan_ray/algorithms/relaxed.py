@@ -6,7 +6,7 @@ D's loss is differentiable in θ and G steps down it directly.
   with generator.kind relational_memory and discriminator.kind relgan it is RelGAN's model
   (configs/relgan_oracle.yaml).
 - `gsgan` (Kusner & Hernández-Lobato 2016): the standard (non-saturating) GAN loss, the soft
-  token fed back through the recurrence, τ = 1/β annealed from 5 toward 0; SeqGAN's LSTM and
+  token fed back as the next input, τ = 1/β annealed from 5 toward 0; SeqGAN's LSTM and
   CNN. No authors' code exists; Texygen's "gsgan" adds the noise to the hidden state with τ
   fixed at 10 and no pretraining, which is not the paper, and not this.
 
@@ -15,6 +15,10 @@ batch (`ctx.real_batch`) and fresh soft fakes. Each role holds a frozen copy of 
 network, refreshed once an iteration: the learner a copy of D (`set_critic`) to pass gradients
 through, the discriminator a copy of G (`set_opponent`) to draw its fakes from. Gumbel noise
 and dropout draw from the roles' checkpointed random streams, so a resumed run goes on exactly.
+
+With relaxed.feed soft the tokens G is trained on are samples of a soft-fed sampler, not of the
+policy evaluation samples: each evaluation also logs the trained sampler's NLL-oracle
+(`sampler_oracle_nll`).
 """
 
 from __future__ import annotations
@@ -77,6 +81,11 @@ class Relaxed:
         ctx.learner.set_critic(ctx.disc.weights())
         ctx.disc.set_opponent(ctx.learner.weights())
 
+    def evaluate(self, ctx: Context, it: int) -> dict[str, float]:
+        """Beside the trainer's evaluation of iteration `it`: the trained sampler's NLL-oracle."""
+        _, feed, start = self.settings(ctx.cfg)
+        return sampler_oracle_nll(ctx, it, feed, inverse_temperature(ctx.cfg, it - 1, start))
+
     def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
         loss, feed, start = self.settings(ctx.cfg)
         beta = inverse_temperature(ctx.cfg, it - 1, start)
@@ -85,6 +94,18 @@ class Relaxed:
                  "relaxed/inverse_temperature": beta, "time/g_update_s": m["time/g_update_s"],
                  "time/d_train_s": m["time/d_train_s"]},
                 f"β {beta:.3g}  g {m['gen']:.3f}  d {m['disc/loss']:.3f}")
+
+
+def sampler_oracle_nll(ctx: Context, it: int, feed: str, beta: float) -> dict[str, float]:
+    """eval/sampler_oracle_nll: the oracle's mean per-token NLL of train.eval_samples token
+    sequences of the sampler G is trained through (this `feed`, β of iteration `it`), beside
+    eval/oracle_nll of the policy's own samples. With feed soft they differ: the tokens G's
+    updates see are not samples of the policy evaluated. Synthetic task only (an oracle to ask)."""
+    scorer = getattr(ctx.task, "scorer", None)
+    if scorer is None:
+        return {}
+    seqs = ctx.learner.sample_relaxed(ctx.cfg.train.eval_samples, beta, feed=feed, seed=ctx.cfg.run.seed + it)
+    return {"eval/sampler_oracle_nll": scorer.sequence_nll(seqs.to(scorer.W.device)).mean().item()}
 
 
 def alternate(ctx: Context, it: int, g_objective, d_objective, *args) -> dict[str, float]:
