@@ -163,7 +163,10 @@ class DiscriminatorConfig:
     dropout: float = setting(0.25, min=0, below=1)
     """Probability of dropping a unit before the output layer."""
     l2_reg: float = setting(0.2, min=0)
-    """L2 penalty on the output layer, λ·(‖W‖²+‖b‖²)/2 as in the reference code."""
+    """L2 penalty on the output layer, λ·(‖W‖²+‖b‖²)/2 as in SeqGAN's reference code, in every D
+    step: pretraining, SeqGAN's and LeakGAN's rounds, and the relaxed GANs' and TextGAN's
+    adversarial steps. RelGAN's, TextGAN's and LeakGAN's reference Ds have none: their configs set
+    0."""
     lr: float = setting(1e-4, above=0, what="a learning rate")
     """Adam learning rate."""
     batch_size: int = setting(64, above=0)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .config import Config
 from .kernels.cuda_graphs import GraphedStep
-from .losses import discriminator_loss, mle_loss, policy_gradient_loss
+from .losses import discriminator_loss, mle_loss, output_l2, policy_gradient_loss
 from .models.discriminator import Discriminator, RelGANDiscriminator
 from .models.leakgan import LeakGANPolicy
 from .models.latent import LatentLSTMPolicy
@@ -342,13 +342,16 @@ class DiscriminatorTrainer:
 
     def adversarial_step(self, objective: Callable[..., Tensor], *args: Any) -> float:
         """One step of φ down `objective(discriminator, generator, rng, *args)`, `generator` the
-        copy of G from `set_opponent`: backward, clip at relaxed.grad_clip, Adam (discriminator.lr).
-        Returns the loss."""
+        copy of G from `set_opponent`, plus discriminator.l2_reg·(‖W‖² + ‖b‖²)/2 on D's output
+        layer, as in every Eq. 5 step: backward, clip at relaxed.grad_clip, Adam
+        (discriminator.lr). Returns the loss, penalty included."""
         assert self.opponent is not None, "call set_opponent first"
         d = self.discriminator
         d.train()
         args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
         loss = objective(d, self.opponent, self.rng, *args)
+        if self.cfg.discriminator.l2_reg:
+            loss = loss + self.cfg.discriminator.l2_reg * output_l2(d.out.weight, d.out.bias)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.relaxed.grad_clip)

@@ -234,3 +234,26 @@ def test_relaxed_feed_takes_straight_through_and_refuses_others():
     assert relgan_cfg(relaxed={"feed": "straight_through"}).relaxed.feed == "straight_through"
     with pytest.raises(ConfigError, match="relaxed.feed.*straight_through"):
         relgan_cfg(relaxed={"feed": "straight"})
+
+
+def l2_effect(cfg, objective, *args) -> tuple[float, float]:
+    """(loss with cfg's discriminator.l2_reg − loss with 0, λ·(‖W‖² + ‖b‖²)/2 of D's output layer)
+    for one adversarial D step from the same weights and random stream."""
+    from seqgan_ray.losses import output_l2
+
+    losses, penalties = [], []
+    for l2 in (cfg.discriminator.l2_reg, 0.0):
+        cfg.discriminator.l2_reg = l2
+        learner, disc = GeneratorLearner(cfg, 0), DiscriminatorTrainer(cfg, 10)
+        disc.set_opponent(learner.weights())
+        penalties.append(l2 * output_l2(disc.discriminator.out.weight, disc.discriminator.out.bias).item())
+        losses.append(disc.adversarial_step(objective, learner.sample(16), *args))
+    return losses[0] - losses[1], penalties[0]
+
+
+def test_relaxed_discriminator_steps_apply_the_l2_penalty():
+    """discriminator.l2_reg weighs D's output layer in the relaxed GANs' D steps too (it was
+    silently ignored there): the step's loss grows by exactly λ·(‖W‖² + ‖b‖²)/2."""
+    cfg = relgan_cfg(discriminator={**RELGAN["discriminator"], "l2_reg": 3.0})
+    gap, penalty = l2_effect(cfg, discriminator_objective, 1.0, "rsgan", "hard")
+    assert penalty > 0 and gap == pytest.approx(penalty, rel=1e-4)

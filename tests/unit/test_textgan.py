@@ -165,3 +165,13 @@ def test_latent_lstm_is_refused_with_seqgans_rollouts():
         config_from_dict(sections)
     sections["train"]["method"] = "mle"  # the MLE baseline of the same generator
     config_from_dict(sections)
+
+
+def test_textgan_discriminator_steps_apply_the_l2_penalty():
+    """discriminator.l2_reg weighs D's output layer in TextGAN's D steps (it was silently
+    ignored there): the step's loss grows by exactly λ·(‖W‖² + ‖b‖²)/2."""
+    from tests.unit.test_relaxed import l2_effect
+
+    cfg = textgan_cfg(discriminator={**TINY["discriminator"], "l2_reg": 3.0})
+    gap, penalty = l2_effect(cfg, discriminator_objective, cfg.textgan)
+    assert penalty > 0 and gap == pytest.approx(penalty, rel=1e-4)
