@@ -237,8 +237,8 @@ class RelaxedConfig:
     """D steps (a fresh real batch and fresh soft fakes each) per iteration (RelGAN: 5; the
     TextGAN authors': 1)."""
     grad_clip: float = setting(5.0, above=0)
-    """Global gradient-norm clip of D's steps (RelGAN: 5; G's is generator.grad_clip; the TextGAN
-    authors clip neither)."""
+    """Global gradient-norm clip of D's steps (RelGAN: 5; G's is generator.grad_clip). The TextGAN
+    authors' optimiser does not clip but rescales every gradient to norm 5: textgan.grad_rescale."""
 
 
 @dataclass
@@ -268,6 +268,11 @@ class TextGANConfig:
     mmd_weight: float = setting(0.001, min=0)
     """λ_fm: D's loss subtracts this times G's distance (`match`), so D maximises it (the
     authors' 0.001; Texygen adds it, flipping the sign)."""
+    grad_rescale: float = setting(0.0, min=0)
+    """> 0: every adversarial step's gradient, G's and D's, is rescaled to this global norm, as the
+    authors' optimiser does with 5 (theano/model/optimizers.py: its `if tensor.ge(norm, 5)` tests
+    a symbolic tensor, which Python always finds true, so every gradient is scaled to norm 5, small
+    ones scaled up). 0: clipped instead, G's at generator.grad_clip and D's at relaxed.grad_clip."""
     recon_weight: float = setting(0.001, min=0)
     """λ_recon: D's loss adds this times the mean squared error of its reconstruction of the
     code z from the fakes' features, so D minimises it (the authors' 0.001, on their

@@ -137,6 +137,17 @@ def mle_step(generator: LSTMPolicy, opt: torch.optim.Optimizer, batch: Tensor, g
     return loss.detach()
 
 
+def rescale_gradients(parameters: list[Tensor], norm: float) -> Tensor:
+    """Scale the gradients of `parameters` together to global norm `norm`, whatever their norm
+    (the TextGAN authors' optimiser: textgan.grad_rescale); returns the norm before."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = norm / (total + 1e-12)
+    for g in grads:
+        g.mul_(scale)
+    return total
+
+
 def clip_gradients(generator: torch.nn.Module, max_norm: float) -> Tensor:
     """Clip the gradient norm at `max_norm`: of all of G's parameters, or of each of the groups
     it names (`clip_groups`: LeakGAN's Worker and Manager). Returns the norm before clipping."""
@@ -181,12 +192,14 @@ class GeneratorLearner:
             self.critic = make_discriminator(self.cfg, 0).requires_grad_(False).to(self.device)
         self.critic.load_state_dict(discriminator)
 
-    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any) -> GenStep:
+    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any, rescale: float = 0.0) -> GenStep:
         """One step of θ (the `pg` optimizer, rate generator.adv_lr) down
         `objective(generator, critic, rng, *args)`: `critic` the copy of D from `set_critic`,
-        `rng` this role's random stream (checkpointed, so a resumed run draws the same noise)."""
+        `rng` this role's random stream (checkpointed, so a resumed run draws the same noise).
+        `rescale` > 0: the gradient rescaled to that global norm instead of clipped."""
         assert self.critic is not None, "call set_critic first"
-        return self.update(lambda generator, *rest: objective(generator, self.critic, self.rng, *rest), *args)
+        return self.update(lambda generator, *rest: objective(generator, self.critic, self.rng, *rest), *args,
+                           rescale=rescale)
 
     def set_data(self, data: Tensor) -> None:
         self.data = data.to(self.device)
@@ -209,11 +222,13 @@ class GeneratorLearner:
         return torch.cat([self.generator.sample_relaxed(min(chunk, num - i), inverse_temperature, feed=feed,
                                                         generator=rng)[0].cpu() for i in range(0, num, chunk)])
 
-    def _apply(self, loss: Tensor, opt: torch.optim.Optimizer) -> Tensor:
-        """Backward, clip, step; the gradient norm stays on the device (no host sync)."""
+    def _apply(self, loss: Tensor, opt: torch.optim.Optimizer, rescale: float = 0.0) -> Tensor:
+        """Backward, clip (or rescale to norm `rescale` > 0), step; the gradient norm before
+        stays on the device (no host sync)."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        norm = clip_gradients(self.generator, self.cfg.generator.grad_clip)
+        norm = (rescale_gradients(list(self.generator.parameters()), rescale) if rescale > 0
+                else clip_gradients(self.generator, self.cfg.generator.grad_clip))
         opt.step()
         return norm
 
@@ -260,14 +275,16 @@ class GeneratorLearner:
         """Eq. 8: one policy-gradient update of θ on `seqs` (B, T) with `rewards` (B, T)."""
         return self.update(policy_gradient_objective, seqs, rewards)
 
-    def update(self, objective: Callable[..., Tensor], *args: Any, optimizer: str = "pg") -> GenStep:
-        """One step of θ down `objective(generator, *args)`, a scalar loss: backward, clip, and a
+    def update(self, objective: Callable[..., Tensor], *args: Any, optimizer: str = "pg",
+               rescale: float = 0.0) -> GenStep:
+        """One step of θ down `objective(generator, *args)`, a scalar loss: backward, clip (or,
+        with `rescale` > 0, rescale the gradient to that global norm), and a
         step of the `pg` optimizer (rate generator.adv_lr) or the `mle` one (generator.lr).
         Tensors among `args` are moved to the learner's device. How an algorithm updates G its
         own way: on a Ray actor, `objective` travels by reference (a module-level function)."""
         args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
         loss = objective(self.generator, *args)
-        norm = self._apply(loss, {"pg": self.pg_opt, "mle": self.mle_opt}[optimizer])
+        norm = self._apply(loss, {"pg": self.pg_opt, "mle": self.mle_opt}[optimizer], rescale)
         return GenStep(loss.item(), float(norm))
 
     def load_pretrained(self, generator: StateDict, mle_opt: dict[str, Any]) -> None:
@@ -340,11 +357,12 @@ class DiscriminatorTrainer:
             self.opponent = make_generator(self.cfg, 0).requires_grad_(False).to(self.device)
         self.opponent.load_state_dict(generator)
 
-    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any) -> float:
+    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any, rescale: float = 0.0) -> float:
         """One step of φ down `objective(discriminator, generator, rng, *args)`, `generator` the
         copy of G from `set_opponent`, plus discriminator.l2_reg·(‖W‖² + ‖b‖²)/2 on D's output
-        layer, as in every Eq. 5 step: backward, clip at relaxed.grad_clip, Adam
-        (discriminator.lr). Returns the loss, penalty included."""
+        layer, as in every Eq. 5 step: backward, clip at relaxed.grad_clip (or, with `rescale` > 0,
+        rescale the gradient to that global norm), Adam (discriminator.lr). Returns the loss,
+        penalty included."""
         assert self.opponent is not None, "call set_opponent first"
         d = self.discriminator
         d.train()
@@ -354,7 +372,10 @@ class DiscriminatorTrainer:
             loss = loss + self.cfg.discriminator.l2_reg * output_l2(d.out.weight, d.out.bias)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.relaxed.grad_clip)
+        if rescale > 0:
+            rescale_gradients(list(d.parameters()), rescale)
+        else:
+            torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.relaxed.grad_clip)
         self.opt.step()
         return loss.item()
 

@@ -108,17 +108,18 @@ def sampler_oracle_nll(ctx: Context, it: int, feed: str, beta: float) -> dict[st
     return {"eval/sampler_oracle_nll": scorer.sequence_nll(seqs.to(scorer.W.device)).mean().item()}
 
 
-def alternate(ctx: Context, it: int, g_objective, d_objective, *args) -> dict[str, float]:
+def alternate(ctx: Context, it: int, g_objective, d_objective, *args, rescale: float = 0.0) -> dict[str, float]:
     """One iteration of a GAN whose roles step through each other's copies: train.g_steps G
     steps down `g_objective`, G's copy to D, relaxed.d_steps D steps down `d_objective`, D's copy
-    to G; each step on a fresh real batch, `args` passed on. The mean losses ("gen", "disc/loss"),
-    G's gradient norm and the two phases' seconds."""
+    to G; each step on a fresh real batch, `args` passed on; `rescale` > 0: every step's gradient
+    rescaled to that global norm instead of clipped (TextGAN's authors). The mean losses ("gen",
+    "disc/loss"), G's gradient norm (before clipping or rescaling) and the two phases' seconds."""
     cfg, learner, disc = ctx.cfg, ctx.learner, ctx.disc
     B = cfg.generator.batch_size
     t0 = time.perf_counter()
     g_loss = g_norm = 0.0
     for _ in range(cfg.train.g_steps):
-        step = learner.adversarial_step(g_objective, ctx.real_batch(B), *args)
+        step = learner.adversarial_step(g_objective, ctx.real_batch(B), *args, rescale=rescale)
         check_finite("adversarial", it, **{"generator loss": step.loss, "generator gradient norm": step.grad_norm})
         g_loss += step.loss / cfg.train.g_steps
         g_norm += step.grad_norm / cfg.train.g_steps
@@ -126,7 +127,7 @@ def alternate(ctx: Context, it: int, g_objective, d_objective, *args) -> dict[st
     t1 = time.perf_counter()
     d_loss = 0.0
     for _ in range(cfg.relaxed.d_steps):
-        value = disc.adversarial_step(d_objective, ctx.real_batch(B), *args)
+        value = disc.adversarial_step(d_objective, ctx.real_batch(B), *args, rescale=rescale)
         check_finite("adversarial", it, **{"discriminator loss": value})
         d_loss += value / cfg.relaxed.d_steps
     learner.set_critic(disc.weights())
