@@ -257,3 +257,17 @@ def test_relaxed_discriminator_steps_apply_the_l2_penalty():
     cfg = relgan_cfg(discriminator={**RELGAN["discriminator"], "l2_reg": 3.0})
     gap, penalty = l2_effect(cfg, discriminator_objective, 1.0, "rsgan", "hard")
     assert penalty > 0 and gap == pytest.approx(penalty, rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "relational_memory"])
+def test_hard_feed_cuts_only_the_sampled_tokens_path_not_the_recurrence(kind):
+    """With feed hard the last step's soft token still has a gradient with respect to the state
+    G started from, T steps back: the recurrent state is not detached (as in RelGAN's code);
+    only the sampled token's path is cut."""
+    cfg = relgan_cfg()
+    cfg.generator.kind = kind
+    g = make_generator(cfg, 0)
+    state = tuple(s.clone().requires_grad_(True) for s in g.initial_state(8))  # (h, c) or (memory,)
+    _, soft = g.sample_relaxed(8, 1.0, feed="hard", generator=torch.Generator().manual_seed(0), initial=state)
+    soft[:, -1, 3].sum().backward()
+    assert state[0].grad is not None and state[0].grad.abs().sum() > 0
