@@ -204,12 +204,14 @@ class GeneratorLearner:
     def set_data(self, data: Tensor) -> None:
         self.data = data.to(self.device)
 
-    def sample(self, num: int, *, update: bool = False) -> Tensor:
+    def sample(self, num: int, *, update: bool = False, seed: int | None = None) -> Tensor:
         """Draw `num` sequences (num, T) from G_θ; returned on the CPU. `update`: the samples are
-        for a G update (LeakGAN's temperature trick then spares all but the first two tokens)."""
+        for a G update (LeakGAN's temperature trick then spares all but the first two tokens).
+        `seed`: from a stream of their own, leaving the role's as it was."""
+        rng = self.rng if seed is None else torch.Generator(self.device).manual_seed(seed)
         if update and isinstance(self.generator, LeakGANPolicy):
-            return self.generator.sample(num, generator=self.rng, update=True).cpu()
-        return self.generator.sample(num, generator=self.rng).cpu()
+            return self.generator.sample(num, generator=rng, update=True).cpu()
+        return self.generator.sample(num, generator=rng).cpu()
 
     @torch.no_grad()
     def sample_relaxed(self, num: int, inverse_temperature: float, *, feed: str, seed: int,
@@ -418,6 +420,29 @@ class DiscriminatorTrainer:
         self.opt.step()
         hit = logits.argmax(-1) == yb
         self.tally += torch.stack([loss.detach(), (hit & (yb == 1)).sum().float(), (hit & (yb == 0)).sum().float()])
+
+    @torch.no_grad()
+    def heldout_accuracy(self, real: Tensor, fake: Tensor, *, chunk: int = 1024) -> float:
+        """D's accuracy on sequences it was not trained on, `real` (S, T) against `fake` (S', T),
+        with dropout off: a D of two classes (its log-odds one score a row), the mean of its hit
+        rates on real (score > 0) and on fake (score <= 0); RelGAN's, whose logits are relative,
+        the share of (real, fake) row pairs and representations it ranks right. 0.5: chance."""
+        d = self.discriminator
+        was_training, p = d.training, d.dropout
+        d.eval()
+        if isinstance(d, RelGANDiscriminator):  # its dropout has no switch (as RelGAN's code)
+            d.dropout = 0.0
+
+        def scores(x: Tensor) -> Tensor:
+            return torch.cat([d.score(c) for c in x.to(self.device).split(chunk)])  # (S, 1 or R)
+
+        s_real, s_fake = scores(real), scores(fake)
+        d.train(was_training)
+        d.dropout = p
+        if s_real.shape[1] == 1:
+            return 0.5 * ((s_real > 0).float().mean() + (s_fake <= 0).float().mean()).item()
+        n = min(len(s_real), len(s_fake))
+        return (s_real[:n] > s_fake[:n]).float().mean().item()
 
     def device_name(self) -> str:
         return str(self.device)
