@@ -424,7 +424,7 @@ class DiscriminatorTrainer:
     @torch.no_grad()
     def heldout_accuracy(self, real: Tensor, fake: Tensor, *, chunk: int = 1024) -> float:
         """D's accuracy on sequences it was not trained on, `real` (S, T) against `fake` (S', T),
-        with dropout off: a D of two classes (its log-odds one score a row), the mean of its hit
+        with dropout off: a D of two classes (one log-odds a row), the mean of its hit
         rates on real (score > 0) and on fake (score <= 0); RelGAN's, whose logits are relative,
         the share of (real, fake) row pairs and representations it ranks right. 0.5: chance."""
         d = self.discriminator

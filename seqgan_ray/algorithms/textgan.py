@@ -14,8 +14,9 @@ The engine is the relaxed GANs' (relaxed.alternate): an iteration is train.g_ste
 relaxed.d_steps D steps, each on a fresh real batch and fresh fakes; the roles hold frozen
 copies of each other's networks, refreshed once an iteration; codes, noise and dropout come
 from the roles' checkpointed streams. With textgan.grad_rescale > 0 every step's gradient, G's
-and D's, is rescaled to that norm, as the authors' optimiser does (5), instead of clipped. The MMD is over the whole batch, which one role computes
-(nothing splits a batch across processes here).
+and D's, is rescaled to that norm, as the authors' optimiser does (5), instead of clipped. The
+MMD is over the whole batch, which one role computes (nothing splits a batch across processes
+here).
 """
 
 from __future__ import annotations

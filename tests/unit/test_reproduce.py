@@ -71,4 +71,5 @@ def test_a_paper_note_stands_beside_the_bar(tmp_path):
     rows = {"seqgan": Outcome([8.70], [0.01], [1.0], seeds=[0]), "mle": Outcome([9.0], [0.01], [1.0], seeds=[0])}
     assert verdict(plan, rows)[0].endswith(note)
     with pytest.raises(ConfigError, match="paper_notes: 'relgan'"):
-        load_plan(reproduce_file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}}, paper_notes={"relgan": note}))
+        load_plan(reproduce_file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}},
+                                 paper_notes={"relgan": note}))
