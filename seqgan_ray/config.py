@@ -26,7 +26,7 @@ GENERATORS = ("lstm", "latent_lstm", "relational_memory", "leakgan")  # generato
 DISCRIMINATORS = ("cnn", "relgan")          # discriminator.kind
 RELAXED_LOSSES = ("rsgan", "standard")      # relaxed.loss
 SCHEDULES = ("exp", "lin", "constant")      # relaxed.schedule
-FEEDS = ("hard", "soft")                    # relaxed.feed
+FEEDS = ("hard", "soft", "straight_through")  # relaxed.feed
 RESCALES = ("rank", "reference", "none")    # leakgan.rescale
 COSINES = ("token", "batch_mean")           # leakgan.cosine
 MATCHES = ("mmd", "mean")                   # textgan.match
@@ -174,7 +174,10 @@ class DiscriminatorConfig:
     dropout: float = setting(0.25, min=0, below=1)
     """Probability of dropping a unit before the output layer."""
     l2_reg: float = setting(0.2, min=0)
-    """L2 penalty on the output layer, λ·(‖W‖²+‖b‖²)/2 as in the reference code."""
+    """L2 penalty on the output layer, λ·(‖W‖²+‖b‖²)/2 as in SeqGAN's reference code, in every D
+    step: pretraining, SeqGAN's and LeakGAN's rounds, and the relaxed GANs' and TextGAN's
+    adversarial steps. RelGAN's, TextGAN's and LeakGAN's reference Ds have none: their configs set
+    0."""
     lr: float = setting(1e-4, above=0, what="a learning rate")
     """Adam learning rate."""
     batch_size: int = setting(64, above=0)
@@ -219,10 +222,15 @@ class RelaxedConfig:
     σ(D(G(z)) − D(x)); `standard`: the non-saturating GAN loss, D: −log σ(D(x)) − log(1 −
     σ(D(G(z)))), G: −log σ(D(G(z))). Empty: the method's (relgan rsgan, gsgan standard)."""
     feed: str = ""
-    """What the generator reads after each token: `hard`, the sampled token (RelGAN's code:
-    gradients reach θ through each step's logits only), or `soft`, the soft token's mix of
-    embeddings (GSGAN: gradients run through the recurrence too). Empty: the method's (relgan
-    hard, gsgan soft)."""
+    """What the generator reads after each token: `hard`, the sampled token's embedding (RelGAN's
+    code; gradients reach θ through each step's logits and the recurrent state, which is not
+    detached: only the sampled token's path is cut); `soft`, the soft token's mix of embeddings
+    (GSGAN: gradients run through the fed-back inputs too, but the tokens G is trained on are then
+    samples of a soft-fed sampler, not of the hard-fed policy that evaluation samples:
+    eval/sampler_oracle_nll scores them); `straight_through`, the sampled token's embedding
+    forward and the soft token's gradient backward, emb[tok] + (soft − soft.detach())·emb (the
+    policy's own samples, with gradients through the inputs). Empty: the method's (relgan hard,
+    gsgan soft)."""
     temperature_start: float = setting(0.0, min=0)
     """β at the first iteration; 0: the method's (relgan 1, as RelGAN; gsgan 0.2, i.e. τ = 5
     annealed toward 0, as GSGAN's "start with a relatively large τ")."""
@@ -240,8 +248,8 @@ class RelaxedConfig:
     """D steps (a fresh real batch and fresh soft fakes each) per iteration (RelGAN: 5; the
     TextGAN authors': 1)."""
     grad_clip: float = setting(5.0, above=0)
-    """Global gradient-norm clip of D's steps (RelGAN: 5; G's is generator.grad_clip; the TextGAN
-    authors clip neither)."""
+    """Global gradient-norm clip of D's steps (RelGAN: 5; G's is generator.grad_clip). The TextGAN
+    authors' optimiser does not clip but rescales every gradient to norm 5: textgan.grad_rescale."""
 
 
 @dataclass
@@ -271,6 +279,11 @@ class TextGANConfig:
     mmd_weight: float = setting(0.001, min=0)
     """λ_fm: D's loss subtracts this times G's distance (`match`), so D maximises it (the
     authors' 0.001; Texygen adds it, flipping the sign)."""
+    grad_rescale: float = setting(0.0, min=0)
+    """> 0: every adversarial step's gradient, G's and D's, is rescaled to this global norm, as the
+    authors' optimiser does with 5 (theano/model/optimizers.py: its `if tensor.ge(norm, 5)` tests
+    a symbolic tensor, which Python always finds true, so every gradient is scaled to norm 5, small
+    ones scaled up). 0: clipped instead, G's at generator.grad_clip and D's at relaxed.grad_clip."""
     recon_weight: float = setting(0.001, min=0)
     """λ_recon: D's loss adds this times the mean squared error of its reconstruction of the
     code z from the fakes' features, so D minimises it (the authors' 0.001, on their

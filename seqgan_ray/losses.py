@@ -29,8 +29,12 @@ def discriminator_loss(logits: Tensor, labels: Tensor, out_weight: Tensor, out_b
                        l2_reg: float) -> Tensor:
     """Eq. 5 as cross-entropy of real (label 1) vs generated (label 0), mean over the batch,
     plus λ·(‖W‖² + ‖b‖²)/2 on the output layer (tf.nn.l2_loss in the reference code)."""
-    l2 = 0.5 * (out_weight.pow(2).sum() + out_bias.pow(2).sum())
-    return F.cross_entropy(logits, labels) + l2_reg * l2
+    return F.cross_entropy(logits, labels) + l2_reg * output_l2(out_weight, out_bias)
+
+
+def output_l2(out_weight: Tensor, out_bias: Tensor) -> Tensor:
+    """(‖W‖² + ‖b‖²)/2 of D's output layer: what discriminator.l2_reg weighs in every D step."""
+    return 0.5 * (out_weight.pow(2).sum() + out_bias.pow(2).sum())
 
 
 def relaxed_discriminator_loss(kind: str, real: Tensor, fake: Tensor) -> Tensor:

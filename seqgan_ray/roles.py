@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .config import Config
 from .kernels.cuda_graphs import GraphedStep
-from .losses import discriminator_loss, mle_loss, policy_gradient_loss
+from .losses import discriminator_loss, mle_loss, output_l2, policy_gradient_loss
 from .models.discriminator import Discriminator, RelGANDiscriminator
 from .models.leakgan import LeakGANPolicy
 from .models.latent import LatentLSTMPolicy
@@ -137,6 +137,17 @@ def mle_step(generator: LSTMPolicy, opt: torch.optim.Optimizer, batch: Tensor, g
     return loss.detach()
 
 
+def rescale_gradients(parameters: list[Tensor], norm: float) -> Tensor:
+    """Scale the gradients of `parameters` together to global norm `norm`, whatever their norm
+    (the TextGAN authors' optimiser: textgan.grad_rescale); returns the norm before."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    scale = norm / (total + 1e-12)
+    for g in grads:
+        g.mul_(scale)
+    return total
+
+
 def clip_gradients(generator: torch.nn.Module, max_norm: float) -> Tensor:
     """Clip the gradient norm at `max_norm`: of all of G's parameters, or of each of the groups
     it names (`clip_groups`: LeakGAN's Worker and Manager). Returns the norm before clipping."""
@@ -181,28 +192,45 @@ class GeneratorLearner:
             self.critic = make_discriminator(self.cfg, 0).requires_grad_(False).to(self.device)
         self.critic.load_state_dict(discriminator)
 
-    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any) -> GenStep:
+    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any, rescale: float = 0.0) -> GenStep:
         """One step of θ (the `pg` optimizer, rate generator.adv_lr) down
         `objective(generator, critic, rng, *args)`: `critic` the copy of D from `set_critic`,
-        `rng` this role's random stream (checkpointed, so a resumed run draws the same noise)."""
+        `rng` this role's random stream (checkpointed, so a resumed run draws the same noise).
+        `rescale` > 0: the gradient rescaled to that global norm instead of clipped."""
         assert self.critic is not None, "call set_critic first"
-        return self.update(lambda generator, *rest: objective(generator, self.critic, self.rng, *rest), *args)
+        return self.update(lambda generator, *rest: objective(generator, self.critic, self.rng, *rest), *args,
+                           rescale=rescale)
 
     def set_data(self, data: Tensor) -> None:
         self.data = data.to(self.device)
 
-    def sample(self, num: int, *, update: bool = False) -> Tensor:
+    def sample(self, num: int, *, update: bool = False, seed: int | None = None) -> Tensor:
         """Draw `num` sequences (num, T) from G_θ; returned on the CPU. `update`: the samples are
-        for a G update (LeakGAN's temperature trick then spares all but the first two tokens)."""
+        for a G update (LeakGAN's temperature trick then spares all but the first two tokens).
+        `seed`: from a stream of their own, leaving the role's as it was."""
+        rng = self.rng if seed is None else torch.Generator(self.device).manual_seed(seed)
         if update and isinstance(self.generator, LeakGANPolicy):
-            return self.generator.sample(num, generator=self.rng, update=True).cpu()
-        return self.generator.sample(num, generator=self.rng).cpu()
+            return self.generator.sample(num, generator=rng, update=True).cpu()
+        return self.generator.sample(num, generator=rng).cpu()
 
-    def _apply(self, loss: Tensor, opt: torch.optim.Optimizer) -> Tensor:
-        """Backward, clip, step; the gradient norm stays on the device (no host sync)."""
+    @torch.no_grad()
+    def sample_relaxed(self, num: int, inverse_temperature: float, *, feed: str, seed: int,
+                       chunk: int = 256) -> Tensor:
+        """`num` token sequences (num, T) of the sampler the relaxed GANs train (`sample_relaxed`
+        with this `feed` and β), on the CPU: with feed soft not the policy `sample` draws. Drawn
+        `chunk` rows at a time (the soft tokens are chunk × T × V) from a stream seeded with `seed`,
+        so evaluating them leaves the role's own stream as it was."""
+        rng = torch.Generator(self.device).manual_seed(seed)
+        return torch.cat([self.generator.sample_relaxed(min(chunk, num - i), inverse_temperature, feed=feed,
+                                                        generator=rng)[0].cpu() for i in range(0, num, chunk)])
+
+    def _apply(self, loss: Tensor, opt: torch.optim.Optimizer, rescale: float = 0.0) -> Tensor:
+        """Backward, clip (or rescale to norm `rescale` > 0), step; the gradient norm before
+        stays on the device (no host sync)."""
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        norm = clip_gradients(self.generator, self.cfg.generator.grad_clip)
+        norm = (rescale_gradients(list(self.generator.parameters()), rescale) if rescale > 0
+                else clip_gradients(self.generator, self.cfg.generator.grad_clip))
         opt.step()
         return norm
 
@@ -249,14 +277,16 @@ class GeneratorLearner:
         """Eq. 8: one policy-gradient update of θ on `seqs` (B, T) with `rewards` (B, T)."""
         return self.update(policy_gradient_objective, seqs, rewards)
 
-    def update(self, objective: Callable[..., Tensor], *args: Any, optimizer: str = "pg") -> GenStep:
-        """One step of θ down `objective(generator, *args)`, a scalar loss: backward, clip, and a
+    def update(self, objective: Callable[..., Tensor], *args: Any, optimizer: str = "pg",
+               rescale: float = 0.0) -> GenStep:
+        """One step of θ down `objective(generator, *args)`, a scalar loss: backward, clip (or,
+        with `rescale` > 0, rescale the gradient to that global norm), and a
         step of the `pg` optimizer (rate generator.adv_lr) or the `mle` one (generator.lr).
         Tensors among `args` are moved to the learner's device. How an algorithm updates G its
         own way: on a Ray actor, `objective` travels by reference (a module-level function)."""
         args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
         loss = objective(self.generator, *args)
-        norm = self._apply(loss, {"pg": self.pg_opt, "mle": self.mle_opt}[optimizer])
+        norm = self._apply(loss, {"pg": self.pg_opt, "mle": self.mle_opt}[optimizer], rescale)
         return GenStep(loss.item(), float(norm))
 
     def load_pretrained(self, generator: StateDict, mle_opt: dict[str, Any]) -> None:
@@ -329,18 +359,25 @@ class DiscriminatorTrainer:
             self.opponent = make_generator(self.cfg, 0).requires_grad_(False).to(self.device)
         self.opponent.load_state_dict(generator)
 
-    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any) -> float:
+    def adversarial_step(self, objective: Callable[..., Tensor], *args: Any, rescale: float = 0.0) -> float:
         """One step of φ down `objective(discriminator, generator, rng, *args)`, `generator` the
-        copy of G from `set_opponent`: backward, clip at relaxed.grad_clip, Adam (discriminator.lr).
-        Returns the loss."""
+        copy of G from `set_opponent`, plus discriminator.l2_reg·(‖W‖² + ‖b‖²)/2 on D's output
+        layer, as in every Eq. 5 step: backward, clip at relaxed.grad_clip (or, with `rescale` > 0,
+        rescale the gradient to that global norm), Adam (discriminator.lr). Returns the loss,
+        penalty included."""
         assert self.opponent is not None, "call set_opponent first"
         d = self.discriminator
         d.train()
         args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
         loss = objective(d, self.opponent, self.rng, *args)
+        if self.cfg.discriminator.l2_reg:
+            loss = loss + self.cfg.discriminator.l2_reg * output_l2(d.out.weight, d.out.bias)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.relaxed.grad_clip)
+        if rescale > 0:
+            rescale_gradients(list(d.parameters()), rescale)
+        else:
+            torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.relaxed.grad_clip)
         self.opt.step()
         return loss.item()
 
@@ -383,6 +420,29 @@ class DiscriminatorTrainer:
         self.opt.step()
         hit = logits.argmax(-1) == yb
         self.tally += torch.stack([loss.detach(), (hit & (yb == 1)).sum().float(), (hit & (yb == 0)).sum().float()])
+
+    @torch.no_grad()
+    def heldout_accuracy(self, real: Tensor, fake: Tensor, *, chunk: int = 1024) -> float:
+        """D's accuracy on sequences it was not trained on, `real` (S, T) against `fake` (S', T),
+        with dropout off: a D of two classes (one log-odds a row), the mean of its hit
+        rates on real (score > 0) and on fake (score <= 0); RelGAN's, whose logits are relative,
+        the share of (real, fake) row pairs and representations it ranks right. 0.5: chance."""
+        d = self.discriminator
+        was_training, p = d.training, d.dropout
+        d.eval()
+        if isinstance(d, RelGANDiscriminator):  # its dropout has no switch (as RelGAN's code)
+            d.dropout = 0.0
+
+        def scores(x: Tensor) -> Tensor:
+            return torch.cat([d.score(c) for c in x.to(self.device).split(chunk)])  # (S, 1 or R)
+
+        s_real, s_fake = scores(real), scores(fake)
+        d.train(was_training)
+        d.dropout = p
+        if s_real.shape[1] == 1:
+            return 0.5 * ((s_real > 0).float().mean() + (s_fake <= 0).float().mean()).item()
+        n = min(len(s_real), len(s_fake))
+        return (s_real[:n] > s_fake[:n]).float().mean().item()
 
     def device_name(self) -> str:
         return str(self.device)

@@ -96,6 +96,9 @@ def describe_devices(devices: dict[str, Any]) -> str:
     return f"learner {devices['learner']}, discriminator {devices['discriminator']}, rollout actors {rollout}"
 
 
+BASELINES = ("mle", "scheduled_sampling")  # train.method values that train no D adversarially
+
+
 def check_task(cfg: Config, task: SyntheticTask | TextTask) -> None:
     """Refuse a task the config cannot train on (the CLI asks before Ray starts)."""
     if task.num_train < max(cfg.generator.batch_size, cfg.discriminator.batch_size):
@@ -131,6 +134,10 @@ class Trainer:
         # LeakGAN: G samples through a copy of D, refreshed after every D round; pretraining interleaved
         self.leaks = cfg.generator.kind == "leakgan"
         self.interleaved = bool(getattr(self.algorithm, "interleaved_pretraining", False))
+        # whether the method trains D (eval/d_heldout_acc is reported): not the MLE baselines, nor
+        # SeqGAN with a reward that does not score with D
+        self.trains_d = cfg.train.method not in BASELINES and (self.reward_uses_discriminator
+                                                               or cfg.train.method != "seqgan")
 
     # ------------------------------------------------------------------ the schedule
 
@@ -250,9 +257,13 @@ class Trainer:
             t0 = time.perf_counter()
             stats = self.d_round(tc.pretrain_d_epochs)
             check_finite("pretrain_d", rnd, **{"discriminator loss": stats.loss})
-            self.log.log("pretrain_d", rnd, E, {"disc/loss": stats.loss, "disc/acc_real": stats.acc_real,
-                                                "disc/acc_fake": stats.acc_fake,
-                                                "time/d_train_s": time.perf_counter() - t0})
+            metrics = {"disc/loss": stats.loss, "disc/acc_real": stats.acc_real, "disc/acc_fake": stats.acc_fake,
+                       "time/d_train_s": time.perf_counter() - t0}
+            if rnd == tc.pretrain_d_rounds and self.trains_d:  # the regime adversarial training starts in
+                fake = self.learner.sample(tc.eval_samples, seed=self._heldout_seed(rnd) + 1)  # G's stream untouched
+                self.last_eval["pretrain_d"] = self.d_heldout(fake, rnd)
+                metrics.update(self.last_eval["pretrain_d"])
+            self.log.log("pretrain_d", rnd, E, metrics)
             bar.update(rnd, f"loss {stats.loss:.3f}  acc real {stats.acc_real:.2f} fake {stats.acc_fake:.2f}")
             self._end_step(rnd, last=rnd == tc.pretrain_d_rounds)
         self._next_phase()
@@ -337,6 +348,10 @@ class Trainer:
         samples = self.generator_samples(self.cfg.train.eval_samples)
         metrics = self.task.evaluate(samples, self.learner.nll)
         check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
+        if self.trains_d:
+            metrics.update(self.d_heldout(samples, step))
+        if self.phase == "adversarial" and hasattr(self.algorithm, "evaluate"):  # the method's own metrics
+            metrics.update(self.algorithm.evaluate(self, step))
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
         self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})
@@ -359,6 +374,23 @@ class Trainer:
             (self.run_dir / ".best_generator.pt.tmp").replace(self.run_dir / "best_generator.pt")
             best_file.write_text(json.dumps({"metric": key, "value": metrics[key], "phase": self.phase,
                                              "step": step}) + "\n")
+
+    def d_heldout(self, fake: torch.Tensor, step: int) -> dict[str, float]:
+        """eval/d_heldout_acc: D's accuracy on fresh real sequences against `fake`, fresh samples
+        of G, neither of which D trained on (the synthetic task: new oracle samples; text: a
+        sample of the held-out split), as many as `fake`. Near 0.5, D is at chance and its
+        rewards or gradients carry little signal. Drawn from a stream of its own (seeded by the
+        run's seed, the phase and `step`), so training draws the same numbers with it or without."""
+        rng = torch.Generator().manual_seed(self._heldout_seed(step))
+        if isinstance(self.task, SyntheticTask):
+            real = self.task.oracle.sample(len(fake), generator=rng)
+        else:
+            test = self.task.test
+            real = test[torch.randperm(len(test), generator=rng)[:len(fake)]]
+        return {"eval/d_heldout_acc": self.disc.heldout_accuracy(real, fake)}
+
+    def _heldout_seed(self, step: int) -> int:
+        return self.cfg.run.seed * 1_000_003 + 1_000 * PHASES.index(self.phase) + step
 
     def _latest(self) -> str:
         """The latest value of the task's metric, for progress lines."""
@@ -440,6 +472,10 @@ class Trainer:
                    "eval_random": random or None,
                    "eval_after_pretraining": self.last_eval.get("pretrain_g"),
                    "eval_after_adversarial": self.last_eval.get("adversarial"),
+                   # D's accuracy on fresh real against fresh G samples (not its training data)
+                   "d_heldout_acc_after_pretraining": self.last_eval.get(
+                       "pretrain_d", self.last_eval.get("pretrain_g", {})).get("eval/d_heldout_acc"),
+                   "d_heldout_acc_after_adversarial": self.last_eval.get("adversarial", {}).get("eval/d_heldout_acc"),
                    "rollout_workers": len(self.pool), "rollout_restarts": self.rollout_restarts,
                    "devices": self.devices,
                    "wall_time_s": self.elapsed + time.perf_counter() - self.started}

@@ -75,6 +75,9 @@ class Algorithm(Protocol):
         """Adversarial iteration `it` (1-based): its metrics (logged as they are) and a short
         note for the progress line. Check what can go NaN with `check_finite`."""
 
+    # Optional: `evaluate(self, ctx, it) -> dict[str, float]`, metrics of the method's own that the
+    # trainer adds to each adversarial evaluation (the relaxed GANs: eval/sampler_oracle_nll).
+
 
 def register(name: str) -> Callable[[type], type]:
     """A class decorator: `train.method: name` picks the class."""

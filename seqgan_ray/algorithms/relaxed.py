@@ -6,7 +6,7 @@ D's loss is differentiable in θ and G steps down it directly.
   with generator.kind relational_memory and discriminator.kind relgan it is RelGAN's model
   (configs/relgan_oracle.yaml).
 - `gsgan` (Kusner & Hernández-Lobato 2016): the standard (non-saturating) GAN loss, the soft
-  token fed back through the recurrence, τ = 1/β annealed from 5 toward 0; SeqGAN's LSTM and
+  token fed back as the next input, τ = 1/β annealed from 5 toward 0; SeqGAN's LSTM and
   CNN. No authors' code exists; Texygen's "gsgan" adds the noise to the hidden state with τ
   fixed at 10 and no pretraining, which is not the paper, and not this.
 
@@ -15,6 +15,10 @@ batch (`ctx.real_batch`) and fresh soft fakes. Each role holds a frozen copy of 
 network, refreshed once an iteration: the learner a copy of D (`set_critic`) to pass gradients
 through, the discriminator a copy of G (`set_opponent`) to draw its fakes from. Gumbel noise
 and dropout draw from the roles' checkpointed random streams, so a resumed run goes on exactly.
+
+With relaxed.feed soft the tokens G is trained on are samples of a soft-fed sampler, not of the
+policy evaluation samples: each evaluation also logs the trained sampler's NLL-oracle
+(`sampler_oracle_nll`).
 """
 
 from __future__ import annotations
@@ -79,6 +83,11 @@ class Relaxed:
         ctx.learner.set_critic(ctx.disc.weights())
         ctx.disc.set_opponent(ctx.learner.weights())
 
+    def evaluate(self, ctx: Context, it: int) -> dict[str, float]:
+        """Beside the trainer's evaluation of iteration `it`: the trained sampler's NLL-oracle."""
+        _, feed, start = self.settings(ctx.cfg)
+        return sampler_oracle_nll(ctx, it, feed, inverse_temperature(ctx.cfg, it - 1, start))
+
     def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
         loss, feed, start = self.settings(ctx.cfg)
         beta = inverse_temperature(ctx.cfg, it - 1, start)
@@ -89,17 +98,30 @@ class Relaxed:
                 f"β {beta:.3g}  g {m['gen']:.3f}  d {m['disc/loss']:.3f}")
 
 
-def alternate(ctx: Context, it: int, g_objective, d_objective, *args) -> dict[str, float]:
+def sampler_oracle_nll(ctx: Context, it: int, feed: str, beta: float) -> dict[str, float]:
+    """eval/sampler_oracle_nll: the oracle's mean per-token NLL of train.eval_samples token
+    sequences of the sampler G is trained through (this `feed`, β of iteration `it`), beside
+    eval/oracle_nll of the policy's own samples. With feed soft they differ: the tokens G's
+    updates see are not samples of the policy evaluated. Synthetic task only (an oracle to ask)."""
+    scorer = getattr(ctx.task, "scorer", None)
+    if scorer is None:
+        return {}
+    seqs = ctx.learner.sample_relaxed(ctx.cfg.train.eval_samples, beta, feed=feed, seed=ctx.cfg.run.seed + it)
+    return {"eval/sampler_oracle_nll": scorer.sequence_nll(seqs.to(scorer.W.device)).mean().item()}
+
+
+def alternate(ctx: Context, it: int, g_objective, d_objective, *args, rescale: float = 0.0) -> dict[str, float]:
     """One iteration of a GAN whose roles step through each other's copies: train.g_steps G
     steps down `g_objective`, G's copy to D, relaxed.d_steps D steps down `d_objective`, D's copy
-    to G; each step on a fresh real batch, `args` passed on. The mean losses ("gen", "disc/loss"),
-    G's gradient norm and the two phases' seconds."""
+    to G; each step on a fresh real batch, `args` passed on; `rescale` > 0: every step's gradient
+    rescaled to that global norm instead of clipped (TextGAN's authors). The mean losses ("gen",
+    "disc/loss"), G's gradient norm (before clipping or rescaling) and the two phases' seconds."""
     cfg, learner, disc = ctx.cfg, ctx.learner, ctx.disc
     B = cfg.generator.batch_size
     t0 = time.perf_counter()
     g_loss = g_norm = 0.0
     for _ in range(cfg.train.g_steps):
-        step = learner.adversarial_step(g_objective, ctx.real_batch(B), *args)
+        step = learner.adversarial_step(g_objective, ctx.real_batch(B), *args, rescale=rescale)
         check_finite("adversarial", it, **{"generator loss": step.loss, "generator gradient norm": step.grad_norm})
         g_loss += step.loss / cfg.train.g_steps
         g_norm += step.grad_norm / cfg.train.g_steps
@@ -107,7 +129,7 @@ def alternate(ctx: Context, it: int, g_objective, d_objective, *args) -> dict[st
     t1 = time.perf_counter()
     d_loss = 0.0
     for _ in range(cfg.relaxed.d_steps):
-        value = disc.adversarial_step(d_objective, ctx.real_batch(B), *args)
+        value = disc.adversarial_step(d_objective, ctx.real_batch(B), *args, rescale=rescale)
         check_finite("adversarial", it, **{"discriminator loss": value})
         d_loss += value / cfg.relaxed.d_steps
     learner.set_critic(disc.weights())
@@ -123,10 +145,10 @@ class RelGAN(Relaxed):
     @staticmethod
     def defaults(cfg: Config) -> dict[str, Any]:
         """RelGAN's own models (relational memory, its multi-representation D, which pretrains
-        nothing) and its adversarial rate, for the keys a run does not set; generator.kind lstm
-        discriminator.kind cnn train.pretrain_d_rounds=3 gives SeqGAN's instead."""
+        nothing and has no L2 penalty) and its adversarial rate, for the keys a run does not set;
+        generator.kind lstm discriminator.kind cnn train.pretrain_d_rounds=3 gives SeqGAN's instead."""
         return {"generator.kind": "relational_memory", "discriminator.kind": "relgan",
-                "train.pretrain_d_rounds": 0, "generator.adv_lr": 1e-4}
+                "discriminator.l2_reg": 0.0, "train.pretrain_d_rounds": 0, "generator.adv_lr": 1e-4}
 
 
 @register("gsgan")

@@ -13,8 +13,10 @@ feature means (the TF code). D steps down the standard GAN loss, minus λ_fm tim
 The engine is the relaxed GANs' (relaxed.alternate): an iteration is train.g_steps G steps, then
 relaxed.d_steps D steps, each on a fresh real batch and fresh fakes; the roles hold frozen
 copies of each other's networks, refreshed once an iteration; codes, noise and dropout come
-from the roles' checkpointed streams. The MMD is over the whole batch, which one role computes
-(nothing splits a batch across processes here).
+from the roles' checkpointed streams. With textgan.grad_rescale > 0 every step's gradient, G's
+and D's, is rescaled to that norm, as the authors' optimiser does (5), instead of clipped. The
+MMD is over the whole batch, which one role computes (nothing splits a batch across processes
+here).
 """
 
 from __future__ import annotations
@@ -75,12 +77,14 @@ class TextGAN:
 
     @staticmethod
     def defaults(cfg: Config) -> dict[str, Any]:
-        """The authors' latent-code generator, adversarial rate and one D step an iteration."""
-        return {"generator.kind": "latent_lstm", "generator.adv_lr": 5e-5, "relaxed.d_steps": 1}
+        """The authors' latent-code generator, adversarial rate, one D step an iteration, D without
+        an L2 penalty, and their optimiser's rescale of every gradient to norm 5."""
+        return {"generator.kind": "latent_lstm", "generator.adv_lr": 5e-5, "relaxed.d_steps": 1,
+                "discriminator.l2_reg": 0.0, "textgan.grad_rescale": 5.0}
     start = Relaxed.start  # each role gets its copy of the other's network
 
     def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
         tc = ctx.cfg.textgan
-        m = alternate(ctx, it, generator_objective, discriminator_objective, tc)
+        m = alternate(ctx, it, generator_objective, discriminator_objective, tc, rescale=tc.grad_rescale)
         g = m.pop("gen")
         return {f"gen/{tc.match}": g, **m}, f"{tc.match} {g:.4f}  d {m['disc/loss']:.3f}"

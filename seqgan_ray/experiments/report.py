@@ -424,11 +424,13 @@ def verdict(plan: Plan, rows: dict[str, Outcome]) -> list[str]:
                    f"{abs(margin):.3f} {'below' if margin > 0 else 'above'} "
                    f"`{plan.rep.baseline}` on the same seeds ({b.mean:.3f}), whose difference has a 95% "
                    f"interval of ±{joint:.3f}: the margin is "
-                   f"{'supported' if margin > joint else '**not** supported'}.")
+                   f"{'supported' if margin > joint else '**not** supported'}."
+                   + (f" {plan.rep.paper_notes[name]}" if name in plan.rep.paper_notes else ""))
     if out:
         return out
     held = ", ".join(f"`{n}` <= {b}" for n, b in bars.items()) or f"a SeqGAN run <= {BAR}"
-    return [f"The bar ({held}, below `{plan.rep.baseline}`) is checked once they finish."]
+    notes = "".join(f" `{n}`: {note}" for n, note in plan.rep.paper_notes.items())
+    return [f"The bar ({held}, below `{plan.rep.baseline}`) is checked once they finish.{notes}"]
 
 
 def time_section(plan: Plan) -> list[str]:

@@ -74,6 +74,8 @@ class ReproduceConfig:
     bars: dict[str, float] = field(default_factory=dict)   # runs held to a bar (NLL-oracle at or
     # below it, and below the baseline); empty: every SeqGAN run to 8.74
     columns: list[str] = field(default_factory=list)       # config keys shown in the table
+    paper_notes: dict[str, str] = field(default_factory=dict)  # a sentence printed beside a run's
+    # bar and published number (e.g. that it was measured on another oracle)
 
 
 @dataclass
@@ -176,9 +178,9 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
                               f"({getattr(cfg.data, diff[0])!r} against {getattr(base.data, diff[0])!r}): every run "
                               f"of a report trains and is scored on the same task")
         plan.run_configs[name] = cfg
-    for name in [*rep.paper, *rep.bars]:
+    for name in [*rep.paper, *rep.bars, *rep.paper_notes]:
         if name not in rep.runs:
-            raise ConfigError(f"{where}reproduce.paper / bars: '{name}' is not one of reproduce.runs")
+            raise ConfigError(f"{where}reproduce.paper / bars / paper_notes: '{name}' is not one of reproduce.runs")
     _check_paper(rep, bool(base.data.corpus), where)
     for key in rep.columns:
         if key not in all_keys(base):

@@ -208,18 +208,30 @@ class LSTMPolicy(nn.Module):
                        noise: bool = True) -> tuple[Tensor, Tensor]:
         """Draw `num` sequences with the Gumbel-max trick, and their Gumbel-softmax relaxation,
         through which gradients reach θ: at each step, y = logits + g with g ~ Gumbel(0, 1)
-        (u drawn from `generator`), the token argmax(y) (an exact sample of the policy) and the
-        soft token softmax(β·y), β = `inverse_temperature`. `feed` is what the next step reads:
-        "hard", the sampled token's embedding (RelGAN's generator), or "soft", the soft token's
-        mix of embeddings, so gradients run through the recurrence too (GSGAN's). `initial`: the
-        state to start from (default `initial_state`); `noise` False leaves the Gumbel noise out,
-        so the token is argmax(logits) and the soft token TextGAN's soft-argmax softmax(β·logits).
+        (u drawn from `generator`), the token argmax(y) and the soft token softmax(β·y),
+        β = `inverse_temperature`. `feed` is what the next step reads:
+
+        - "hard": the sampled token's embedding (RelGAN's generator). The tokens are exact
+          samples of the policy (the one `sample` draws and NLL-oracle scores). Gradients reach θ
+          through each step's logits and through the recurrent state, which is not detached
+          (as in RelGAN's code); only the path through the sampled token's embedding is cut.
+        - "soft": the soft token's mix of embeddings (GSGAN's), so gradients also run through
+          every fed-back input. The states then follow soft inputs, so the tokens are samples of
+          a different sampler than the hard-fed policy that `sample` draws and evaluation scores
+          (their NLL-oracle differs: the relaxed GANs log both).
+        - "straight_through": the sampled token's embedding in the forward pass, the soft
+          token's gradient in the backward one, emb[tok] + (soft − soft.detach())·emb: the
+          tokens are the policy's exact samples, and gradients run through the inputs too.
+
+        `initial`: the state to start from (default `initial_state`); `noise` False leaves the
+        Gumbel noise out, so the token is argmax(logits) and the soft token TextGAN's
+        soft-argmax softmax(β·logits).
 
         Returns tokens (num, T), as `sample` emits them, and soft tokens (num, T, V); with an
         end token, the soft tokens after it are one-hots of PAD, as the tokens are.
         """
-        if feed not in ("hard", "soft"):
-            raise ValueError(f"feed must be 'hard' or 'soft', got {feed!r}")
+        if feed not in ("hard", "soft", "straight_through"):
+            raise ValueError(f"feed must be 'hard', 'soft' or 'straight_through', got {feed!r}")
         device = self.W_out.device
         state = self.initial_state(num, generator) if initial is None else initial
         x = self.embedding[torch.full((num,), self.start_token, dtype=torch.long, device=device)]
@@ -233,7 +245,12 @@ class LSTMPolicy(nn.Module):
                 y = logits - torch.log(-torch.log(u + 1e-10) + 1e-10)        # + Gumbel(0, 1)
             tok = y.detach().argmax(-1)
             soft = torch.softmax(inverse_temperature * y, dim=-1)
-            x = soft @ self.embedding if feed == "soft" else self.embedding[tok]
+            if feed == "soft":
+                x = soft @ self.embedding                                    # (R, E)
+            elif feed == "straight_through":  # the value of emb[tok], the gradient of soft @ emb
+                x = self.embedding[tok] + (soft - soft.detach()) @ self.embedding
+            else:
+                x = self.embedding[tok]
             tokens.append(tok)
             softs.append(soft)
         seqs, soft = torch.stack(tokens, 1), torch.stack(softs, 1)

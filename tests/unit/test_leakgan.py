@@ -214,3 +214,26 @@ def test_prefix_features_equal_scoring_every_padded_prefix(sizes, chunk):
     with torch.no_grad():
         each = d.leaked_features(padded.flatten(0, 1)).view(10, T + 1, -1)
     assert torch.allclose(d.prefix_leaked_features(seqs, chunk_rows=chunk), each, atol=1e-5)
+
+
+def test_leakgan_configs_build_d_without_l2_as_the_reference():
+    """The reference sets dis_l2_reg_lambda = 0.2 but never passes it to its Discriminator (whose
+    default is 0): every shipped LeakGAN config, and every run of a reproduce or tune file, has no
+    L2 penalty on D."""
+    from pathlib import Path
+
+    import yaml
+
+    from seqgan_ray.config import load_config
+    from seqgan_ray.experiments.reproduce import load_plan
+
+    paths = sorted((Path(__file__).parents[2] / "configs").glob("*leakgan*.yaml"))
+    assert len(paths) >= 5
+    for path in paths:
+        sections = yaml.safe_load(path.read_text())
+        if "reproduce" in sections:
+            cfgs = [cfg for cfg in load_plan(path).run_configs.values() if cfg.train.method == "leakgan"]
+        else:
+            cfgs = [load_config(path)] if "tune" not in sections else []
+            assert sections["discriminator"]["l2_reg"] == 0, path
+        assert all(cfg.discriminator.l2_reg == 0 for cfg in cfgs), path

@@ -18,8 +18,10 @@ from tests.helpers import TINY_TEXT, text_corpus, tiny_config
     ("leakgan", {"generator.kind": "leakgan", "rollout.stride": 4, "rollout.update_rate": 0.0,
                  "discriminator.l2_reg": 0.0, "leakgan.pretrain_rounds": 1}),  # 25 MLE epochs, 3 D rounds
     ("relgan", {"generator.kind": "relational_memory", "discriminator.kind": "relgan",
-                "train.pretrain_d_rounds": 0, "generator.adv_lr": 1e-4}),
-    ("textgan", {"generator.kind": "latent_lstm", "relaxed.d_steps": 1}),
+                "train.pretrain_d_rounds": 0, "generator.adv_lr": 1e-4, "discriminator.l2_reg": 0.0}),
+    ("textgan", {"generator.kind": "latent_lstm", "relaxed.d_steps": 1, "discriminator.l2_reg": 0.0,
+                 "textgan.grad_rescale": 5.0}),
+    ("gsgan", {"generator.kind": "lstm", "discriminator.kind": "cnn", "generator.adv_lr": 1e-4}),
     ("seqgan", {"generator.kind": "lstm", "rollout.stride": 1, "rollout.update_rate": 0.8}),
 ])
 def test_a_method_starts_by_its_name_with_its_own_models_and_settings(method, want):

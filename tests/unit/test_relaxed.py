@@ -132,7 +132,7 @@ def test_the_temperature_schedules():
         assert inverse_temperature(cfg, 0, 0.5) == 100.0
 
 
-@pytest.mark.parametrize("feed", ["hard", "soft"])
+@pytest.mark.parametrize("feed", ["hard", "soft", "straight_through"])
 @pytest.mark.parametrize("kind", ["lstm", "relational_memory"])
 def test_generator_steps_through_the_critic_raise_what_it_scores(kind, feed):
     """A critic that scores the share of token 3 in the soft tokens: G's adversarial steps
@@ -183,3 +183,91 @@ def test_relgan_discriminator_is_refused_where_it_cannot_train():
     cfg.relaxed.loss = "wgan"
     with pytest.raises(ConfigError, match="relaxed.loss.*rsgan, standard"):
         validate(cfg)
+
+
+def test_straight_through_feeds_the_sampled_token_forward_and_the_soft_token_backward():
+    """feed straight_through: the same tokens and soft tokens as hard (the forward pass reads the
+    sampled token), but gradients that also run through the fed-back inputs, which hard cuts."""
+    cfg = relgan_cfg()
+    cfg.generator.kind = "lstm"
+    g = make_generator(cfg, 0)
+    out = {}
+    for feed in ("hard", "straight_through", "soft"):
+        g.zero_grad()
+        toks, soft = g.sample_relaxed(32, 2.0, feed=feed, generator=torch.Generator().manual_seed(3))
+        soft[:, -1, 3].sum().backward()  # the last step's share of token 3
+        out[feed] = toks, soft.detach(), g.W_out.grad.clone(), g.embedding.grad.clone()
+    (t_hard, s_hard, w_hard, e_hard), (t_st, s_st, w_st, e_st) = out["hard"], out["straight_through"]
+    assert torch.equal(t_hard, t_st) and torch.equal(s_hard, s_st)
+    assert not torch.allclose(w_hard, w_st) and not torch.allclose(e_hard, e_st)
+
+
+def test_the_trained_samplers_oracle_nll_is_logged_beside_the_policys(tmp_path):
+    """eval/sampler_oracle_nll scores the tokens of the sampler G is trained through: with feed
+    hard they are the policy's own samples (the same tokens sample_relaxed draws), and a gsgan
+    run logs it at every adversarial evaluation and in its summary."""
+    from seqgan_ray.algorithms.relaxed import GSGAN
+    from seqgan_ray.tasks.synthetic import load_task
+    from seqgan_ray.trainer import local_roles, train
+
+    cfg = config_from_dict({**{k: dict(v) for k, v in TINY.items()}, "train": {**TINY["train"], "method": "gsgan"}})
+    task = load_task(cfg.data)
+    learner = GeneratorLearner(cfg, 0)
+    seqs = learner.sample_relaxed(300, 1.0, feed="hard", seed=5, chunk=128)
+    again, _ = learner.generator.sample_relaxed(128, 1.0, feed="hard", generator=torch.Generator().manual_seed(5))
+    assert seqs.shape == (300, 8) and torch.equal(seqs[:128], again[:128])
+
+    class Ctx:
+        pass
+    ctx = Ctx()
+    ctx.cfg, ctx.task, ctx.learner = cfg, task, learner
+    m = GSGAN().evaluate(ctx, 1)
+    expected = task.oracle.sequence_nll(learner.sample_relaxed(cfg.train.eval_samples, 0.2, feed="soft",
+                                                               seed=cfg.run.seed + 1)).mean().item()
+    assert m["eval/sampler_oracle_nll"] == pytest.approx(expected)
+
+    result = train(cfg, task, local_roles(cfg), tmp_path / "run")
+    assert math.isfinite(result.summary["eval_after_adversarial"]["eval/sampler_oracle_nll"])
+
+
+def test_relaxed_feed_takes_straight_through_and_refuses_others():
+    assert relgan_cfg(relaxed={"feed": "straight_through"}).relaxed.feed == "straight_through"
+    with pytest.raises(ConfigError, match="relaxed.feed.*straight_through"):
+        relgan_cfg(relaxed={"feed": "straight"})
+
+
+def l2_effect(cfg, objective, *args) -> tuple[float, float]:
+    """(loss with cfg's discriminator.l2_reg − loss with 0, λ·(‖W‖² + ‖b‖²)/2 of D's output layer)
+    for one adversarial D step from the same weights and random stream."""
+    from seqgan_ray.losses import output_l2
+
+    losses, penalties = [], []
+    for l2 in (cfg.discriminator.l2_reg, 0.0):
+        cfg.discriminator.l2_reg = l2
+        learner, disc = GeneratorLearner(cfg, 0), DiscriminatorTrainer(cfg, 10)
+        disc.set_opponent(learner.weights())
+        penalties.append(l2 * output_l2(disc.discriminator.out.weight, disc.discriminator.out.bias).item())
+        losses.append(disc.adversarial_step(objective, learner.sample(16), *args))
+    return losses[0] - losses[1], penalties[0]
+
+
+def test_relaxed_discriminator_steps_apply_the_l2_penalty():
+    """discriminator.l2_reg weighs D's output layer in the relaxed GANs' D steps too (it was
+    silently ignored there): the step's loss grows by exactly λ·(‖W‖² + ‖b‖²)/2."""
+    cfg = relgan_cfg(discriminator={**RELGAN["discriminator"], "l2_reg": 3.0})
+    gap, penalty = l2_effect(cfg, discriminator_objective, 1.0, "rsgan", "hard")
+    assert penalty > 0 and gap == pytest.approx(penalty, rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "relational_memory"])
+def test_hard_feed_cuts_only_the_sampled_tokens_path_not_the_recurrence(kind):
+    """With feed hard the last step's soft token still has a gradient with respect to the state
+    G started from, T steps back: the recurrent state is not detached (as in RelGAN's code);
+    only the sampled token's path is cut."""
+    cfg = relgan_cfg()
+    cfg.generator.kind = kind
+    g = make_generator(cfg, 0)
+    state = tuple(s.clone().requires_grad_(True) for s in g.initial_state(8))  # (h, c) or (memory,)
+    _, soft = g.sample_relaxed(8, 1.0, feed="hard", generator=torch.Generator().manual_seed(0), initial=state)
+    soft[:, -1, 3].sum().backward()
+    assert state[0].grad is not None and state[0].grad.abs().sum() > 0

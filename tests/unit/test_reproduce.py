@@ -58,3 +58,18 @@ def test_the_bar_compares_a_run_with_the_baseline_on_its_own_seeds(tmp_path):
     # A baseline that has not finished every seed of a run yet: no verdict for that run.
     rows["mle"] = rows["mle"].on([0])
     assert [l.split("`")[1] for l in verdict(plan, rows)] == ["seqgan_b"]
+
+
+def test_a_paper_note_stands_beside_the_bar(tmp_path):
+    """reproduce.paper_notes: a sentence beside a run's bar, before and after it is checked
+    (RelGAN's 6.680 was measured on its own oracle); a note for a run not in the file is refused."""
+    note = "Measured on RelGAN's own seeded oracle, not SeqGAN's."
+    path = reproduce_file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}}, bars={"seqgan": 7.0},
+                          paper_notes={"seqgan": note})
+    plan = load_plan(path)
+    assert note in verdict(plan, {})[0]
+    rows = {"seqgan": Outcome([8.70], [0.01], [1.0], seeds=[0]), "mle": Outcome([9.0], [0.01], [1.0], seeds=[0])}
+    assert verdict(plan, rows)[0].endswith(note)
+    with pytest.raises(ConfigError, match="paper_notes: 'relgan'"):
+        load_plan(reproduce_file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}},
+                                 paper_notes={"relgan": note}))

@@ -165,3 +165,39 @@ def test_latent_lstm_is_refused_with_seqgans_rollouts():
         config_from_dict(sections)
     sections["train"]["method"] = "mle"  # the MLE baseline of the same generator
     config_from_dict(sections)
+
+
+def test_textgan_discriminator_steps_apply_the_l2_penalty():
+    """discriminator.l2_reg weighs D's output layer in TextGAN's D steps (it was silently
+    ignored there): the step's loss grows by exactly λ·(‖W‖² + ‖b‖²)/2."""
+    from tests.unit.test_relaxed import l2_effect
+
+    cfg = textgan_cfg(discriminator={**TINY["discriminator"], "l2_reg": 3.0})
+    gap, penalty = l2_effect(cfg, discriminator_objective, cfg.textgan)
+    assert penalty > 0 and gap == pytest.approx(penalty, rel=1e-4)
+
+
+def test_grad_rescale_scales_every_step_to_the_authors_norm():
+    """textgan.grad_rescale 5: G's and D's gradients of each adversarial step end at global norm
+    5, small ones scaled up, as the authors' optimiser does (its `if` is always true); 0 keeps
+    the clip, which leaves a gradient below it as it is."""
+    from types import SimpleNamespace
+
+    from seqgan_ray.algorithms.textgan import TextGAN
+
+    def grad_norm(module):
+        return torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in module.parameters()
+                                                     if p.grad is not None])).item()
+
+    norms = {}
+    for rescale in (5.0, 0.0):
+        cfg = textgan_cfg(textgan={"grad_rescale": rescale})
+        learner, disc = GeneratorLearner(cfg, 0), DiscriminatorTrainer(cfg, 10)
+        real = learner.sample(64)
+        ctx = SimpleNamespace(cfg=cfg, learner=learner, disc=disc, real_batch=lambda n: real[:n])
+        TextGAN.start(None, ctx, fresh=True)
+        metrics, _ = TextGAN().iteration(ctx, 1)
+        norms[rescale] = grad_norm(learner.generator), grad_norm(disc.discriminator), metrics["gen/grad_norm"]
+    assert norms[5.0][0] == pytest.approx(5.0, rel=1e-4) and norms[5.0][1] == pytest.approx(5.0, rel=1e-4)
+    g_before = norms[5.0][2]  # the norm before the rescale: below the clip, so the clip left it
+    assert g_before < 5.0 and norms[0.0][0] == pytest.approx(g_before, rel=1e-3)
