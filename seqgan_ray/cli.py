@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start_from", type=Path, metavar="CHECKPOINT",
                    help="start a new run from another run's checkpoint file (its models, optimizers and "
                         "place in the schedule), e.g. to go on from an MLE run's pretraining as another "
-                        "train.method: --from runs/mle/checkpoints/pretrain_d_3.pt train.method=seqgan")
+                        "train.method: --from runs/mle/checkpoints/pretrain_d_000003.pt train.method=seqgan")
     p.add_argument("--print-config", action="store_true",
                    help="print the resolved config (defaults, --config, overrides, the method's own "
                         "settings) as YAML and exit without training")

@@ -7,6 +7,7 @@ A sweep file is an ordinary config (the base every trial starts from) plus a `tu
       mode: min
       num_samples: 4
       scheduler: asha              # asha | pbt | fifo
+      search_alg: random           # random | optuna (TPE; not with grid or pbt)
       search_space:
         rollout.num_rollouts: {choice: [4, 8, 16]}
         generator.adv_lr: {loguniform: [1.0e-4, 1.0e-2]}
@@ -32,6 +33,7 @@ from ..config import (PRETRAINING, SHAPE, Config, ConfigError, all_keys, config_
                       unread_keys, validate)
 
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
+SEARCH_ALGS = ("random", "optuna")
 METRICS = ("eval/oracle_nll", "eval/nll_test", *(f"eval/{m}{n}" for m in ("bleu", "self_bleu") for n in range(2, 6)),
            "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake")
 # Keys whose change alters pretraining; a search over any of them pretrains in every trial.
@@ -46,6 +48,7 @@ class SweepConfig:
     mode: str = "min"
     num_samples: int = 4
     scheduler: str = "asha"
+    search_alg: str = "random"  # random (Tune's variant generator) | optuna (TPE, `pip install optuna`)
     grace_period: int = 2
     reduction_factor: int = 2
     perturbation_interval: int = 2
@@ -74,6 +77,7 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
         raise ConfigError(f"{where}tune.mode must be 'min' or 'max', got {sweep.mode!r}")
     if sweep.scheduler not in ("asha", "pbt", "fifo"):
         raise ConfigError(f"{where}tune.scheduler must be asha, pbt or fifo, got {sweep.scheduler!r}")
+    _check_search_alg(sweep, where)
     if sweep.num_samples < 1 or sweep.rollout_workers < 1:
         raise ConfigError(f"{where}tune.num_samples and tune.rollout_workers must be >= 1")
     if not sweep.search_space:
@@ -85,6 +89,34 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
         if getattr(base.data, key):
             setattr(base.data, key, str(Path(getattr(base.data, key)).resolve()))
     return base, sweep
+
+
+def _check_search_alg(sweep: SweepConfig, where: str) -> None:
+    if sweep.search_alg not in SEARCH_ALGS:
+        raise ConfigError(f"{where}tune.search_alg must be one of {', '.join(SEARCH_ALGS)}, got {sweep.search_alg!r}")
+    if sweep.search_alg == "random":
+        return
+    grids = [k for k, spec in sweep.search_space.items() if isinstance(spec, dict) and "grid" in spec]
+    if grids:
+        raise ConfigError(f"{where}tune.search_space.{grids[0]}: a grid is walked by tune.search_alg random; "
+                          f"with {sweep.search_alg}, give choice instead")
+    if sweep.scheduler == "pbt":
+        raise ConfigError(f"{where}tune.scheduler pbt mutates trials itself and takes no search algorithm: "
+                          f"set tune.search_alg random, or tune.scheduler asha or fifo")
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise ConfigError(f"{where}tune.search_alg optuna needs the optuna package: pip install -e \".[optuna]\" "
+                          f"(or pip install optuna)") from None
+
+
+def _search_alg(sweep: SweepConfig):
+    """Tune's search algorithm for tune.search_alg (None: its random / grid variant generator)."""
+    if sweep.search_alg == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch()  # metric and mode come from the TuneConfig
+    return None
 
 
 def reported_metrics(cfg: Config) -> tuple[str, ...]:
@@ -226,7 +258,8 @@ def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None
         tuner = tune.Tuner(
             _trainable(spec, sweep, setup), param_space=param_space(sweep),
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
-                                        scheduler=_scheduler(sweep), max_concurrent_trials=sweep.max_concurrent or None),
+                                        scheduler=_scheduler(sweep), search_alg=_search_alg(sweep),
+                                        max_concurrent_trials=sweep.max_concurrent or None),
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(sweep_dir.parent),
                                       checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 2), verbose=1))
     with _without_ray_resume_hint():

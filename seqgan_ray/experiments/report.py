@@ -151,10 +151,11 @@ def write_report(plan: Plan, argv_text: str) -> Path:
                           f"nothing to report; {path} is left as it is. Train first (the same command without "
                           f"--report-only), or point reproduce.out_dir at the runs")
     figure = path.with_name(path.stem + "_figure2.png")
-    # every read that can fail comes before anything is written
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the runs are read (which can fail) before a file is written; the frontiers' plot, which
+    # render writes, only where runs measured them
     text = (render_text(plan, collect_text(plan), figure.name, argv_text) if plan.base.data.corpus
             else render(plan, collect(plan), figure.name, argv_text))
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not plan.base.data.corpus:
         plot_figure2(plan, figure)
     notes = ""

@@ -21,10 +21,10 @@ def test_run_py_on_embedded_ray_leaves_a_complete_run_folder(tmp_path):
                  "data_source.txt", "generator.pt"):
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
-    # a checkpoint every iteration and at each phase's end: the newest 3 kept, and the
-    # pretrained generator (pretrain_g_000002, the end of its phase) as well
+    # a checkpoint every iteration and at each phase's end: the newest one kept (the default),
+    # and the last of each earlier phase (the pretrained G and D, which other runs start from)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "adversarial_000001.pt", "adversarial_000002.pt", "pretrain_d_000001.pt", "pretrain_g_000002.pt"]
+        "adversarial_000002.pt", "pretrain_d_000001.pt", "pretrain_g_000002.pt"]
     assert yaml.safe_load((run / "config.yaml").read_text())["rollout"]["num_rollouts"] == 4
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     phases = {r["phase"] for r in records}

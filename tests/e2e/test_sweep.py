@@ -77,3 +77,22 @@ def test_an_interrupted_sweep_resumes_and_finishes_its_trials(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = list(csv.DictReader(open(sweep_dir / "results.csv")))
     assert len(rows) == 3 and all(r["iterations"] == "40" and r["status"] == "TERMINATED" for r in rows)
+
+
+def test_an_optuna_sweep_runs_its_trials_through_the_searcher(tmp_path):
+    base = {**TINY, "train": {**TINY["train"], "adv_iterations": 2}}
+    sweep_file = write_sweep_file(tmp_path, {
+        "name": "tpe", "out_dir": str(tmp_path / "tune"), "num_samples": 2, "scheduler": "fifo",
+        "search_alg": "optuna", "driver_cpus": 0.2,
+        "search_space": {"generator.adv_lr": {"loguniform": [1e-3, 1e-2]}, "rollout.num_rollouts": {"choice": [2, 4]}}},
+        base)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "tune", "--config", str(sweep_file)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sweep_dir = tmp_path / "tune" / "tpe"
+    rows = list(csv.DictReader(open(sweep_dir / "results.csv")))
+    assert len(rows) == 2 and all(r["status"] == "TERMINATED" for r in rows)
+    assert all(1e-3 <= float(r["generator.adv_lr"]) <= 1e-2 for r in rows)
+    assert list(sweep_dir.glob("searcher-state-*.pkl"))  # Tune saved the Optuna searcher's state
+    assert "Resume experiment with" not in proc.stderr

@@ -286,3 +286,30 @@ def test_prepare_caps_the_vocabulary_and_can_split_punctuation(tmp_path, capsys)
     assert main(["prepare", "--input", str(text), "--out", str(tmp_path / "w"), "--test", str(held),
                  "--quiet"]) == 0
     assert "fine." in Vocab.load(tmp_path / "w").words  # whitespace only by default
+
+
+def test_a_sweep_hides_tunes_own_resume_hint_and_keeps_its_other_warnings(caplog):
+    import logging
+
+    from seqgan_ray.distributed.sweep import _without_ray_resume_hint
+
+    logger = logging.getLogger("ray.tune.tune")
+    with caplog.at_level(logging.WARNING, logger="ray.tune.tune"), _without_ray_resume_hint():
+        logger.warning("Experiment has been interrupted, but the most recent state was saved.\n"
+                       "Resume experiment with: Tuner.restore(path=\"x\", trainable=...)")
+        logger.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+@pytest.mark.parametrize("tune, message", [
+    ({"search_alg": "bayes"}, "tune.search_alg must be one of random, optuna"),
+    ({"search_alg": "optuna", "search_space": {"generator.adv_lr": {"grid": [1e-3, 1e-2]}}},
+     "a grid is walked by tune.search_alg random"),
+    ({"search_alg": "optuna", "scheduler": "pbt"}, "takes no search algorithm"),
+])
+def test_a_search_algorithm_that_cannot_work_is_refused(tmp_path, tune, message):
+    path = tmp_path / "sweep.yaml"
+    sweep = {"metric": "eval/oracle_nll", "search_space": {"generator.adv_lr": {"loguniform": [1e-3, 1e-2]}}, **tune}
+    path.write_text(yaml.safe_dump({"tune": sweep}))
+    with pytest.raises(ConfigError, match=message):
+        load_sweep(path)
