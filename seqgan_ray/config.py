@@ -30,6 +30,7 @@ FEEDS = ("hard", "soft")                    # relaxed.feed
 RESCALES = ("rank", "reference", "none")    # leakgan.rescale
 COSINES = ("token", "batch_mean")           # leakgan.cosine
 MATCHES = ("mmd", "mean")                   # textgan.match
+MASK_MODES = ("random", "contiguous")       # maskgan.mask_mode
 
 # What a key's value touches, for the tools that compare configs (one role per key):
 SHAPE = "shape"              # the shapes of the saved tensors (and so pretraining): checkpoint.py
@@ -39,8 +40,8 @@ LENGTH = "length"            # how long the adversarial phase runs: a finished r
 OUTPUT = "output"            # where and how much is written, never a number: runs may differ in it
 SECTION_ROLES = {"data": PRETRAINING, "generator": PRETRAINING, "discriminator": PRETRAINING,
                  "rollout": ADVERSARIAL, "relaxed": ADVERSARIAL, "textgan": ADVERSARIAL, "leakgan": ADVERSARIAL,
-                 "train": PRETRAINING, "run": OUTPUT}  # unless a field says
-METHOD_SECTIONS = ("relaxed", "textgan", "leakgan")  # read only by the methods that say so (an algorithm's `reads`)
+                 "maskgan": ADVERSARIAL, "train": PRETRAINING, "run": OUTPUT}  # unless a field says
+METHOD_SECTIONS = ("relaxed", "textgan", "leakgan", "maskgan")  # read only by the methods that say so (an algorithm's `reads`)
 
 
 def setting(default: Any, *, role: str | None = None, min: float | None = None, above: float | None = None,
@@ -305,6 +306,37 @@ class LeakGANConfig:
 
 
 @dataclass
+class MaskGANConfig:
+    """MaskGAN (Fedus, Goodfellow, Dai, ICLR 2018), train.method maskgan (docs/maskgan.md): G, a
+    seq2seq LSTM with attention, fills in the masked tokens of a real sequence; D, the same
+    architecture, scores every token real or fake given the masked sequence; G steps by REINFORCE
+    on the missing tokens with rewards log D_t and a critic's baseline. Its G and D are these
+    models (generator.kind and discriminator.kind are not read; generator.lr is MaskMLE's rate,
+    generator.adv_lr G's, discriminator.lr D's, generator.grad_clip every clip)."""
+
+    hidden_dim: int = setting(32, above=0, role=SHAPE)
+    """Units of every LSTM layer, and the embedding size, of G and D (the reference's PTB run: 650)."""
+    num_layers: int = setting(1, above=0, role=SHAPE)
+    """LSTM layers of each encoder and decoder (the reference: 2)."""
+    keep_prob: float = setting(0.5, above=0, max=1, role=PRETRAINING)
+    """Variational dropout's keep probability, when a network is trained (the reference: 0.5)."""
+    present_rate: float = setting(0.5, above=0, max=1, role=PRETRAINING)
+    """Share of the tokens shown to G and D; the rest are filled in (the reference: 0.5)."""
+    mask_mode: str = setting("random", role=PRETRAINING)
+    """`random` (each token missing with chance 1 − present_rate, the reference's default) or
+    `contiguous` (one block of (1 − present_rate)·n of a sentence's n words, the PTB command's)."""
+    discount: float = setting(0.89, min=0, max=1)
+    """γ of the discounted returns Σ_s γ^(s−t) r_s (the reference's PTB command: 0.89072)."""
+    advantage_clip: float = setting(5.0, above=0)
+    """The advantage (return − critic's value) is clipped to ± this (the reference: 5)."""
+    critic_lr: float = setting(5e-7, above=0, what="a learning rate")
+    """Adam rate of the critic's value head (the reference's PTB command: 5.18e-7)."""
+    d_steps: int = setting(2, above=0)
+    """D steps (a fresh real batch, mask and in-fill each) before every G step (the reference's
+    dis_train_iterations: 2 for PTB)."""
+
+
+@dataclass
 class TrainConfig:
     """The schedule of Algorithm 1. Defaults: a quick laptop run; see paper_synthetic.yaml."""
 
@@ -391,6 +423,7 @@ class Config:
     relaxed: RelaxedConfig = field(default_factory=RelaxedConfig)
     textgan: TextGANConfig = field(default_factory=TextGANConfig)
     leakgan: LeakGANConfig = field(default_factory=LeakGANConfig)
+    maskgan: MaskGANConfig = field(default_factory=MaskGANConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -600,6 +633,7 @@ def validate(cfg: Config) -> None:
                           f"textgan: its G draws a code that D reconstructs from its CNN features, "
                           f"got {_get(cfg, key)}")
     _validate_leakgan(cfg)
+    _validate_maskgan(cfg)
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.discriminator.precision!r}")
@@ -642,6 +676,22 @@ def _validate_leakgan(cfg: Config) -> None:
     for bad, message in fixes:
         if bad:
             raise ConfigError(message)
+
+
+def _validate_maskgan(cfg: Config) -> None:
+    """MaskGAN's settings: a known mask mode, and no other model kind asked for."""
+    if cfg.maskgan.mask_mode not in MASK_MODES:
+        raise ConfigError(f"'maskgan.mask_mode' must be one of {', '.join(MASK_MODES)}, "
+                          f"got {cfg.maskgan.mask_mode!r}")
+    if cfg.train.method != "maskgan":
+        return
+    for key, default in (("generator.kind", "lstm"), ("discriminator.kind", "cnn")):
+        if _get(cfg, key) != default:
+            raise ConfigError(f"'{key}' is not read by train.method maskgan, whose G and D are its seq2seq "
+                              f"models (maskgan.hidden_dim, maskgan.num_layers): remove it")
+    if cfg.train.pretrain_workers:
+        raise ConfigError("'train.pretrain_workers' must be 0 with train.method maskgan (its MaskMLE draws "
+                          "masks in the learner)")
 
 
 def _check_method_keys(cfg: Config, reads: tuple[str, ...] | None) -> None:

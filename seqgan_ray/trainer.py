@@ -107,6 +107,8 @@ class Trainer:
                               f"{cfg.data.seq_len} ({task.source}): lower it")
         self.num_real = real_per_round(cfg, task)  # None: the whole training set, held by D
         self.algorithm = load_algorithm(cfg.train.method)()  # a bad name fails here, not midway
+        if hasattr(self.algorithm, "check_task"):  # e.g. MaskGAN: sentences too short to mask
+            self.algorithm.check_task(cfg, task)
         # whether the reward scores with D (so D trains), and whether it needs the data
         self.reward_uses_discriminator = uses_discriminator(cfg.rollout.reward)
         self._reward_needs_data = needs_data(cfg.rollout.reward)
@@ -288,7 +290,10 @@ class Trainer:
 
     def d_round(self, epochs: int, fake: torch.Tensor | None = None) -> Any:
         """One round of D (Eq. 5): train.num_negatives fresh samples of G (or `fake`) against the
-        real sequences, `epochs` passes; returns the role's DiscStats. LeakGAN's G gets the new D."""
+        real sequences, `epochs` passes; returns the role's DiscStats. LeakGAN's G gets the new D.
+        An algorithm with its own `d_round` (MaskGAN's per-token D) trains D its way."""
+        if hasattr(self.algorithm, "d_round"):
+            return self.algorithm.d_round(self, epochs)
         if fake is None:
             fake = self.generator_samples(self.cfg.train.num_negatives)
         stats = self.disc.train(fake, epochs, self.real_for_d())
@@ -328,6 +333,8 @@ class Trainer:
         task; NLL-test, BLEU and Self-BLEU for text."""
         t0 = time.perf_counter()
         metrics = self.task.evaluate(self.generator_samples(self.cfg.train.eval_samples), self.learner.nll)
+        if hasattr(self.algorithm, "evaluate"):  # e.g. MaskGAN's in-fill metrics
+            metrics.update(self.algorithm.evaluate(self))
         check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)

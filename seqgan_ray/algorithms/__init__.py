@@ -4,7 +4,7 @@ An algorithm is what happens in one adversarial iteration, given the roles; the 
 (seqgan_ray.trainer) owns everything else: pretraining, evaluation, logging, checkpoints and
 resume. The built-in ones: `seqgan` (Algorithm 1 of the paper), the paper's MLE
 baselines `mle` and `scheduled_sampling`, the relaxed GANs `relgan` and `gsgan`
-(relaxed.py), `textgan` (textgan.py) and `leakgan` (leakgan.py). Your own plugs in without an edit here, either
+(relaxed.py), `textgan` (textgan.py), `leakgan` (leakgan.py) and `maskgan` (maskgan.py). Your own plugs in without an edit here, either
 registered by name from your code
 
     from seqgan_ray.algorithms import register
@@ -67,6 +67,12 @@ class Algorithm(Protocol):
         """Adversarial iteration `it` (1-based): its metrics (logged as they are) and a short
         note for the progress line. Check what can go NaN with `check_finite`."""
 
+    # Optional, looked up with getattr by the trainer (MaskGAN has them all):
+    #   check_task(cfg, task): refuse a task the method cannot train on (a ConfigError), before any work;
+    #   d_round(ctx, epochs) -> DiscStats: a D round its own way (pretraining's too), for a D that
+    #       is not SeqGAN's sequence classifier;
+    #   evaluate(ctx) -> dict: metrics added to every evaluation.
+
 
 def register(name: str) -> Callable[[type], type]:
     """A class decorator: `train.method: name` picks the class."""
@@ -110,4 +116,4 @@ def is_relaxed(name: str) -> bool:
 
 
 # The built-in algorithms register themselves, seqgan first (the order error messages list).
-from . import seqgan, baselines, relaxed, textgan, leakgan  # noqa: E402, F401, I001
+from . import seqgan, baselines, relaxed, textgan, leakgan, maskgan  # noqa: E402, F401, I001
