@@ -99,7 +99,7 @@ def generator_objective(generator: MaskGANGenerator, critic: MaskGANDiscriminato
     n = float(missing.sum().clamp(min=1.0))
     stats = {"gen/reward_mean": float(rewards.sum()) / n, "gen/return_mean": float((returns * missing).sum()) / n,
              "gen/advantage_mean": float(advantages.sum()) / n, "gen/pg_loss": float(pg.detach()),
-             "critic/loss": float(value_loss), "gen/missing_share": float(missing.mean())}
+             "critic/loss": float(value_loss.detach()), "gen/missing_share": float(missing.mean())}
     return pg + value_loss, stats
 
 
