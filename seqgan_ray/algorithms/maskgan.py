@@ -117,10 +117,12 @@ def discriminator_objective(discriminator: MaskGANDiscriminator, generator: Mask
 
 
 def shortest_sentence_hides_nothing(real: Tensor, eos: int, present_rate: float) -> int | None:
-    """The word count of the shortest sentence among `real` (S, T) if a mask at `present_rate`
-    would hide none of its words (round((1 − rate)·n) = 0), else None."""
+    """The word count of the shortest sentence among `real` (S, T) if it is too short to mask
+    at `present_rate` < 1: under 2 words (no word can be hidden with another shown), or a mask
+    would hide none of its words (round((1 − rate)·n) = 0); else None."""
     words = int(((real == eos).int().cumsum(1) == 0).sum(1).min())
-    return words if present_rate < 1 and int((1 - present_rate) * words + 0.5) == 0 else None
+    too_short = words < 2 or int((1 - present_rate) * words + 0.5) == 0
+    return words if present_rate < 1 and too_short else None
 
 
 @register("maskgan")
@@ -135,8 +137,8 @@ class MaskGAN:
         words = shortest_sentence_hides_nothing(task.real, cfg.data.eos_token, cfg.maskgan.present_rate)
         if words is not None:
             raise ConfigError(f"data.corpus={cfg.data.corpus}: a sentence of {words} word(s) is too short to mask at "
-                              f"maskgan.present_rate={cfg.maskgan.present_rate} (no word would be hidden); "
-                              f"lower the rate or drop the short sentences")
+                              f"maskgan.present_rate={cfg.maskgan.present_rate} (a mask hides a word given the others); "
+                              f"drop the short sentences, or lower the rate")
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
         """G's copy of D (rewards, critic features) from D as it is."""

@@ -179,7 +179,7 @@ def test_a_sentence_too_short_to_mask_is_found():
     eos = 2
     ok = torch.tensor([[5, 6, 2, 0], [5, 6, 7, 2]])
     assert shortest_sentence_hides_nothing(ok, eos, 0.5) is None
-    short = torch.tensor([[5, 2, 0, 0], [5, 6, 7, 2]])  # one word: at rate 0.6, round(0.4) = 0 words hidden
-    assert shortest_sentence_hides_nothing(short, eos, 0.6) == 1
-    assert shortest_sentence_hides_nothing(short, eos, 0.4) is None  # round(0.6) = 1 word hidden
+    assert shortest_sentence_hides_nothing(ok, eos, 0.8) == 2  # round(0.4) = 0 of 2 words hidden
+    short = torch.tensor([[5, 2, 0, 0], [5, 6, 7, 2]])  # one word: nothing shown if it is hidden
+    assert shortest_sentence_hides_nothing(short, eos, 0.5) == 1
     assert shortest_sentence_hides_nothing(short, eos, 1.0) is None  # nothing is meant to be hidden
