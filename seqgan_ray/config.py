@@ -319,7 +319,9 @@ class MaskGANConfig:
     num_layers: int = setting(1, above=0, role=SHAPE)
     """LSTM layers of each encoder and decoder (the reference: 2)."""
     keep_prob: float = setting(0.5, above=0, max=1, role=PRETRAINING)
-    """Variational dropout's keep probability, when a network is trained (the reference: 0.5)."""
+    """G's variational dropout keep probability, when it is trained (the reference's PTB run: 0.33971)."""
+    d_keep_prob: float = setting(0.75, above=0, max=1, role=PRETRAINING)
+    """D's variational dropout keep probability, when it is trained (the reference's PTB run: 0.71940)."""
     present_rate: float = setting(0.5, above=0, max=1, role=PRETRAINING)
     """Share of the tokens shown to G and D; the rest are filled in (the reference: 0.5)."""
     mask_mode: str = setting("random", role=PRETRAINING)

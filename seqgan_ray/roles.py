@@ -103,7 +103,7 @@ def make_discriminator(cfg: Config, seed: int) -> Discriminator | RelGANDiscrimi
     if uses_maskgan_models(cfg):
         mc, d = cfg.maskgan, cfg.data
         disc = MaskGANDiscriminator(d.vocab_size, mc.hidden_dim, d.start_token, layers=mc.num_layers,
-                                    keep=mc.keep_prob, eos_token=d.eos_token if d.eos_token >= 0 else None)
+                                    keep=mc.d_keep_prob, eos_token=d.eos_token if d.eos_token >= 0 else None)
         disc.reset_parameters(cfg.generator.init_std, torch.Generator().manual_seed(seed))
         return disc
     if dc.kind == "relgan":

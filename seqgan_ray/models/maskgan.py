@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..kernels.sampling import sample_categorical
 from .policy import PAD, end_at_eos, token_mask
 
 State = list[tuple[Tensor, Tensor]]  # (h, c) of each layer
@@ -170,7 +171,7 @@ class MaskGANGenerator(_Seq2Seq):
                dropout: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Run the decoder over `seqs` (B, T) with `present` (B, T). `sample`: missing tokens are
         drawn (from `generator`) and fed back; else teacher forcing on `seqs`. Returns the
-        written sequence (B, T) and the log-probabilities (B, T, V) of every step."""
+        written sequence (B, T) and the log-probability (B, T) of each written token."""
         enc, state = self.encode(seqs, present, dropout)
         keys = self.attention.keys(enc)
         B, T = seqs.shape
@@ -184,26 +185,25 @@ class MaskGANGenerator(_Seq2Seq):
             if out_mask is not None:
                 h = h * out_mask
             logp = torch.log_softmax(h @ self.embedding.t() + self.out_bias, dim=-1)  # (B, V)
-            if sample:
-                drawn = torch.multinomial(logp.detach().exp(), 1, generator=generator).squeeze(1)
-                token = torch.where(present[:, t], seqs[:, t], drawn)
+            if sample:  # exact, and far faster than torch.multinomial on a CPU (kernels/sampling.py)
+                u = torch.rand(B, 2, generator=generator, device=seqs.device)
+                token = torch.where(present[:, t], seqs[:, t], sample_categorical(logp.detach(), u))
             else:
                 token = seqs[:, t]
             written.append(token)
-            logps.append(logp)
+            logps.append(logp.gather(-1, token.unsqueeze(-1)).squeeze(-1))
         return torch.stack(written, 1), torch.stack(logps, 1)
 
     def infill(self, seqs: Tensor, present: Tensor, *, generator: torch.Generator | None = None,
                dropout: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """`seqs` with its missing tokens sampled (B, T), and the log-probability (B, T) of each
         written token (meaningful where it was missing)."""
-        filled, logp = self.decode(seqs, present, sample=True, generator=generator, dropout=dropout)
-        return filled, logp.gather(-1, filled.unsqueeze(-1)).squeeze(-1)
+        return self.decode(seqs, present, sample=True, generator=generator, dropout=dropout)
 
     def masked_nll(self, seqs: Tensor, present: Tensor, *, dropout: torch.Generator | None = None) -> Tensor:
         """Mean NLL per missing token (teacher forced), the MaskMLE loss; 0 when none is missing."""
         _, logp = self.decode(seqs, present, sample=False, dropout=dropout)
-        nll = -logp.gather(-1, seqs.unsqueeze(-1)).squeeze(-1)  # (B, T)
+        nll = -logp  # (B, T)
         missing = (~present).float()
         return (nll * missing).sum() / missing.sum().clamp(min=1.0)
 
@@ -219,10 +219,14 @@ class MaskGANGenerator(_Seq2Seq):
         return torch.zeros_like(seqs, dtype=torch.bool) if keep is None else ~keep
 
     @torch.no_grad()
-    def sample(self, num: int, *, generator: torch.Generator | None = None) -> Tensor:
-        """`num` unconditional sequences (num, T): every token missing."""
-        blank = torch.full((num, self.seq_len), PAD, dtype=torch.long, device=self.embedding.device)
-        seqs, _ = self.decode(blank, torch.zeros_like(blank, dtype=torch.bool), sample=True, generator=generator)
+    def sample(self, num: int, *, generator: torch.Generator | None = None, batch: int = 1024) -> Tensor:
+        """`num` unconditional sequences (num, T): every token missing; `batch` rows at a time."""
+        out = []
+        for rows in [batch] * (num // batch) + ([num % batch] if num % batch else []):
+            blank = torch.full((rows, self.seq_len), PAD, dtype=torch.long, device=self.embedding.device)
+            out.append(self.decode(blank, torch.zeros_like(blank, dtype=torch.bool), sample=True,
+                                   generator=generator)[0])
+        seqs = torch.cat(out)
         return seqs if self.eos_token is None else end_at_eos(seqs, self.eos_token)
 
     @torch.no_grad()
@@ -231,7 +235,7 @@ class MaskGANGenerator(_Seq2Seq):
         total, count = 0.0, 0
         for block in seqs.split(batch):
             _, logp = self.decode(block, torch.zeros_like(block, dtype=torch.bool), sample=False)
-            nll = -logp.gather(-1, block.unsqueeze(-1)).squeeze(-1).double()
+            nll = -logp.double()
             keep = self.mask(block)
             total += float(nll.sum() if keep is None else nll[keep].sum())
             count += nll.numel() if keep is None else int(keep.sum())

@@ -152,8 +152,12 @@ def test_mask_mle_loss_is_the_nll_of_the_missing_tokens():
     seqs = torch.randint(0, 40, (8, 8))
     present = make_mask(seqs, 0.5, "random", generator=torch.Generator().manual_seed(3))
     _, logp = G.decode(seqs, present, sample=False)
-    nll = -logp.gather(-1, seqs.unsqueeze(-1)).squeeze(-1)
-    assert G.masked_nll(seqs, present).item() == pytest.approx(nll[~present].mean().item(), rel=1e-5)
+    enc, _ = G.encode(seqs, present, None)  # the first step by hand: the decoder from the encoder's state
+    h, _ = G.decoder.step(G.embedding[torch.full((8,), cfg.data.start_token)], G.encode(seqs, present, None)[1],
+                          G.decoder.masks(8, None, seqs.device))
+    first = torch.log_softmax(G.attention(h, G.attention.keys(enc), enc) @ G.embedding.t() + G.out_bias, -1)
+    assert torch.allclose(logp[:, 0], first.gather(-1, seqs[:, :1]).squeeze(-1), atol=1e-6)
+    assert G.masked_nll(seqs, present).item() == pytest.approx(-logp[~present].mean().item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("override,key", [
