@@ -332,9 +332,10 @@ class Trainer:
         """The task's metrics of eval_samples generator samples: NLL-oracle for the synthetic
         task; NLL-test, BLEU and Self-BLEU for text."""
         t0 = time.perf_counter()
-        metrics = self.task.evaluate(self.generator_samples(self.cfg.train.eval_samples), self.learner.nll)
+        samples = self.generator_samples(self.cfg.train.eval_samples)
+        metrics = self.task.evaluate(samples, self.learner.nll)
         if hasattr(self.algorithm, "evaluate"):  # e.g. MaskGAN's in-fill metrics
-            metrics.update(self.algorithm.evaluate(self))
+            metrics.update(self.algorithm.evaluate(self, samples))
         check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)

@@ -71,7 +71,7 @@ class Algorithm(Protocol):
     #   check_task(cfg, task): refuse a task the method cannot train on (a ConfigError), before any work;
     #   d_round(ctx, epochs) -> DiscStats: a D round its own way (pretraining's too), for a D that
     #       is not SeqGAN's sequence classifier;
-    #   evaluate(ctx) -> dict: metrics added to every evaluation.
+    #   evaluate(ctx, samples) -> dict: metrics added to every evaluation (`samples`: its G samples).
 
 
 def register(name: str) -> Callable[[type], type]:

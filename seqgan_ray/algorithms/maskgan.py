@@ -116,6 +116,16 @@ def discriminator_objective(discriminator: MaskGANDiscriminator, generator: Mask
     return loss, {"acc_real": float(acc_real), "acc_fake": float(acc_fake)}
 
 
+def unique_ngram_share(samples: Tensor, n: int, eos: int | None) -> float:
+    """Distinct n-grams over all n-grams of `samples` (S, T), each row up to its <eos>: 1 when
+    no n-gram repeats (within or across samples), near 0 for a collapsed generator."""
+    grams: list[tuple[int, ...]] = []
+    for row in samples.tolist():
+        words = row[: row.index(eos)] if eos is not None and eos in row else row
+        grams.extend(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+    return len(set(grams)) / len(grams) if grams else float("nan")
+
+
 def shortest_sentence_hides_nothing(real: Tensor, eos: int, present_rate: float) -> int | None:
     """The word count of the shortest sentence among `real` (S, T) if it is too short to mask
     at `present_rate` < 1: under 2 words (no word can be hidden with another shown), or a mask
@@ -182,16 +192,18 @@ class MaskGAN:
         totals.update({"time/d_train_s": t_d, "time/g_update_s": t_g})
         return totals, f"reward {totals['gen/reward_mean']:.3f}  d {totals['disc/loss']:.3f}"
 
-    def evaluate(self, ctx: Context) -> dict[str, float]:
+    def evaluate(self, ctx: Context, samples: Tensor) -> dict[str, float]:
         """In-filling held-out sequences: the same masks every time (EVAL_MASK_SEED), at
         maskgan.present_rate. eval/infill_nll_test: G's NLL of the missing tokens given the rest;
-        on the synthetic task, eval/infill_oracle_nll: the oracle's NLL of the filled sequences."""
+        on the synthetic task, eval/infill_oracle_nll: the oracle's NLL of the filled sequences.
+        eval/unique_4gram_share: of the unconditional `samples` (S, T)."""
         cfg, task = ctx.cfg, ctx.task
         held = task.test[: cfg.train.eval_samples]
         eos = cfg.data.eos_token if cfg.data.eos_token >= 0 else None
         present = make_mask(held, cfg.maskgan.present_rate, cfg.maskgan.mask_mode, eos=eos,
                             generator=torch.Generator().manual_seed(EVAL_MASK_SEED))
-        metrics = {"eval/infill_nll_test": ctx.learner.masked_nll(held, present)}
+        metrics = {"eval/infill_nll_test": ctx.learner.masked_nll(held, present),
+                   "eval/unique_4gram_share": unique_ngram_share(samples, 4, eos)}
         if hasattr(task, "oracle"):
             filled = ctx.learner.infill(held, present)
             scorer = task.scorer

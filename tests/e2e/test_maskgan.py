@@ -54,6 +54,7 @@ def test_maskgan_on_a_text_corpus(tmp_path):
     final = summary["eval_after_adversarial"]
     assert 0 < final["eval/nll_test"] < 10 and 0 <= final["eval/bleu2"] <= 1 and final["eval/infill_nll_test"] > 0
     assert "eval/infill_oracle_nll" not in final  # no oracle for text
+    assert 0 < final["eval/unique_4gram_share"] <= 1
     samples = (tmp_path / "runs" / "t" / "samples.txt").read_text().splitlines()
     assert samples and all(line.split() for line in samples[:5])
 

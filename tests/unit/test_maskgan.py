@@ -9,7 +9,7 @@ import torch
 
 from seqgan_ray.algorithms.maskgan import (clipped_advantages, critic_loss, discounted_returns,
                                            discriminator_loss, generator_objective, reinforce_loss,
-                                           shortest_sentence_hides_nothing, token_rewards)
+                                           shortest_sentence_hides_nothing, token_rewards, unique_ngram_share)
 from seqgan_ray.config import ConfigError, config_from_dict
 from seqgan_ray.models.maskgan import MaskGANDiscriminator, MaskGANGenerator, make_mask, masked_inputs
 from seqgan_ray.roles import GeneratorLearner, make_discriminator, make_generator
@@ -187,3 +187,10 @@ def test_a_sentence_too_short_to_mask_is_found():
     short = torch.tensor([[5, 2, 0, 0], [5, 6, 7, 2]])  # one word: nothing shown if it is hidden
     assert shortest_sentence_hides_nothing(short, eos, 0.5) == 1
     assert shortest_sentence_hides_nothing(short, eos, 1.0) is None  # nothing is meant to be hidden
+
+
+def test_unique_ngram_share_counts_distinct_ngrams_up_to_eos():
+    samples = torch.tensor([[5, 6, 5, 6, 2, 0], [5, 6, 7, 8, 9, 2]])  # eos 2
+    # row 0: (5,6) (6,5) (5,6); row 1: (5,6) (6,7) (7,8) (8,9): 7 bigrams, 5 distinct
+    assert unique_ngram_share(samples, 2, 2) == pytest.approx(5 / 7)
+    assert unique_ngram_share(torch.tensor([[1, 1, 1, 1]] * 3), 2, None) == pytest.approx(1 / 9)
