@@ -168,10 +168,11 @@ class MaskGANGenerator(_Seq2Seq):
         return [[p for p in self.parameters() if p not in critic], list(self.critic.parameters())]
 
     def decode(self, seqs: Tensor, present: Tensor, *, sample: bool, generator: torch.Generator | None = None,
-               dropout: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+               dropout: torch.Generator | None = None, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
         """Run the decoder over `seqs` (B, T) with `present` (B, T). `sample`: missing tokens are
         drawn (from `generator`) and fed back; else teacher forcing on `seqs`. Returns the
-        written sequence (B, T) and the log-probability (B, T) of each written token."""
+        written sequence (B, T) and the log-probability (B, T) of each written token, under the
+        softmax of logits / `temperature`."""
         enc, state = self.encode(seqs, present, dropout)
         keys = self.attention.keys(enc)
         B, T = seqs.shape
@@ -184,7 +185,8 @@ class MaskGANGenerator(_Seq2Seq):
             h = self.attention(h, keys, enc)
             if out_mask is not None:
                 h = h * out_mask
-            logp = torch.log_softmax(h @ self.embedding.t() + self.out_bias, dim=-1)  # (B, V)
+            logits = h @ self.embedding.t() + self.out_bias  # (B, V)
+            logp = torch.log_softmax(logits if temperature == 1.0 else logits / temperature, dim=-1)
             if sample:  # exact, and far faster than torch.multinomial on a CPU (kernels/sampling.py)
                 u = torch.rand(B, 2, generator=generator, device=seqs.device)
                 token = torch.where(present[:, t], seqs[:, t], sample_categorical(logp.detach(), u))
@@ -219,22 +221,24 @@ class MaskGANGenerator(_Seq2Seq):
         return torch.zeros_like(seqs, dtype=torch.bool) if keep is None else ~keep
 
     @torch.no_grad()
-    def sample(self, num: int, *, generator: torch.Generator | None = None, batch: int = 1024) -> Tensor:
+    def sample(self, num: int, *, generator: torch.Generator | None = None, batch: int = 1024,
+               temperature: float = 1.0) -> Tensor:
         """`num` unconditional sequences (num, T): every token missing; `batch` rows at a time."""
         out = []
         for rows in [batch] * (num // batch) + ([num % batch] if num % batch else []):
             blank = torch.full((rows, self.seq_len), PAD, dtype=torch.long, device=self.embedding.device)
             out.append(self.decode(blank, torch.zeros_like(blank, dtype=torch.bool), sample=True,
-                                   generator=generator)[0])
+                                   generator=generator, temperature=temperature)[0])
         seqs = torch.cat(out)
         return seqs if self.eos_token is None else end_at_eos(seqs, self.eos_token)
 
     @torch.no_grad()
-    def nll(self, seqs: Tensor, *, batch: int = 1024) -> float:
+    def nll(self, seqs: Tensor, *, batch: int = 1024, temperature: float = 1.0) -> float:
         """Mean NLL per token of `seqs` (S, T) as unconditional sequences (everything missing)."""
         total, count = 0.0, 0
         for block in seqs.split(batch):
-            _, logp = self.decode(block, torch.zeros_like(block, dtype=torch.bool), sample=False)
+            _, logp = self.decode(block, torch.zeros_like(block, dtype=torch.bool), sample=False,
+                                  temperature=temperature)
             nll = -logp.double()
             keep = self.mask(block)
             total += float(nll.sum() if keep is None else nll[keep].sum())

@@ -57,6 +57,11 @@ def test_maskgan_on_a_text_corpus(tmp_path):
     assert 0 < final["eval/unique_4gram_share"] <= 1
     samples = (tmp_path / "runs" / "t" / "samples.txt").read_text().splitlines()
     assert samples and all(line.split() for line in samples[:5])
+    # the frontier over sampling temperatures and `run.py sample` read a MaskGAN run too
+    assert main(["evaluate", "--run", str(tmp_path / "runs" / "t"), "--num", "32", "--temperatures", "0.8,1.2",
+                 "--quiet"]) == 0
+    assert len((tmp_path / "runs" / "t" / "frontier.csv").read_text().splitlines()) == 3
+    assert main(["sample", "--run", str(tmp_path / "runs" / "t"), "--num", "2"]) == 0
 
 
 def test_a_corpus_too_short_to_mask_is_refused(tmp_path, capsys):
