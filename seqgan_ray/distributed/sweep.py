@@ -32,7 +32,8 @@ from ..config import (PRETRAINING, SHAPE, Config, ConfigError, all_keys, config_
 
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 METRICS = ("eval/oracle_nll", "eval/nll_test", *(f"eval/{m}{n}" for m in ("bleu", "self_bleu") for n in range(2, 6)),
-           "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake")
+           "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake",
+           "eval/infill_oracle_nll", "eval/infill_nll_test", "eval/unique_4gram_share")  # the last three: MaskGAN's
 # Keys whose change alters pretraining; a search over any of them pretrains in every trial.
 PRETRAINING_KEYS = keys_with(SHAPE, PRETRAINING)
 

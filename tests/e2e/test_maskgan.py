@@ -87,3 +87,31 @@ def test_run_py_trains_maskgan(tmp_path):
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["eval_after_adversarial"]["eval/infill_oracle_nll"] > 0
+
+
+def test_a_tune_sweep_over_maskgan_settings(tmp_path):
+    """Ray Tune trials of MaskGAN share one pretraining and each report their in-fill metrics."""
+    import csv
+
+    from tests.helpers import write_sweep_file
+
+    base = maskgan_sections_for_sweep()
+    sweep_file = write_sweep_file(tmp_path, {
+        "name": "mg", "out_dir": str(tmp_path / "tune"), "num_samples": 1, "scheduler": "fifo", "driver_cpus": 0.2,
+        "rollout_workers": 1, "metric": "eval/infill_oracle_nll",
+        "search_space": {"maskgan.discount": {"grid": [0.5, 0.9]}}}, base)
+    proc = run_py("tune", "--config", str(sweep_file), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert (tmp_path / "tune" / "mg-pretrained" / "summary.json").is_file()  # pretrained once
+    rows = list(csv.DictReader(open(tmp_path / "tune" / "mg" / "results.csv")))
+    assert sorted(float(r["maskgan.discount"]) for r in rows) == [0.5, 0.9]
+    assert all(r["status"] == "TERMINATED" and float(r["eval/infill_oracle_nll"]) > 0 for r in rows)
+    assert all(float(r["eval/infill_nll_test"]) > 0 for r in rows)  # the other metrics beside the searched one
+
+
+def maskgan_sections_for_sweep() -> dict:
+    sections = copy.deepcopy(LONGER)
+    sections["train"].update(method="maskgan", adv_iterations=2, checkpoint_every=1, num_negatives=64,
+                             pretrain_g_epochs=1, pretrain_d_rounds=1)
+    sections["maskgan"] = {"hidden_dim": 8, "d_steps": 1}
+    return sections
