@@ -31,6 +31,7 @@ RESCALES = ("rank", "reference", "none")    # leakgan.rescale
 COSINES = ("token", "batch_mean")           # leakgan.cosine
 MATCHES = ("mmd", "mean")                   # textgan.match
 MASK_MODES = ("random", "contiguous")       # maskgan.mask_mode
+ESTIMATORS = ("mc", "critic")               # rollout.estimator
 
 # What a key's value touches, for the tools that compare configs (one role per key):
 SHAPE = "shape"              # the shapes of the saved tensors (and so pretraining): checkpoint.py
@@ -195,6 +196,14 @@ class RolloutConfig:
     chunk_rows: int = setting(0, min=0)
     """Rows of logits per sampling block; 0 picks about 5 MB of them, which stays in the
     CPU's cache (256 rows at V = 5000: 2-3x faster than 2048)."""
+    estimator: str = setting("mc", role=ADVERSARIAL)
+    """How Eq. 8 weighs each token: `mc`, Eq. 4's Monte Carlo rollouts; `critic`, MaskGAN's idea
+    applied to SeqGAN: a value net V(Y_1:t) (an LSTM of generator.hidden_dim on the learner)
+    learns to predict D's score of the completed sequence, and token t is weighed by its
+    advantage V(Y_1:t) − V(Y_1:t−1) (the last by D(Y) − V(Y_1:T−1)); no rollouts. Only with
+    train.method seqgan and rollout.reward discriminator (docs/maskgan.md)."""
+    critic_lr: float = setting(1e-3, above=0, what="a learning rate", role=ADVERSARIAL)
+    """Adam rate of the `critic` estimator's value net."""
 
 
 @dataclass
@@ -682,6 +691,13 @@ def _validate_leakgan(cfg: Config) -> None:
 
 def _validate_maskgan(cfg: Config) -> None:
     """MaskGAN's settings: a known mask mode, and no other model kind asked for."""
+    if cfg.rollout.estimator not in ESTIMATORS:
+        raise ConfigError(f"'rollout.estimator' must be one of {', '.join(ESTIMATORS)}, got {cfg.rollout.estimator!r}")
+    if cfg.rollout.estimator == "critic" and (cfg.train.method != "seqgan" or cfg.rollout.reward != "discriminator"):
+        raise ConfigError(f"'rollout.estimator: critic' replaces Eq. 4's per-token Monte Carlo rewards of "
+                          f"train.method seqgan scored by D (rollout.reward discriminator); train.method "
+                          f"{cfg.train.method} with rollout.reward {cfg.rollout.reward} has no such reward: "
+                          f"leave rollout.estimator at mc")
     if cfg.maskgan.mask_mode not in MASK_MODES:
         raise ConfigError(f"'maskgan.mask_mode' must be one of {', '.join(MASK_MODES)}, "
                           f"got {cfg.maskgan.mask_mode!r}")

@@ -28,6 +28,7 @@ from .models.latent import LatentLSTMPolicy
 from .models.maskgan import MaskGANDiscriminator, MaskGANGenerator
 from .models.policy import LSTMPolicy
 from .models.relational import RelationalMemoryPolicy
+from .models.value import PrefixValue, critic_advantages, value_loss
 from .rewards import Reward, make_reward, needs_data
 from .rollout import mc_rewards
 
@@ -192,6 +193,13 @@ class GeneratorLearner:
         self.mle_loss_sum = torch.zeros((), device=self.device)
         self.graphed_mle = GraphedStep(self._mle_step) if graphed else None  # plain MLE steps only
         self.critic: torch.nn.Module | None = None  # a frozen copy of D (set_critic), for relaxed GANs
+        # rollout.estimator critic: V(Y_1:t) in place of Eq. 4's rollouts, with its own optimizer
+        self.value_net: PrefixValue | None = None
+        if cfg.rollout.estimator == "critic":
+            self.value_net = PrefixValue(cfg.data.vocab_size, g.emb_dim, g.hidden_dim, cfg.data.start_token)
+            self.value_net.reset_parameters(g.init_std, torch.Generator().manual_seed(seed + 2))
+            self.value_net.to(self.device)
+            self.value_opt = torch.optim.Adam(self.value_net.parameters(), lr=cfg.rollout.critic_lr)
 
     def _pg_groups(self) -> list[dict[str, Any]]:
         """The `pg` optimizer's parameter groups: all of G at generator.adv_lr, but for MaskGAN's
@@ -281,6 +289,26 @@ class GeneratorLearner:
         """Eq. 8: one policy-gradient update of θ on `seqs` (B, T) with `rewards` (B, T)."""
         return self.update(policy_gradient_objective, seqs, rewards)
 
+    def critic_pg_step(self, seqs: Tensor) -> GenStep:
+        """rollout.estimator critic: Eq. 8 on `seqs` (B, T) with each token's advantage from the
+        value net (models/value.py) and D's score of the sequence (the copy from `set_critic`)
+        in place of Eq. 4's rewards; then one step of the value net toward D's scores."""
+        assert self.critic is not None and self.value_net is not None, "call set_critic first"
+        seqs = seqs.to(self.device)
+        with torch.no_grad():
+            scores = self.critic.prob_real(seqs)  # (B,)
+        values = self.value_net(seqs)  # (B, T + 1)
+        advantages = critic_advantages(values.detach(), scores)  # (B, T)
+        step = self.update(policy_gradient_objective, seqs, advantages)
+        loss = value_loss(values, scores, self.generator.mask(seqs))
+        self.value_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.value_net.parameters(), self.cfg.generator.grad_clip)
+        self.value_opt.step()
+        return GenStep(step.loss, step.grad_norm, {"gen/advantage_mean": advantages.mean().item(),
+                                                   "gen/d_score_mean": scores.mean().item(),
+                                                   "critic/loss": loss.item()})
+
     def update(self, objective: Callable[..., Tensor], *args: Any, optimizer: str = "pg") -> GenStep:
         """One step of θ down `objective(generator, *args)`, a scalar loss: backward, clip, and a
         step of the `pg` optimizer (rate generator.adv_lr) or the `mle` one (generator.lr).
@@ -336,7 +364,9 @@ class GeneratorLearner:
         return {"generator": self.generator.state_dict(),
                 "rollout_policy": self.rollout_policy.state_dict(),
                 "mle_opt": self.mle_opt.state_dict(), "pg_opt": self.pg_opt.state_dict(),
-                "rng": self.rng.get_state()}
+                "rng": self.rng.get_state(),
+                **({} if self.value_net is None else {"value_net": self.value_net.state_dict(),
+                                                      "value_opt": self.value_opt.state_dict()})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -347,6 +377,10 @@ class GeneratorLearner:
         for group, wanted in zip(self.pg_opt.param_groups, self._pg_groups()):
             group["lr"] = wanted["lr"]
         restore_rng(self.rng, state["rng"])
+        if self.value_net is not None and "value_net" in state:  # absent: a run that pretrained with mc
+            self.value_net.load_state_dict(state["value_net"])
+            self.value_opt.load_state_dict(state["value_opt"])
+            _set_lr(self.value_opt, self.cfg.rollout.critic_lr)
         if self.graphed_mle is not None:
             self.graphed_mle.reset()
 
