@@ -321,7 +321,8 @@ class MaskGANConfig:
     architecture, scores every token real or fake given the masked sequence; G steps by REINFORCE
     on the missing tokens with rewards log D_t and a critic's baseline. Its G and D are these
     models (generator.kind and discriminator.kind are not read; generator.lr is MaskMLE's rate,
-    generator.adv_lr G's, discriminator.lr D's, generator.grad_clip every clip)."""
+    generator.adv_lr G's, discriminator.lr D's, generator.grad_clip every clip; train.d_steps,
+    train.k_epochs and rollout.* are not read: maskgan.d_steps sets D's steps)."""
 
     hidden_dim: int = setting(32, above=0, role=SHAPE)
     """Units of every LSTM layer, and the embedding size, of G and D (the reference's PTB run: 650)."""
