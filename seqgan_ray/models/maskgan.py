@@ -92,8 +92,8 @@ class VDLSTM(nn.Module):
 
 
 class LuongAttention(nn.Module):
-    """Luong's attention, as the reference's: score h·(W_k e_s), context Σ α_s e_s, output
-    tanh(W_c [h; context])."""
+    """Luong's attention, as the reference's (tf.contrib's prepare_attention, "luong"): score
+    h·(W_k e_s), context Σ α_s e_s, output W_c [h; context] (no bias, no nonlinearity)."""
 
     def __init__(self, size: int):
         super().__init__()
@@ -103,7 +103,7 @@ class LuongAttention(nn.Module):
     def forward(self, h: Tensor, keys: Tensor, values: Tensor) -> Tensor:
         alpha = torch.softmax(torch.einsum("bh,bsh->bs", h, keys), dim=-1)  # (B, S)
         context = torch.einsum("bs,bsh->bh", alpha, values)
-        return torch.tanh(self.combine(torch.cat([h, context], dim=-1)))
+        return self.combine(torch.cat([h, context], dim=-1))
 
 
 class _Seq2Seq(nn.Module):
