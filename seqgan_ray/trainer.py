@@ -302,9 +302,10 @@ class Trainer:
         return stats
 
     def generator_samples(self, n: int) -> torch.Tensor:
-        """`n` samples of G_θ: from the learner, or, for LeakGAN, whose every token passes D, on
-        the rollout pool, given θ (with its copy of D) first."""
-        if not self.leaks:
+        """`n` samples of G_θ: from the learner, or on the rollout pool, given θ (with its copy of
+        D) first: for LeakGAN, whose every token passes D, and for an algorithm that says
+        `samples_on_pool = True` (MaskGAN: its pool is otherwise idle)."""
+        if not (self.leaks or getattr(self.algorithm, "samples_on_pool", False)):
             return self.learner.sample(n)
         self.pool.set_weights(self.learner.weights(), None)
         return self.pool.sample(n)

@@ -15,7 +15,9 @@ D rounds (`d_round` below). An adversarial iteration is train.g_steps times:
 
 Each role holds a copy of the other's network (D's copy of G for its fakes, G's copy of D for
 its rewards and the critic's features), refreshed before use; masks, samples and dropout come
-from the roles' checkpointed random streams, so a run resumes exactly.
+from the roles' checkpointed random streams, so a run resumes exactly. Evaluation's
+unconditional samples (every token masked) are drawn on the rollout pool, split between its
+actors; the held-out in-fills on the learner.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ def shortest_sentence_hides_nothing(real: Tensor, eos: int, present_rate: float)
 class MaskGAN:
     label = "adversarial (maskgan)"
     reads = ("maskgan",)  # of config.METHOD_SECTIONS
+    samples_on_pool = True  # evaluation's unconditional samples: drawn by the rollout actors, in parallel
 
     def check_task(self, cfg: Config, task) -> None:
         """Refuse a corpus whose sentences are too short for a mask to hide a word."""

@@ -29,7 +29,12 @@ def maskgan_config(**maskgan):
 def test_maskgan_runs_and_resumes_exactly(tmp_path, mode):
     cfg = maskgan_config(mask_mode=mode)
     task = load_task(cfg.data)
-    whole = train(cfg, task, local_roles(cfg), tmp_path / "whole")
+    roles = local_roles(cfg)
+    pool_samples = []
+    sample = roles.pool.sample
+    roles.pool.sample = lambda n: pool_samples.append(n) or sample(n)
+    whole = train(cfg, task, roles, tmp_path / "whole")
+    assert pool_samples and set(pool_samples) == {cfg.train.eval_samples}  # evaluation samples on the pool
     rows = read_metrics(tmp_path / "whole" / "metrics.jsonl")
     steps = [r for r in rows if "gen/reward_mean" in r]
     assert len(steps) == 3 and all(r["gen/reward_mean"] < 0 and math.isfinite(r["critic/loss"]) for r in steps)
