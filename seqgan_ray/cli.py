@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Train SeqGAN (Yu et al., AAAI 2017) on Ray: rollout actors compute Monte Carlo rewards with "
         "the delayed policy, a learner actor updates the generator, a discriminator actor trains "
         "the CNN. train.method picks the algorithm: seqgan, its MLE baselines (mle, scheduled_sampling), "
-        "the relaxed GANs relgan, gsgan and textgan (docs/relaxed.md), or leakgan (docs/leakgan.md). "
+        "the relaxed GANs relgan, gsgan and textgan (docs/relaxed.md), leakgan (docs/leakgan.md), or maskgan (docs/maskgan.md). "
         "With no arguments: a quick run of the "
         "synthetic task on an embedded local Ray.", 79)
     commands = "\n".join(f"  {name:<10} {line}" for name, line in COMMANDS.items())

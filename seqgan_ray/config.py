@@ -30,6 +30,8 @@ FEEDS = ("hard", "soft", "straight_through")  # relaxed.feed
 RESCALES = ("rank", "reference", "none")    # leakgan.rescale
 COSINES = ("token", "batch_mean")           # leakgan.cosine
 MATCHES = ("mmd", "mean")                   # textgan.match
+MASK_MODES = ("random", "contiguous")       # maskgan.mask_mode
+ESTIMATORS = ("mc", "critic")               # rollout.estimator
 
 # What a key's value touches, for the tools that compare configs (one role per key):
 SHAPE = "shape"              # the shapes of the saved tensors (and so pretraining): checkpoint.py
@@ -39,8 +41,8 @@ LENGTH = "length"            # how long the adversarial phase runs: a finished r
 OUTPUT = "output"            # where and how much is written, never a number: runs may differ in it
 SECTION_ROLES = {"data": PRETRAINING, "generator": PRETRAINING, "discriminator": PRETRAINING,
                  "rollout": ADVERSARIAL, "relaxed": ADVERSARIAL, "textgan": ADVERSARIAL, "leakgan": ADVERSARIAL,
-                 "train": PRETRAINING, "run": OUTPUT}  # unless a field says
-METHOD_SECTIONS = ("relaxed", "textgan", "leakgan")  # read only by the methods that say so (an algorithm's `reads`)
+                 "maskgan": ADVERSARIAL, "train": PRETRAINING, "run": OUTPUT}  # unless a field says
+METHOD_SECTIONS = ("relaxed", "textgan", "leakgan", "maskgan")  # read only by the methods that say so (an algorithm's `reads`)
 # Keys of the shared sections that only some methods read, also by their `reads` ("rollout": these)
 METHOD_KEYS = ("rollout.num_rollouts", "rollout.update_rate", "rollout.reward", "rollout.stride",
                "rollout.bleu_n", "train.sampling_step")
@@ -208,6 +210,14 @@ class RolloutConfig:
     chunk_rows: int = setting(0, min=0)
     """Rows of logits per sampling block; 0 picks about 5 MB of them, which stays in the
     CPU's cache (256 rows at V = 5000: 2-3x faster than 2048)."""
+    estimator: str = setting("mc", role=ADVERSARIAL)
+    """How Eq. 8 weighs each token: `mc`, Eq. 4's Monte Carlo rollouts; `critic`, MaskGAN's idea
+    applied to SeqGAN: a value net V(Y_1:t) (an LSTM of generator.hidden_dim on the learner)
+    learns to predict D's score of the completed sequence, and token t is weighed by its
+    advantage V(Y_1:t) − V(Y_1:t−1) (the last by D(Y) − V(Y_1:T−1)); no rollouts. Only with
+    train.method seqgan and rollout.reward discriminator (docs/maskgan.md)."""
+    critic_lr: float = setting(1e-3, above=0, what="a learning rate", role=ADVERSARIAL)
+    """Adam rate of the `critic` estimator's value net."""
 
 
 @dataclass
@@ -329,6 +339,40 @@ class LeakGANConfig:
 
 
 @dataclass
+class MaskGANConfig:
+    """MaskGAN (Fedus, Goodfellow, Dai, ICLR 2018), train.method maskgan (docs/maskgan.md): G, a
+    seq2seq LSTM with attention, fills in the masked tokens of a real sequence; D, the same
+    architecture, scores every token real or fake given the masked sequence; G steps by REINFORCE
+    on the missing tokens with rewards log D_t and a critic's baseline. Its G and D are these
+    models (generator.kind and discriminator.kind are not read; generator.lr is MaskMLE's rate,
+    generator.adv_lr G's, discriminator.lr D's, generator.grad_clip every clip; train.d_steps,
+    train.k_epochs and rollout.* are not read: maskgan.d_steps sets D's steps)."""
+
+    hidden_dim: int = setting(32, above=0, role=SHAPE)
+    """Units of every LSTM layer, and the embedding size, of G and D (the reference's PTB run: 650)."""
+    num_layers: int = setting(1, above=0, role=SHAPE)
+    """LSTM layers of each encoder and decoder (the reference: 2)."""
+    keep_prob: float = setting(0.5, above=0, max=1, role=PRETRAINING)
+    """G's variational dropout keep probability, when it is trained (the reference's PTB run: 0.33971)."""
+    d_keep_prob: float = setting(0.75, above=0, max=1, role=PRETRAINING)
+    """D's variational dropout keep probability, when it is trained (the reference's PTB run: 0.71940)."""
+    present_rate: float = setting(0.5, above=0, max=1, role=PRETRAINING)
+    """Share of the tokens shown to G and D; the rest are filled in (the reference: 0.5)."""
+    mask_mode: str = setting("random", role=PRETRAINING)
+    """`random` (each token missing with chance 1 − present_rate, the reference's default) or
+    `contiguous` (one block of (1 − present_rate)·n of a sentence's n words, the PTB command's)."""
+    discount: float = setting(0.89, min=0, max=1)
+    """γ of the discounted returns Σ_s γ^(s−t) r_s (the reference's PTB command: 0.89072)."""
+    advantage_clip: float = setting(5.0, above=0)
+    """The advantage (return − critic's value) is clipped to ± this (the reference: 5)."""
+    critic_lr: float = setting(5e-7, above=0, what="a learning rate")
+    """Adam rate of the critic's value head (the reference's PTB command: 5.18e-7)."""
+    d_steps: int = setting(2, above=0)
+    """D steps (a fresh real batch, mask and in-fill each) before every G step (the reference's
+    dis_train_iterations: 2 for PTB)."""
+
+
+@dataclass
 class TrainConfig:
     """The schedule of Algorithm 1. Defaults: a quick laptop run; see paper_synthetic.yaml."""
 
@@ -427,6 +471,7 @@ class Config:
     relaxed: RelaxedConfig = field(default_factory=RelaxedConfig)
     textgan: TextGANConfig = field(default_factory=TextGANConfig)
     leakgan: LeakGANConfig = field(default_factory=LeakGANConfig)
+    maskgan: MaskGANConfig = field(default_factory=MaskGANConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
@@ -697,6 +742,7 @@ def validate(cfg: Config, *, check_reads: bool | set[str] = True) -> None:
                           f"(discriminator) for train.method textgan: its G draws a code that D reconstructs "
                           f"from its CNN features, got {', '.join(str(_get(cfg, k)) for k in keys)}")
     _validate_leakgan(cfg)
+    _validate_maskgan(cfg)
     if cfg.discriminator.precision not in PRECISIONS:
         raise ConfigError(f"'discriminator.precision' must be one of {', '.join(PRECISIONS)}, "
                           f"got {cfg.discriminator.precision!r}")
@@ -752,6 +798,29 @@ def _validate_leakgan(cfg: Config) -> None:
     if conflicts:
         raise ConfigError("; ".join(conflicts) if len(conflicts) == 1 else
                           f"{len(conflicts)} settings cannot work with train.method leakgan: " + "; ".join(conflicts))
+
+
+def _validate_maskgan(cfg: Config) -> None:
+    """MaskGAN's settings: a known mask mode, and no other model kind asked for."""
+    if cfg.rollout.estimator not in ESTIMATORS:
+        raise ConfigError(f"'rollout.estimator' must be one of {', '.join(ESTIMATORS)}, got {cfg.rollout.estimator!r}")
+    if cfg.rollout.estimator == "critic" and (cfg.train.method != "seqgan" or cfg.rollout.reward != "discriminator"):
+        raise ConfigError(f"'rollout.estimator: critic' replaces Eq. 4's per-token Monte Carlo rewards of "
+                          f"train.method seqgan scored by D (rollout.reward discriminator); train.method "
+                          f"{cfg.train.method} with rollout.reward {cfg.rollout.reward} has no such reward: "
+                          f"leave rollout.estimator at mc")
+    if cfg.maskgan.mask_mode not in MASK_MODES:
+        raise ConfigError(f"'maskgan.mask_mode' must be one of {', '.join(MASK_MODES)}, "
+                          f"got {cfg.maskgan.mask_mode!r}")
+    if cfg.train.method != "maskgan":
+        return
+    for key, default in (("generator.kind", "lstm"), ("discriminator.kind", "cnn")):
+        if _get(cfg, key) != default:
+            raise ConfigError(f"'{key}' is not read by train.method maskgan, whose G and D are its seq2seq "
+                              f"models (maskgan.hidden_dim, maskgan.num_layers): remove it")
+    if cfg.train.pretrain_workers:
+        raise ConfigError("'train.pretrain_workers' must be 0 with train.method maskgan (its MaskMLE draws "
+                          "masks in the learner)")
 
 
 def unread_keys(cfg: Config, keys: set[str] | None = None) -> dict[str, str]:

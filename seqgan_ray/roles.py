@@ -25,8 +25,10 @@ from .losses import discriminator_loss, mle_loss, output_l2, policy_gradient_los
 from .models.discriminator import Discriminator, RelGANDiscriminator
 from .models.leakgan import LeakGANPolicy
 from .models.latent import LatentLSTMPolicy
+from .models.maskgan import MaskGANDiscriminator, MaskGANGenerator
 from .models.policy import LSTMPolicy
 from .models.relational import RelationalMemoryPolicy
+from .models.value import PrefixValue, critic_advantages, value_loss
 from .rewards import Reward, make_reward, needs_data
 from .rollout import mc_rewards
 
@@ -59,12 +61,23 @@ def restore_rng(rng: torch.Generator, state: Tensor) -> None:
         rng.manual_seed(int.from_bytes(hashlib.sha256(state.numpy().tobytes()).digest()[:8], "little"))
 
 
+def uses_maskgan_models(cfg: Config) -> bool:
+    """Whether G and D are MaskGAN's seq2seq models (train.method maskgan)."""
+    return cfg.train.method == "maskgan"
+
+
 def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
     """G as generator.kind says: SeqGAN's LSTM, TextGAN's LSTM with a latent code, RelGAN's
-    relational memory or LeakGAN's Manager and Worker (the same API)."""
+    relational memory or LeakGAN's Manager and Worker (the same API); MaskGAN's seq2seq in-filler
+    with train.method maskgan."""
     d, g = cfg.data, cfg.generator
     eos = d.eos_token if d.eos_token >= 0 else None
-    if g.kind == "leakgan":
+    if uses_maskgan_models(cfg):
+        mc = cfg.maskgan
+        policy = MaskGANGenerator(d.vocab_size, mc.hidden_dim, d.seq_len, d.start_token, layers=mc.num_layers,
+                                  keep=mc.keep_prob, eos_token=eos, present_rate=mc.present_rate,
+                                  mask_mode=mc.mask_mode)
+    elif g.kind == "leakgan":
         lc = cfg.leakgan
         policy = LeakGANPolicy(d.vocab_size, g.emb_dim, g.hidden_dim, d.seq_len, d.start_token,
                                discriminator=make_discriminator(cfg, 0), goal_size=lc.goal_size,
@@ -88,6 +101,12 @@ def make_discriminator(cfg: Config, seed: int) -> Discriminator | RelGANDiscrimi
     """D as discriminator.kind says: SeqGAN's CNN or RelGAN's. Facing a generator with a latent
     code (generator.kind latent_lstm), the CNN has a head that reconstructs the code (TextGAN)."""
     dc = cfg.discriminator
+    if uses_maskgan_models(cfg):
+        mc, d = cfg.maskgan, cfg.data
+        disc = MaskGANDiscriminator(d.vocab_size, mc.hidden_dim, d.start_token, layers=mc.num_layers,
+                                    keep=mc.d_keep_prob, eos_token=d.eos_token if d.eos_token >= 0 else None)
+        disc.reset_parameters(cfg.generator.init_std, torch.Generator().manual_seed(seed))
+        return disc
     if dc.kind == "relgan":
         return RelGANDiscriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim, num_rep=dc.num_rep,
                                    filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
@@ -105,6 +124,7 @@ def cpu_state(module: torch.nn.Module) -> StateDict:
 class GenStep(NamedTuple):
     loss: float
     grad_norm: float
+    stats: dict[str, float] | None = None  # what an objective returned besides its loss
 
 
 def policy_gradient_objective(generator: LSTMPolicy, seqs: Tensor, rewards: Tensor) -> Tensor:
@@ -120,7 +140,9 @@ def mle_step(generator: LSTMPolicy, opt: torch.optim.Optimizer, batch: Tensor, g
     (whose `sync_gradients` averages the gradients across workers before the clip). With
     `sampling_prob` > 0, scheduled sampling. Returns the loss, detached, on the device: no host
     sync, so on a GPU the step can be recorded into a CUDA graph."""
-    if isinstance(generator, LeakGANPolicy):  # the Worker by MLE, the Manager to the real feature moves
+    if isinstance(generator, MaskGANGenerator):  # MaskMLE: the missing tokens of a fresh mask
+        objective = loss = generator.mask_mle_loss(batch, generator=rng)
+    elif isinstance(generator, LeakGANPolicy):  # the Worker by MLE, the Manager to the real feature moves
         terms = generator.leak_terms(batch)
         loss = mle_loss(terms.log_probs, generator.mask(batch))
         objective = loss - terms.manager_cos.mean()
@@ -172,14 +194,32 @@ class GeneratorLearner:
         self.rollout_policy = copy.deepcopy(self.generator).requires_grad_(False)  # β
         g = cfg.generator
         # a latent code is drawn in every MLE step, from a stream the recorded graph does not hold
-        graphed = self.device.type == "cuda" and cfg.train.cuda_graphs and g.kind != "latent_lstm"
+        # (MaskGAN's MLE draws a mask every step, likewise)
+        graphed = (self.device.type == "cuda" and cfg.train.cuda_graphs and g.kind != "latent_lstm"
+                   and not uses_maskgan_models(cfg))
         self.mle_opt = torch.optim.Adam(self.generator.parameters(), lr=g.lr, fused=True, capturable=graphed)
-        self.pg_opt = torch.optim.Adam(self.generator.parameters(), lr=g.adv_lr, fused=True)
+        self.pg_opt = torch.optim.Adam(self._pg_groups(), lr=g.adv_lr, fused=True)
         self.rng = torch.Generator(self.device).manual_seed(seed + 1)
         self.data: Tensor | None = None
         self.mle_loss_sum = torch.zeros((), device=self.device)
         self.graphed_mle = GraphedStep(self._mle_step) if graphed else None  # plain MLE steps only
         self.critic: torch.nn.Module | None = None  # a frozen copy of D (set_critic), for relaxed GANs
+        # rollout.estimator critic: V(Y_1:t) in place of Eq. 4's rollouts, with its own optimizer
+        self.value_net: PrefixValue | None = None
+        if cfg.rollout.estimator == "critic":
+            self.value_net = PrefixValue(cfg.data.vocab_size, g.emb_dim, g.hidden_dim, cfg.data.start_token)
+            self.value_net.reset_parameters(g.init_std, torch.Generator().manual_seed(seed + 2))
+            self.value_net.to(self.device)
+            self.value_opt = torch.optim.Adam(self.value_net.parameters(), lr=cfg.rollout.critic_lr)
+
+    def _pg_groups(self) -> list[dict[str, Any]]:
+        """The `pg` optimizer's parameter groups: all of G at generator.adv_lr, but for MaskGAN's
+        critic head, at maskgan.critic_lr."""
+        if not isinstance(self.generator, MaskGANGenerator):
+            return [{"params": list(self.generator.parameters()), "lr": self.cfg.generator.adv_lr}]
+        gen, critic = self.generator.clip_groups()
+        return [{"params": gen, "lr": self.cfg.generator.adv_lr},
+                {"params": critic, "lr": self.cfg.maskgan.critic_lr}]
 
     def set_critic(self, discriminator: StateDict) -> None:
         """Hold a frozen copy of D_φ with these weights, through which `adversarial_step`'s
@@ -277,17 +317,50 @@ class GeneratorLearner:
         """Eq. 8: one policy-gradient update of θ on `seqs` (B, T) with `rewards` (B, T)."""
         return self.update(policy_gradient_objective, seqs, rewards)
 
+    def critic_pg_step(self, seqs: Tensor) -> GenStep:
+        """rollout.estimator critic: Eq. 8 on `seqs` (B, T) with each token's advantage from the
+        value net (models/value.py) and D's score of the sequence (the copy from `set_critic`)
+        in place of Eq. 4's rewards; then one step of the value net toward D's scores."""
+        assert self.critic is not None and self.value_net is not None, "call set_critic first"
+        seqs = seqs.to(self.device)
+        with torch.no_grad():
+            scores = self.critic.prob_real(seqs)  # (B,)
+        values = self.value_net(seqs)  # (B, T + 1)
+        advantages = critic_advantages(values.detach(), scores)  # (B, T)
+        step = self.update(policy_gradient_objective, seqs, advantages)
+        loss = value_loss(values, scores, self.generator.mask(seqs))
+        self.value_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.value_net.parameters(), self.cfg.generator.grad_clip)
+        self.value_opt.step()
+        return GenStep(step.loss, step.grad_norm, {"gen/advantage_mean": advantages.mean().item(),
+                                                   "gen/d_score_mean": scores.mean().item(),
+                                                   "critic/loss": loss.item()})
+
     def update(self, objective: Callable[..., Tensor], *args: Any, optimizer: str = "pg",
                rescale: float = 0.0) -> GenStep:
         """One step of θ down `objective(generator, *args)`, a scalar loss: backward, clip (or,
         with `rescale` > 0, rescale the gradient to that global norm), and a
         step of the `pg` optimizer (rate generator.adv_lr) or the `mle` one (generator.lr).
         Tensors among `args` are moved to the learner's device. How an algorithm updates G its
-        own way: on a Ray actor, `objective` travels by reference (a module-level function)."""
+        own way: on a Ray actor, `objective` travels by reference (a module-level function).
+        An objective may return (loss, stats): a dict of floats, handed back in GenStep.stats."""
         args = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
         loss = objective(self.generator, *args)
+        loss, stats = loss if isinstance(loss, tuple) else (loss, None)
         norm = self._apply(loss, {"pg": self.pg_opt, "mle": self.mle_opt}[optimizer], rescale)
-        return GenStep(loss.item(), float(norm))
+        return GenStep(loss.item(), float(norm), stats)
+
+    @torch.no_grad()
+    def infill(self, seqs: Tensor, present: Tensor) -> Tensor:
+        """MaskGAN: `seqs` (B, T) with the tokens where `present` is False sampled by G_θ (no
+        dropout), from this role's stream."""
+        return self.generator.infill(seqs.to(self.device), present.to(self.device), generator=self.rng)[0].cpu()
+
+    @torch.no_grad()
+    def masked_nll(self, seqs: Tensor, present: Tensor) -> float:
+        """MaskGAN: G_θ's mean NLL of the missing tokens of `seqs` given the present ones (teacher forced)."""
+        return float(self.generator.masked_nll(seqs.to(self.device), present.to(self.device)))
 
     def load_pretrained(self, generator: StateDict, mle_opt: dict[str, Any]) -> None:
         """θ and the MLE optimizer from pretraining done elsewhere (Ray Train)."""
@@ -321,7 +394,9 @@ class GeneratorLearner:
         return {"generator": self.generator.state_dict(),
                 "rollout_policy": self.rollout_policy.state_dict(),
                 "mle_opt": self.mle_opt.state_dict(), "pg_opt": self.pg_opt.state_dict(),
-                "rng": self.rng.get_state()}
+                "rng": self.rng.get_state(),
+                **({} if self.value_net is None else {"value_net": self.value_net.state_dict(),
+                                                      "value_opt": self.value_opt.state_dict()})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.load_state_dict(state["generator"])
@@ -329,8 +404,13 @@ class GeneratorLearner:
         self.mle_opt.load_state_dict(state["mle_opt"])
         self.pg_opt.load_state_dict(state["pg_opt"])
         _set_lr(self.mle_opt, self.cfg.generator.lr)  # the config's rates win (a sweep may change them)
-        _set_lr(self.pg_opt, self.cfg.generator.adv_lr)
+        for group, wanted in zip(self.pg_opt.param_groups, self._pg_groups()):
+            group["lr"] = wanted["lr"]
         restore_rng(self.rng, state["rng"])
+        if self.value_net is not None and "value_net" in state:  # absent: a run that pretrained with mc
+            self.value_net.load_state_dict(state["value_net"])
+            self.value_opt.load_state_dict(state["value_opt"])
+            _set_lr(self.value_opt, self.cfg.rollout.critic_lr)
         if self.graphed_mle is not None:
             self.graphed_mle.reset()
 
@@ -380,6 +460,27 @@ class DiscriminatorTrainer:
             torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.relaxed.grad_clip)
         self.opt.step()
         return loss.item()
+
+    def objective_steps(self, objective: Callable[..., tuple[Tensor, dict[str, float]]], batches: Tensor,
+                        *args: Any) -> dict[str, float]:
+        """One step of φ for each of `batches` (k, B, T), down `objective(discriminator, generator,
+        rng, batch, *args)` → (loss, stats), `generator` the copy of G from `set_opponent`: backward,
+        clip at generator.grad_clip, Adam (discriminator.lr). Returns the mean of the loss
+        ("loss") and of each stat over the steps (MaskGAN's D rounds: one call, many steps)."""
+        assert self.opponent is not None, "call set_opponent first"
+        d = self.discriminator
+        d.train()
+        totals: dict[str, float] = {}
+        for batch in batches.to(self.device):
+            args_ = tuple(a.to(self.device) if isinstance(a, Tensor) else a for a in args)
+            loss, stats = objective(d, self.opponent, self.rng, batch, *args_)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(d.parameters(), self.cfg.generator.grad_clip)
+            self.opt.step()
+            for key, value in {"loss": loss.item(), **stats}.items():
+                totals[key] = totals.get(key, 0.0) + value / len(batches)
+        return totals
 
     def set_data(self, real: Tensor) -> None:
         self.real = real.to(self.device)

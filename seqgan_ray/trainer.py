@@ -117,6 +117,8 @@ class Trainer:
         check_task(cfg, task)
         self.num_real = real_per_round(cfg, task)  # None: the whole training set, held by D
         self.algorithm = load_algorithm(cfg.train.method)()  # a bad name fails here, not midway
+        if hasattr(self.algorithm, "check_task"):  # e.g. MaskGAN: sentences too short to mask
+            self.algorithm.check_task(cfg, task)
         # whether the reward scores with D (so D trains), and whether it needs the data
         self.reward_uses_discriminator = uses_discriminator(cfg.rollout.reward)
         self._reward_needs_data = needs_data(cfg.rollout.reward)
@@ -306,7 +308,10 @@ class Trainer:
 
     def d_round(self, epochs: int, fake: torch.Tensor | None = None) -> Any:
         """One round of D (Eq. 5): train.num_negatives fresh samples of G (or `fake`) against the
-        real sequences, `epochs` passes; returns the role's DiscStats. LeakGAN's G gets the new D."""
+        real sequences, `epochs` passes; returns the role's DiscStats. LeakGAN's G gets the new D.
+        An algorithm with its own `d_round` (MaskGAN's per-token D) trains D its way."""
+        if hasattr(self.algorithm, "d_round"):
+            return self.algorithm.d_round(self, epochs)
         if fake is None:
             fake = self.generator_samples(self.cfg.train.num_negatives)
         stats = self.disc.train(fake, epochs, self.real_for_d())
@@ -315,9 +320,10 @@ class Trainer:
         return stats
 
     def generator_samples(self, n: int) -> torch.Tensor:
-        """`n` samples of G_θ: from the learner, or, for LeakGAN, whose every token passes D, on
-        the rollout pool, given θ (with its copy of D) first."""
-        if not self.leaks:
+        """`n` samples of G_θ: from the learner, or on the rollout pool, given θ (with its copy of
+        D) first: for LeakGAN, whose every token passes D, and for an algorithm that says
+        `samples_on_pool = True` (MaskGAN: its pool is otherwise idle)."""
+        if not (self.leaks or getattr(self.algorithm, "samples_on_pool", False)):
             return self.learner.sample(n)
         self.pool.set_weights(self.learner.weights(), None)
         return self.pool.sample(n)
@@ -347,11 +353,11 @@ class Trainer:
         t0 = time.perf_counter()
         samples = self.generator_samples(self.cfg.train.eval_samples)
         metrics = self.task.evaluate(samples, self.learner.nll)
+        if hasattr(self.algorithm, "evaluate"):  # the method's own (MaskGAN's in-fills, a relaxed GAN's sampler)
+            metrics.update(self.algorithm.evaluate(self, step, samples))
         check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
         if self.trains_d:
             metrics.update(self.d_heldout(samples, step))
-        if self.phase == "adversarial" and hasattr(self.algorithm, "evaluate"):  # the method's own metrics
-            metrics.update(self.algorithm.evaluate(self, step))
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
         self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})

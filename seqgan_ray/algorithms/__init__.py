@@ -4,7 +4,7 @@ An algorithm is what happens in one adversarial iteration, given the roles; the 
 (seqgan_ray.trainer) owns everything else: pretraining, evaluation, logging, checkpoints and
 resume. The built-in ones: `seqgan` (Algorithm 1 of the paper), the paper's MLE
 baselines `mle` and `scheduled_sampling`, the relaxed GANs `relgan` and `gsgan`
-(relaxed.py), `textgan` (textgan.py) and `leakgan` (leakgan.py). Your own plugs in without an edit here, either
+(relaxed.py), `textgan` (textgan.py), `leakgan` (leakgan.py) and `maskgan` (maskgan.py). Your own plugs in without an edit here, either
 registered by name from your code
 
     from seqgan_ray.algorithms import register
@@ -37,6 +37,7 @@ class Context(Protocol):
     pool: Any           # a rollout pool: rewards (Eq. 4), set_weights
     reward_uses_discriminator: bool  # rollout.reward scores with D (then D is to be trained)
     rollout_restarts: int            # rollout actor restarts so far, over the whole run
+    phase: str                       # "pretrain_g", "pretrain_d" or "adversarial": where the schedule is
 
     def mle_epoch(self, sampling_prob: float = 0.0) -> float:
         """One MLE epoch of G over the whole training data (streamed from a corpus); mean NLL."""
@@ -75,8 +76,12 @@ class Algorithm(Protocol):
         """Adversarial iteration `it` (1-based): its metrics (logged as they are) and a short
         note for the progress line. Check what can go NaN with `check_finite`."""
 
-    # Optional: `evaluate(self, ctx, it) -> dict[str, float]`, metrics of the method's own that the
-    # trainer adds to each adversarial evaluation (the relaxed GANs: eval/sampler_oracle_nll).
+    # Optional, looked up with getattr by the trainer (MaskGAN has them all):
+    #   check_task(cfg, task): refuse a task the method cannot train on (a ConfigError), before any work;
+    #   d_round(ctx, epochs) -> DiscStats: a D round its own way (pretraining's too), for a D that
+    #       is not SeqGAN's sequence classifier;
+    #   evaluate(ctx, step, samples) -> dict: metrics added to every evaluation (`samples`: its G
+    #       samples; ctx.phase says which phase: the relaxed GANs' eval/sampler_oracle_nll is adversarial only).
 
 
 def register(name: str) -> Callable[[type], type]:
@@ -115,8 +120,9 @@ def describe(cfg: Config) -> str:
     own = method.defaults(cfg) if hasattr(method, "defaults") else {}
     section = lambda k: getattr(getattr(cfg, k.partition(".")[0]), k.partition(".")[2])
     settings = ", ".join(f"{k}={section(k)}" for k in own if k not in ("generator.kind", "discriminator.kind"))
-    return (f"method {cfg.train.method}: generator {g.kind} ({gen}, embedding {g.emb_dim}), discriminator "
-            f"{d.kind} ({disc}, embedding {d.emb_dim})" + (f"; its settings: {settings}" if settings else ""))
+    models = (method.models(cfg) if hasattr(method, "models") else  # a method with models of its own
+              f"generator {g.kind} ({gen}, embedding {g.emb_dim}), discriminator {d.kind} ({disc}, embedding {d.emb_dim})")
+    return f"method {cfg.train.method}: {models}" + (f"; its settings: {settings}" if settings else "")
 
 
 class NumericalError(RuntimeError):
@@ -145,4 +151,4 @@ def is_relaxed(name: str) -> bool:
 
 
 # The built-in algorithms register themselves, seqgan first (the order error messages list).
-from . import seqgan, baselines, relaxed, textgan, leakgan  # noqa: E402, F401, I001
+from . import seqgan, baselines, relaxed, textgan, leakgan, maskgan  # noqa: E402, F401, I001

@@ -83,8 +83,10 @@ class Relaxed:
         ctx.learner.set_critic(ctx.disc.weights())
         ctx.disc.set_opponent(ctx.learner.weights())
 
-    def evaluate(self, ctx: Context, it: int) -> dict[str, float]:
-        """Beside the trainer's evaluation of iteration `it`: the trained sampler's NLL-oracle."""
+    def evaluate(self, ctx: Context, it: int, samples: Tensor) -> dict[str, float]:
+        """Beside the trainer's evaluation of adversarial iteration `it`: the trained sampler's NLL-oracle."""
+        if ctx.phase != "adversarial":
+            return {}
         _, feed, start = self.settings(ctx.cfg)
         return sampler_oracle_nll(ctx, it, feed, inverse_temperature(ctx.cfg, it - 1, start))
 

@@ -1,5 +1,6 @@
 """SeqGAN (Yu et al. 2017), Algorithm 1's adversarial loop: policy gradient with Monte Carlo
-rollout rewards, a delayed rollout policy, then D training."""
+rollout rewards, a delayed rollout policy, then D training. With rollout.estimator critic, a
+value net on the learner weighs each token instead of the rollouts (roles.critic_pg_step)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ class SeqGAN:
         """β ← θ when the phase begins; the rollout workers get β (and φ, when the reward is D's)."""
         if fresh:
             ctx.learner.sync_rollout_policy()
+        if ctx.cfg.rollout.estimator == "critic":  # the learner scores with its copy of D
+            ctx.learner.set_critic(ctx.disc.weights())
+            return
         ctx.pool.set_weights(ctx.learner.rollout_weights(),
                              ctx.disc.weights() if ctx.reward_uses_discriminator else None)
 
@@ -28,6 +32,8 @@ class SeqGAN:
         learner, disc, pool = ctx.learner, ctx.disc, ctx.pool
         times = dict.fromkeys(("time/sample_s", "time/rollout_s", "time/g_update_s"), 0.0)
         rewards_mean = pg_loss = 0.0
+        if cfg.rollout.estimator == "critic":
+            return self.critic_iteration(ctx, it)
         for _ in range(tc.g_steps):
             t0 = time.perf_counter()
             seqs = learner.sample(cfg.generator.batch_size)      # (B, T)
@@ -58,3 +64,26 @@ class SeqGAN:
         if d is not None:
             metrics.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})
         return metrics, f"reward {rewards_mean:.2g}"
+
+    def critic_iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
+        """rollout.estimator critic: g_steps × (sample, Eq. 8 weighed by the value net's
+        advantages, a value-net step); d_steps × D training; the learner's copy of D refreshed."""
+        cfg, tc = ctx.cfg, ctx.cfg.train
+        totals: dict[str, float] = {}
+        t0 = time.perf_counter()
+        for _ in range(tc.g_steps):
+            step = ctx.learner.critic_pg_step(ctx.learner.sample(cfg.generator.batch_size))
+            check_finite("adversarial", it, **{"policy-gradient loss": step.loss,
+                                               "generator gradient norm": step.grad_norm})
+            for key, value in {"gen/pg_loss": step.loss, **step.stats}.items():
+                totals[key] = totals.get(key, 0.0) + value / tc.g_steps
+        t1 = time.perf_counter()
+        d = None
+        for _ in range(tc.d_steps):
+            d = ctx.d_round(tc.k_epochs)
+            check_finite("adversarial", it, **{"discriminator loss": d.loss})
+        if d is not None:
+            ctx.learner.set_critic(ctx.disc.weights())
+            totals.update({"disc/loss": d.loss, "disc/acc_real": d.acc_real, "disc/acc_fake": d.acc_fake})
+        totals.update({"time/g_update_s": t1 - t0, "time/d_train_s": time.perf_counter() - t1})
+        return totals, f"D {totals['gen/d_score_mean']:.2g}"

@@ -35,7 +35,8 @@ from ..config import (PRETRAINING, SHAPE, Config, ConfigError, all_keys, config_
 KINDS = ("choice", "grid", "uniform", "loguniform", "randint")
 SEARCH_ALGS = ("random", "optuna")
 METRICS = ("eval/oracle_nll", "eval/nll_test", *(f"eval/{m}{n}" for m in ("bleu", "self_bleu") for n in range(2, 6)),
-           "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake")
+           "gen/reward_mean", "gen/pg_loss", "disc/loss", "disc/acc_real", "disc/acc_fake",
+           "eval/infill_oracle_nll", "eval/infill_nll_test", "eval/unique_4gram_share")  # the last three: MaskGAN's
 # Keys whose change alters pretraining; a search over any of them pretrains in every trial.
 PRETRAINING_KEYS = keys_with(SHAPE, PRETRAINING)
 
@@ -121,8 +122,8 @@ def _search_alg(sweep: SweepConfig):
 
 def reported_metrics(cfg: Config) -> tuple[str, ...]:
     """What a trial of `cfg` reports after every iteration that a sweep can select by: its task's
-    evaluation and its method's metrics (the algorithm's `reports`; an algorithm of your own that
-    does not say: any of METRICS)."""
+    evaluation and its method's metrics (the algorithm's `reports`, its own evaluation's too; an
+    algorithm of your own that does not say: any of METRICS)."""
     from ..algorithms import load_algorithm
     from ..tasks.text import BLEU_ORDERS
 

@@ -73,7 +73,8 @@ def test_every_key_has_a_role_and_the_derived_key_lists_are_what_the_tools_need(
     assert SHAPE_KEYS == ("data.vocab_size", "data.seq_len", "generator.kind", "generator.emb_dim",
                           "generator.hidden_dim", "generator.latent_dim", "generator.mem_slots", "generator.head_size", "generator.num_heads",
                           "discriminator.kind", "discriminator.num_rep", "discriminator.emb_dim",
-                          "discriminator.filter_sizes", "discriminator.num_filters", "leakgan.goal_size")
+                          "discriminator.filter_sizes", "discriminator.num_filters", "leakgan.goal_size",
+                          "maskgan.hidden_dim", "maskgan.num_layers")
     assert set(SHAPE_KEYS) <= set(PRETRAINING_KEYS) and "generator.lr" in PRETRAINING_KEYS
     assert not any(k.startswith(("rollout.", "relaxed.", "textgan.")) for k in PRETRAINING_KEYS) and "generator.adv_lr" not in PRETRAINING_KEYS
     assert TRIVIA == {"run.progress", "run.out_dir", "run.name", "run.num_samples_saved", "train.adv_iterations",

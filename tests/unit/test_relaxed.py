@@ -220,8 +220,10 @@ def test_the_trained_samplers_oracle_nll_is_logged_beside_the_policys(tmp_path):
     class Ctx:
         pass
     ctx = Ctx()
-    ctx.cfg, ctx.task, ctx.learner = cfg, task, learner
-    m = GSGAN().evaluate(ctx, 1)
+    ctx.cfg, ctx.task, ctx.learner, ctx.phase = cfg, task, learner, "pretrain_g"
+    assert GSGAN().evaluate(ctx, 1, None) == {}  # the sampler's NLL-oracle: adversarial iterations only
+    ctx.phase = "adversarial"
+    m = GSGAN().evaluate(ctx, 1, None)
     expected = task.oracle.sequence_nll(learner.sample_relaxed(cfg.train.eval_samples, 0.2, feed="soft",
                                                                seed=cfg.run.seed + 1)).mean().item()
     assert m["eval/sampler_oracle_nll"] == pytest.approx(expected)
