@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import (ADVERSARIAL, LENGTH, OUTPUT, Config, ConfigError, all_keys, keys_with, load_config,
+from ..config import (ADVERSARIAL, LENGTH, OUTPUT, PRETRAINING, SHAPE, Config, ConfigError, all_keys, keys_with, load_config,
                       load_with_section, resolve, save_config, set_key, validate)
 
 # Keys that may differ between a run on disk and the reproduce file: where and how much is
@@ -46,6 +46,7 @@ TRIVIA = frozenset(keys_with(OUTPUT, LENGTH))
 OWN_D_PRETRAINING = ("train.pretrain_d_rounds", "train.pretrain_d_epochs")
 # ... and for the shared pretraining, the adversarial phase's settings too.
 UNCHECKED = TRIVIA | frozenset(keys_with(ADVERSARIAL))
+SHARED_PRETRAINING = frozenset(keys_with(SHAPE, PRETRAINING))  # what the runs on one pretraining share
 
 
 def _default_temperatures() -> tuple[float, ...]:
@@ -171,8 +172,9 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
         # keys the shared sections set for other runs' methods are not this run's to refuse; its own are
         if "config" in (rep.runs[name] or {}):  # load_config gave its file's method its defaults
             validate(cfg, check_reads=set(changes))
-        else:
-            resolve(cfg, given | set(changes), check_reads=set(changes))
+        else:  # a run on the shared pretraining takes its method's defaults for the other keys only
+            shared = set() if own else SHARED_PRETRAINING
+            resolve(cfg, given | set(changes) | shared, check_reads=set(changes))
         if own and (diff := [k for k, v in cfg.data.__dict__.items() if getattr(base.data, k) != v]):
             raise ConfigError(f"{where}reproduce.runs.{name}: data.{diff[0]} differs from the shared sections' "
                               f"({getattr(cfg.data, diff[0])!r} against {getattr(base.data, diff[0])!r}): every run "

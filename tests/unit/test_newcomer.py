@@ -313,3 +313,18 @@ def test_a_search_algorithm_that_cannot_work_is_refused(tmp_path, tune, message)
     path.write_text(yaml.safe_dump({"tune": sweep}))
     with pytest.raises(ConfigError, match=message):
         load_sweep(path)
+
+
+def test_a_reproduce_run_on_the_shared_pretraining_keeps_its_models_and_takes_the_method_rest(tmp_path):
+    from seqgan_ray.experiments.reproduce import load_plan
+
+    path = tmp_path / "r.yaml"
+    runs = {"mle": {"train.method": "mle"}, "relgan_lstm": {"train.method": "relgan"},
+            "relgan": {"train.method": "relgan"}}
+    path.write_text(yaml.safe_dump({"reproduce": {"runs": runs, "standalone": ["relgan"], "seeds": [0],
+                                                  "out_dir": str(tmp_path / "runs"), "report": str(tmp_path / "r.md")}}))
+    plan = load_plan(path)
+    shared, own = plan.run_configs["relgan_lstm"], plan.run_configs["relgan"]
+    assert (shared.generator.kind, shared.discriminator.kind, shared.train.pretrain_d_rounds) == ("lstm", "cnn", 3)
+    assert shared.generator.adv_lr == own.generator.adv_lr == 1e-4  # the method's adversarial rate all the same
+    assert (own.generator.kind, own.discriminator.kind, own.train.pretrain_d_rounds) == ("relational_memory", "relgan", 0)
