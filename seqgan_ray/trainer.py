@@ -136,10 +136,11 @@ class Trainer:
         # LeakGAN: G samples through a copy of D, refreshed after every D round; pretraining interleaved
         self.leaks = cfg.generator.kind == "leakgan"
         self.interleaved = bool(getattr(self.algorithm, "interleaved_pretraining", False))
-        # whether the method trains D (eval/d_heldout_acc is reported): not the MLE baselines, nor
-        # SeqGAN with a reward that does not score with D
-        self.trains_d = cfg.train.method not in BASELINES and (self.reward_uses_discriminator
-                                                               or cfg.train.method != "seqgan")
+        # whether the method trains a sequence-classifying D (eval/d_heldout_acc is reported): not the
+        # MLE baselines, nor SeqGAN with a reward that does not score with D, nor a method whose D
+        # is of another kind and trained its own way (MaskGAN's per-token D: its `d_round`)
+        self.trains_d = (cfg.train.method not in BASELINES and not hasattr(self.algorithm, "d_round")
+                         and (self.reward_uses_discriminator or cfg.train.method != "seqgan"))
 
     # ------------------------------------------------------------------ the schedule
 
