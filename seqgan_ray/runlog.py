@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,13 @@ class RunLog:
         if not self._file.closed:
             self._file.close()
             self._tb.close()
+
+    @staticmethod
+    def reset(run_dir: Path) -> None:
+        """A run started afresh: drop the records (and TensorBoard events) of an earlier start
+        that never reached a checkpoint, so that every step is recorded once."""
+        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
 
     @staticmethod
     def truncate(run_dir: Path, lines: int) -> None:

@@ -68,25 +68,42 @@ def test_checkpoints_by_wall_time_as_well_as_by_step(tmp_path):
     assert metrics[0] == metrics[1e-6]  # checkpointing draws no random numbers
 
 
-def test_rollout_restarts_carry_across_a_resume(tmp_path):
-    """summary.json's rollout_restarts counts the whole run's: a resumed run starts from the
-    checkpoint's count (a checkpoint written before the count was kept reads as 0)."""
+def test_restarts_and_wall_time_add_up_over_every_attempt_from_events(tmp_path):
+    """summary.json's totals count the whole run from events.jsonl, every attempt's; a run
+    from before events.jsonl resumes from its checkpoint's totals (a checkpoint written
+    before rollout_restarts was kept reads as 0)."""
     cfg = faults_config()
     task = load_task(cfg.data)
-    for kept in (True, False):
-        run = tmp_path / ("kept" if kept else "old")
+    for case in ("events", "checkpoint", "old"):
+        run = tmp_path / case
         roles = local_roles(cfg)
-        roles.pool.restarts = 3  # as if a rollout actor had been restarted three times
-        _signal_on_call(roles.learner, "pg_step", 2)
+        pg_step, calls = roles.learner.pg_step, [0]
+
+        def restarted_then_stopped(*args, **kwargs):  # as if the pool had found restarts
+            calls[0] += 1
+            roles.pool.restarts += 1
+            roles.pool.on_restart(0, 1)
+            if calls[0] == 3:  # the third after the checkpoint at iteration 2
+                os.kill(os.getpid(), signal.SIGINT)
+            return pg_step(*args, **kwargs)
+
+        roles.learner.pg_step = restarted_then_stopped
         with pytest.raises(Interrupted):
             train(cfg, task, roles, run)
-        if not kept:  # a checkpoint as written before the count was kept
+        if case != "events":  # a run from before events.jsonl
+            (run / "events.jsonl").unlink()
             path = latest_checkpoint(run / "checkpoints")
             state = torch.load(path, weights_only=True)
-            del state["rollout_restarts"]
+            state["elapsed_s"] = 1000.0
+            if case == "old":
+                del state["rollout_restarts"]
             torch.save(state, path)
         result = train(cfg, task, local_roles(cfg), run, resume=True)
-        assert result.summary["rollout_restarts"] == (3 if kept else 0)
+        s = result.summary
+        assert s["rollout_restarts"] == s["restarts"]["rollout"] == {"events": 3, "checkpoint": 3, "old": 0}[case]
+        assert s["restarts"]["learner"] == s["restarts"]["discriminator"] == s["recoveries"] == 0
+        assert (s["resumes"], s["attempts"]) == (1, 2 if case == "events" else 1)
+        assert (s["wall_time_s"] > 1000) == (case != "events")
 
 
 @contextlib.contextmanager

@@ -233,7 +233,7 @@ def test_actors_of_every_role_killed_at_chosen_moments(ray_cluster, tmp_path, ca
         return roles
 
     # evaluations: 4 in G's pretraining, then one an iteration. Iteration 2's sends the run
-    # back to iteration 1's checkpoint, so the third rollout death is counted only by the carry.
+    # back to iteration 1's checkpoint, so the third rollout death is counted only by events.jsonl.
     hook(task, "evaluate", {5: [rollout(0)], 6: learner_and_d})
     try:
         result = train_with_recovery(cfg, task, make_roles, tmp_path / "run", retries=1)
@@ -245,6 +245,8 @@ def test_actors_of_every_role_killed_at_chosen_moments(ray_cluster, tmp_path, ca
     assert deaths == {"rollout": 3, "learner": 1, "discriminator": 1}
     assert err.count("restarting from the last checkpoint") == 1
     assert result.summary["rollout_restarts"] == 3  # the third after the checkpoint resumed from
+    assert result.summary["restarts"] == deaths  # each kind, from events.jsonl
+    assert (result.summary["recoveries"], result.summary["attempts"], result.summary["gave_up"]) == (1, 2, 0)
     adv = [r for r in stable_metrics(tmp_path / "run" / "metrics.jsonl") if r["phase"] == "adversarial" and "gen/pg_loss" in r]
     assert [r["step"] for r in adv] == [1, 2, 3]
     assert adv[-1]["pool/restarts"] == 3.0
