@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -188,3 +189,54 @@ def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path, to_group):
     assert done.returncode == 0, done.stderr[-2000:]
     adv = [r["step"] for r in stable_metrics(metrics) if r["phase"] == "adversarial" and "gen/pg_loss" in r]
     assert adv == list(range(1, 31))
+
+
+EMBEDDED_DRIVER = """
+import sys, time
+import ray
+from seqgan_ray.distributed.cluster import connect, load_cluster
+connect(load_cluster("clusters/local.yaml"), [])
+print(ray._private.worker._global_node.get_session_dir_path(), flush=True)
+if sys.argv[1] == "wait":
+    time.sleep(600)
+"""
+
+
+def _left_by(session: str) -> list[str]:
+    """The titles of the processes with files open in Ray's session folder `session`."""
+    import ray  # noqa: F401 (psutil: the copy Ray ships)
+    import psutil
+
+    titles = []
+    for proc in psutil.process_iter():
+        try:
+            if any(f.path.startswith(session + os.sep) for f in proc.open_files()):
+                titles.append(proc.cmdline()[0])
+        except (psutil.Error, IndexError):
+            continue
+    return titles
+
+
+def test_the_next_embedded_start_reaps_the_agents_a_killed_driver_left(tmp_path):
+    """A driver SIGKILLed takes its raylet along but leaves Ray's agents (they linger a minute
+    or more, reporting to the dead GCS); the next embedded start reaps them, and them only."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    first = subprocess.Popen([sys.executable, "-c", EMBEDDED_DRIVER, "wait"], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    session = first.stdout.readline().strip()
+    first.kill()
+    first.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and set(_left_by(session)) - {"ray::DashboardAgent", "ray::RuntimeEnvAgent"}:
+        time.sleep(0.2)  # the raylet and the idle workers leave with the driver; the agents stay
+    left = _left_by(session)
+    assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= set(left), left
+    second = subprocess.run([sys.executable, "-c", EMBEDDED_DRIVER, "exit"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert re.search(r"reaped \d+ process\(es\) left by an embedded Ray whose driver was killed: "
+                     r"ray::DashboardAgent, ray::RuntimeEnvAgent", second.stderr), second.stderr[-2000:]
+    deadline = time.time() + 5
+    while time.time() < deadline and _left_by(session):
+        time.sleep(0.2)
+    assert _left_by(session) == []
