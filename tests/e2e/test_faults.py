@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -240,3 +241,43 @@ def test_the_next_embedded_start_reaps_the_agents_a_killed_driver_left(tmp_path)
     while time.time() < deadline and _left_by(session):
         time.sleep(0.2)
     assert _left_by(session) == []
+
+
+KILLED_AT_A_CHECKPOINT = """
+import os, signal, sys
+import seqgan_ray.trainer as trainer
+save = trainer.save_checkpoint
+def killed(folder, name, state, **kw):  # SIGKILL of the driver: nothing more is written
+    if name == "adversarial_000004":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(folder, name, state, **kw)
+trainer.save_checkpoint = killed
+from seqgan_ray.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_driver_killed_outright_then_resumed_counts_both_processes(tmp_path):
+    """SIGKILL of the driver after iteration 4's records, before its checkpoint; --resume goes
+    back to iteration 2's: every iteration is recorded once, and summary.json counts the
+    resume, both attempts and the killed process's time (up to its last heartbeat)."""
+    from seqgan_ray.events import EventLog
+
+    data = {**LONGER, "train": {**LONGER["train"], "adv_iterations": 6},
+            "run": {**LONGER["run"], "out_dir": str(tmp_path / "runs"), "name": "r"}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(data))
+    run = tmp_path / "runs" / "r"
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_A_CHECKPOINT, "--config", str(tmp_path / "cfg.yaml"),
+                             "--no-ray", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    events = EventLog(run).read()
+    span = events[-1]["t"] - next(e["t"] for e in events if e["event"] == "start")
+    assert events[-1] == {**events[-1], "event": "step", "phase": "adversarial", "step": 3}
+    resumed = subprocess.run([sys.executable, str(ROOT / "run.py"), "--resume", str(run), "--no-ray", "--quiet"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    adv = [r["step"] for r in stable_metrics(run / "metrics.jsonl") if r["phase"] == "adversarial" and "gen/pg_loss" in r]
+    assert adv == [1, 2, 3, 4, 5, 6]
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["resumes"], summary["attempts"], summary["recoveries"], summary["gave_up"]) == (1, 2, 0, 0)
+    assert summary["wall_time_s"] > span
