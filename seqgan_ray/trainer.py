@@ -361,6 +361,8 @@ class Trainer:
             self.checkpoint()
         self.events.append("step", phase=self.phase, step=step, checkpoint=saved)
         if self.stop_requested:
+            if not saved:  # the signal came after the check above
+                self.checkpoint()
             raise Interrupted(f"stopped at {self.phase} step {step}; checkpoint written")
 
     def _state(self) -> dict[str, Any]:
