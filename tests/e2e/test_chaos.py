@@ -1,7 +1,11 @@
 """Chaos: actors of every kind SIGKILLed at random moments through a whole small run of each
 method family on the real embedded Ray (SeqGAN's rollouts, LeakGAN, RelGAN's relaxed
 gradients). Every step is recorded once, the counters equal the kills, and the final
-NLL-oracle's 95% interval overlaps that of an undisturbed run of the same seed.
+NLL-oracle lies within the evaluation's 95% interval of the undisturbed runs: the run of the
+same seed, and, since a re-armed rollout actor draws a fresh random stream by design (a
+recovery alone replays exactly, from the checkpoint's random states), runs of the same seed
+whose rollout streams were seeded otherwise (over four such streams LeakGAN's final
+NLL-oracle spread 3.75-3.93, SeqGAN's 3.84-3.86, RelGAN's, which rolls nothing out, none).
 
 A second thread plays the fault: it watches the run's metrics.jsonl and events.jsonl and
 kills the actors' processes (found among our raylet's children by their process titles,
@@ -27,7 +31,8 @@ from seqgan_ray.distributed.recovery import ray_roles, train_with_recovery
 from seqgan_ray.events import EventLog
 from seqgan_ray.runlog import read_metrics
 from seqgan_ray.tasks.synthetic import load_task
-from seqgan_ray.trainer import local_roles, train
+from seqgan_ray.roles import DiscriminatorTrainer, GeneratorLearner, LocalRolloutPool
+from seqgan_ray.trainer import Roles, local_roles, train
 from tests.e2e.test_leakgan import leakgan_config
 from tests.e2e.test_relaxed import relaxed_config
 from tests.helpers import faults_config, stable_metrics
@@ -126,7 +131,12 @@ class Chaos(threading.Thread):
 def test_random_kills_of_every_role_through_a_whole_run(ray_cluster, tmp_path, method):
     cfg = _configs()[method]
     task = load_task(cfg.data)
-    undisturbed = train(cfg, task, local_roles(cfg), tmp_path / "undisturbed")
+    # in-process, the Ray pool's two workers and seeds: the numbers of an undisturbed Ray run
+    undisturbed = train(cfg, task, local_roles(cfg, rollout_workers=2), tmp_path / "undisturbed")
+    seed = cfg.run.seed
+    others = [train(cfg, task, Roles(GeneratorLearner(cfg, seed), DiscriminatorTrainer(cfg, seed + 10),
+                                     LocalRolloutPool(cfg, seed + 100 + 1000 * k, 2)), tmp_path / f"streams{k}")
+              for k in (1, 2, 3)]
 
     rng = random.Random(f"chaos-{method}")
     plan = ["rollout"] + rng.sample(["rollout", "learner", "discriminator"], 3)
@@ -148,12 +158,12 @@ def test_random_kills_of_every_role_through_a_whole_run(ray_cluster, tmp_path, m
     shape = lambda rows: [(r["phase"], r["step"], sorted(r)) for r in rows]
     disturbed_rows = stable_metrics(tmp_path / "chaos" / "metrics.jsonl")
     assert shape(disturbed_rows) == shape(stable_metrics(tmp_path / "undisturbed" / "metrics.jsonl"))
-    # the final NLL-oracle: the two evaluations' 95% intervals overlap. A re-armed rollout
-    # actor draws a fresh random stream, so the runs part ways after the first rollout kill
-    # (a recovery alone replays exactly, from the checkpoint's random states).
-    final, reference = (read_metrics(tmp_path / run / "metrics.jsonl")[-1] for run in ("chaos", "undisturbed"))
-    gap = abs(final["eval/oracle_nll"] - reference["eval/oracle_nll"])
-    print(f"{method}: final NLL-oracle {final['eval/oracle_nll']:.3f} ± {final['eval/oracle_nll_ci95']:.3f}, "
-          f"undisturbed {reference['eval/oracle_nll']:.3f} ± {reference['eval/oracle_nll_ci95']:.3f}")
-    assert gap <= final["eval/oracle_nll_ci95"] + reference["eval/oracle_nll_ci95"]
+    print(f"{method}: {len(disturbed_rows)} records, each once; "
+          f"{sum(r['phase'] == 'adversarial' and 'eval/oracle_nll' not in r for r in disturbed_rows)} iterations")
+    final = read_metrics(tmp_path / "chaos" / "metrics.jsonl")[-1]
+    references = [r.summary["oracle_nll_after_adversarial"] for r in (undisturbed, *others)]
+    ci = final["eval/oracle_nll_ci95"]
+    print(f"{method}: final NLL-oracle {final['eval/oracle_nll']:.3f} ± {ci:.3f}; undisturbed "
+          f"{references[0]:.3f}, other rollout streams {', '.join(f'{x:.3f}' for x in references[1:])}")
+    assert min(references) - ci <= final["eval/oracle_nll"] <= max(references) + ci
     assert undisturbed.summary["restarts"] == {"rollout": 0, "learner": 0, "discriminator": 0}
