@@ -9,8 +9,9 @@ competing with the next run. Ray offers no setting that ends them with the drive
 So every embedded start writes a marker into its Ray session folder (the driver's and the
 raylet's PID and start time), and the next embedded start reaps the processes of sessions
 whose driver and raylet are both gone: only `ray::` processes with files open in that
-session's folder (their logs; their environment cannot tell, as setproctitle overwrites it). A cluster this project did not start has no marker and is never touched; nor
-is one whose driver still lives.
+session's folder (their logs; their environment cannot tell, as setproctitle overwrites
+it). A cluster this project did not start has no marker and is never touched; nor is one
+whose driver still lives.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def reap_orphans(temp_dir: Path, *, keep: Path | None = None) -> list[str]:
             info = json.loads(marker.read_text())
         except (OSError, json.JSONDecodeError, KeyError):
             continue
-        if _alive(info["driver_pid"], info["driver_started"]) or _alive(info["raylet_pid"], info["raylet_started"]):
+        if _alive(info["driver_pid"], info["driver_started"]) or _alive(info["raylet_pid"],
+                                                                        info["raylet_started"]):
             continue
         stale.append(marker)
     reaped = []
