@@ -663,6 +663,10 @@ class LocalRolloutPool:
     tests. Its interface is `distributed.pool.RolloutPool`'s, whose actors run in parallel."""
 
     restarts = 0  # nothing here restarts
+    on_restart = None  # called (worker, restarts) as the Ray pool counts a restart
+
+    def count_unseen_restarts(self) -> int:
+        return 0
 
     def __init__(self, cfg: Config, seed: int, size: int = 1):
         self.workers = [RolloutWorker(cfg, seed + i) for i in range(size)]

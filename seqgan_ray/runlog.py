@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,15 @@ class RunLog:
         if not self._file.closed:
             self._file.close()
             self._tb.close()
+
+    @staticmethod
+    def reset(run_dir: Path) -> None:
+        """A run started afresh: drop the records (TensorBoard events and train.keep_best's best
+        generator too) of an earlier start that never reached a checkpoint, so that every step is
+        recorded once."""
+        for name in ("metrics.jsonl", "best.json", "best_generator.pt"):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
 
     @staticmethod
     def truncate(run_dir: Path, lines: int) -> None:

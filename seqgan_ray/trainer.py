@@ -28,6 +28,7 @@ import torch
 from .algorithms import NumericalError, check_finite, load_algorithm  # noqa: F401 (NumericalError: re-exported)
 from .checkpoint import FORMAT, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import Config, ConfigError, best_direction, save_config
+from .events import EventLog
 from .kernels.linear import slow_bfloat16_note
 from .rewards import needs_data, uses_discriminator
 from .roles import DiscriminatorTrainer, GeneratorLearner, LocalRolloutPool
@@ -79,17 +80,6 @@ class Result:
     summary: dict[str, Any]
 
 
-@dataclass
-class Carry:
-    """What the attempts of one `train_with_recovery` call hand on to each other, so that the
-    run's totals count them all: where this process's wall time began, the run's wall time
-    before this process (from the checkpoint it resumed), and the rollout actor restarts."""
-
-    started: float | None = None  # time.perf_counter() when the first attempt started training
-    elapsed_before: float = 0.0
-    restarts: int = 0
-
-
 def describe_devices(devices: dict[str, Any]) -> str:
     """"learner cuda, discriminator cuda, rollout actors cuda x 4" from `Roles.devices()`."""
     rollout = ", ".join(f"{d} x {devices['rollout'].count(d)}" for d in sorted(set(devices["rollout"])))
@@ -113,7 +103,7 @@ def check_task(cfg: Config, task: SyntheticTask | TextTask) -> None:
 class Trainer:
     def __init__(self, cfg: Config, task: SyntheticTask | TextTask, roles: Roles, run_dir: Path, *,
                  on_iteration: Callable[["Trainer", dict[str, float]], None] | None = None,
-                 carry: Carry | None = None):
+                 attempt: int = 1):
         check_task(cfg, task)
         self.num_real = real_per_round(cfg, task)  # None: the whole training set, held by D
         self.algorithm = load_algorithm(cfg.train.method)()  # a bad name fails here, not midway
@@ -126,9 +116,11 @@ class Trainer:
         self.learner, self.disc, self.pool = roles.learner, roles.discriminator, roles.pool
         self.phase, self.step = PHASES[0], -1  # -1: not started; else steps done in `phase`
         self.last_eval: dict[str, dict[str, float]] = {}  # phase -> its latest evaluation
-        self.elapsed = 0.0  # wall time of earlier sessions of this run
-        self.restarts_before = 0  # rollout actor restarts in earlier sessions and attempts
-        self.carry = carry or Carry()
+        self.restarts_before = 0  # rollout actor restarts in earlier processes and attempts
+        self.attempt = attempt  # 1: this process's first at the run; 2, 3: recoveries in it
+        # faults, recoveries, attempts: appended as they happen, never cut back (events.py)
+        self.events = EventLog(run_dir)
+        self.pool.on_restart = lambda worker, n: self.events.append("rollout_restart", worker=worker, restarts=n)
         self.stop_requested = False
         self.on_iteration = on_iteration  # e.g. Ray Tune's report, after every adversarial iteration
         # draws the rows the trainer hands out: D's real samples, the order of a streamed MLE epoch
@@ -150,15 +142,18 @@ class Trainer:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
-            self._restore(latest_checkpoint(self.run_dir / "checkpoints"), truncate_metrics=True)
+            resume = self._restore(latest_checkpoint(self.run_dir / "checkpoints"), own=True)
             save_config(cfg, self.run_dir / "config.yaml")  # with the overrides the resume was given
         else:
             save_config(cfg, self.run_dir / "config.yaml")
             (self.run_dir / "data_source.txt").write_text(self.task.source + "\n")
             if getattr(self.task, "seeded", False):  # data.oracle_dir=<run>/oracle gives the same task
                 self.task.save_oracle(self.run_dir / "oracle")
-            if start_from is not None:
-                self._restore(start_from, truncate_metrics=False)
+            # this run's own checkpoint (a Tune trial restored): a resume; else it starts afresh
+            resume = start_from is not None and self._restore(start_from, own=None)
+            if not resume:  # records left by a killed attempt that never checkpointed go
+                RunLog.reset(self.run_dir)
+                self.events.reset()
         self.log = RunLog(self.run_dir)
         self.devices = self.roles.devices()
         if cfg.run.progress:
@@ -167,11 +162,8 @@ class Trainer:
             note = slow_bfloat16_note()
             if note:
                 print(note, file=sys.stderr, flush=True)
-        carry = self.carry
-        if carry.started is None:  # this process's first attempt at the run
-            carry.started, carry.elapsed_before = time.perf_counter(), self.elapsed
-        self.started, self.elapsed = carry.started, carry.elapsed_before
-        self.restarts_before = max(self.restarts_before, carry.restarts)
+        self.restarts_before = self.events.totals().restarts["rollout"]  # the pool's own count from 0
+        self.events.append("start", attempt=self.attempt, resume=bool(resume), phase=self.phase, step=self.step)
         self.last_checkpoint = time.perf_counter()
         if self.task.train_rows is None:  # a small training set: the roles hold it whole
             self.learner.set_data(self.task.real)
@@ -189,6 +181,9 @@ class Trainer:
                 if self._todo("adversarial"):
                     self.adversarial()
             return self._finish()
+        except BaseException as exc:  # the attempt's end, for the wall time; the caller says why
+            self.events.append("stop", reason=type(exc).__name__)
+            raise
         finally:
             self.log.close()
 
@@ -426,9 +421,13 @@ class Trainer:
         self.step = step
         tc = self.cfg.train
         overdue = 0 < tc.checkpoint_every_s <= time.perf_counter() - self.last_checkpoint
-        if last or step % tc.checkpoint_every == 0 or overdue or self.stop_requested:
+        saved = last or step % tc.checkpoint_every == 0 or overdue or self.stop_requested
+        if saved:
             self.checkpoint()
+        self.events.append("step", phase=self.phase, step=step, checkpoint=saved)
         if self.stop_requested:
+            if not saved:  # the signal came after the check above
+                self.checkpoint()
             raise Interrupted(f"stopped at {self.phase} step {step}; checkpoint written")
 
     def _state(self) -> dict[str, Any]:
@@ -436,8 +435,9 @@ class Trainer:
                 "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
                 "rollout_rng": self.pool.rng_states(), "data_rng": self.data_rng.get_state(),
                 "last_eval": dict(self.last_eval),
-                "metrics_lines": self.log.lines, "rollout_restarts": self.rollout_restarts,
-                "elapsed_s": self.elapsed + time.perf_counter() - self.started}
+                "metrics_lines": self.log.lines, "run_dir": str(self.run_dir.resolve()),
+                # the run's totals so far, for versions that read them from here
+                "rollout_restarts": self.rollout_restarts, "elapsed_s": self.events.totals(now=time.time()).wall_time_s}
 
     def checkpoint(self) -> Path:
         path = save_checkpoint(self.run_dir / "checkpoints", f"{self.phase}_{self.step:06d}", self._state(),
@@ -449,8 +449,13 @@ class Trainer:
         """A checkpoint at `path` (for Ray Tune's own checkpoints)."""
         torch.save(self._state(), path)
 
-    def _restore(self, path: Path, *, truncate_metrics: bool) -> None:
+    def _restore(self, path: Path, *, own: bool | None) -> bool:
+        """Load checkpoint `path`; `own` (None: if it was written in this run folder): resuming
+        this run, whose records are cut back to the checkpoint's, rather than starting another
+        run from it. Returns `own`."""
         state = load_checkpoint(path, self.cfg)
+        if own is None:
+            own = state.get("run_dir") == str(self.run_dir.resolve())
         self.learner.load_state_dict(state["learner"])
         self.disc.load_state_dict(state["discriminator"])
         self.pool.set_rng_states(state["rollout_rng"])
@@ -458,10 +463,12 @@ class Trainer:
             self.data_rng.set_state(state["data_rng"])
         self.phase, self.step = state["phase"], state["step"]
         self.last_eval = dict(state["last_eval"])
-        if truncate_metrics:  # resuming this run (not starting another from its checkpoint)
-            self.elapsed = state["elapsed_s"]
-            self.restarts_before = state.get("rollout_restarts", 0)  # 0 in checkpoints before it was kept
+        if own:
             RunLog.truncate(self.run_dir, state["metrics_lines"])
+            if not self.events.exists():  # a run from before events.jsonl: its checkpoint's totals
+                self.events.append("before", rollout_restarts=state.get("rollout_restarts", 0),
+                                   wall_time_s=state.get("elapsed_s", 0.0))
+        return own
 
     def _finish(self) -> Result:
         cfg, rc = self.cfg, self.cfg.run
@@ -469,6 +476,9 @@ class Trainer:
         # the trained generator alone (a few MB, against a checkpoint's ~90 with D and Adam)
         torch.save(self.learner.weights(), self.run_dir / "generator.pt")
         self.log.close()
+        self.pool.count_unseen_restarts()  # a rollout actor that died after the last pool call
+        self.events.append("finish")
+        totals = self.events.totals()
         metrics = read_metrics(self.run_dir / "metrics.jsonl")
         key = self.task.metric
         plot_metric(metrics, self.run_dir / f"{key.removeprefix('eval/')}.png", key=key,
@@ -483,9 +493,11 @@ class Trainer:
                    "d_heldout_acc_after_pretraining": self.last_eval.get(
                        "pretrain_d", self.last_eval.get("pretrain_g", {})).get("eval/d_heldout_acc"),
                    "d_heldout_acc_after_adversarial": self.last_eval.get("adversarial", {}).get("eval/d_heldout_acc"),
-                   "rollout_workers": len(self.pool), "rollout_restarts": self.rollout_restarts,
-                   "devices": self.devices,
-                   "wall_time_s": self.elapsed + time.perf_counter() - self.started}
+                   "rollout_workers": len(self.pool), "devices": self.devices,
+                   # totals over every attempt and process (events.jsonl)
+                   "rollout_restarts": totals.restarts["rollout"], "restarts": totals.restarts,
+                   "recoveries": totals.recoveries, "gave_up": totals.gave_up, "resumes": totals.resumes,
+                   "attempts": totals.attempts, "wall_time_s": totals.wall_time_s}
         if isinstance(self.task, SyntheticTask):  # the paper's Table 1 quantities, by name
             summary.update({
                 "oracle_nll_random": random.get(key),

@@ -149,6 +149,7 @@ def connect(spec: ClusterSpec, run_args: list[str]) -> None:
         with _sigterm_blocked():
             ray.init(address="local", num_cpus=spec.num_cpus, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
+        _reap_and_mark()
         spec.check_gpus(ray.cluster_resources())
         return
     # `ray up` leaves the cluster's own config on its head node, where `ray job submit` runs
@@ -166,6 +167,28 @@ def connect(spec: ClusterSpec, run_args: list[str]) -> None:
             f"{spec.path}: the cluster '{spec.name}' was launched here but Ray is not running "
             f"({str(exc).splitlines()[0]}). Restart it with:\n{spec.commands(run_args)}") from None
     spec.check_gpus(ray.cluster_resources())
+
+
+def _reap_and_mark() -> None:
+    """Reap the agents that embedded Rays of killed drivers left behind, and mark this one
+    as ours (distributed/reap.py)."""
+    import sys
+
+    import ray
+
+    from .reap import mark_session, reap_orphans
+
+    try:
+        node = ray._private.worker._global_node
+        session = Path(node.get_session_dir_path())
+        raylet = node.all_processes["raylet"][0].process.pid
+    except Exception:  # another Ray version: nothing is reaped, nothing marked
+        return
+    reaped = reap_orphans(session.parent, keep=session)
+    if reaped:
+        print(f"reaped {len(reaped)} process(es) left by an embedded Ray whose driver was killed: "
+              f"{', '.join(sorted(set(reaped)))}", file=sys.stderr)
+    mark_session(session, raylet)
 
 
 @contextmanager

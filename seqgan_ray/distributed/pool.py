@@ -105,7 +105,9 @@ class RolloutPool:
     """Rollout actors that split each batch's reward work between them, in parallel.
 
     `restarts` counts the restarts of its actors, found out by the first pool call after each
-    (see the module's docstring). `roles.LocalRolloutPool` has the same interface in-process.
+    (see the module's docstring), or by `count_unseen_restarts` before the pool goes;
+    `on_restart(worker, n)` is told of each as it is counted (the trainer writes it to the
+    run's events.jsonl). `roles.LocalRolloutPool` has the same interface in-process.
     """
 
     def __init__(self, workers: list[Any], *, seeds: list[int] | None = None):
@@ -113,6 +115,7 @@ class RolloutPool:
         self.seeds = seeds if seeds is not None else list(range(len(workers)))
         self.version = 0  # the weights version every worker holds (0: the constructor's, armed)
         self.restarts = 0
+        self.on_restart: Callable[[int, int], None] | None = None
         self._weights: tuple[Any, Any] = (None, None)
         self._data: Any = None  # the training data (a ref, for actors), for rewards that need it
         self._ray_restarts = [0] * len(workers)  # Ray's restart count of each actor, as last seen
@@ -180,10 +183,29 @@ class RolloutPool:
         if seen is not None:
             self._ray_restarts[i] = seen
         new = max(new, 1 if rebuilt else 0)  # rebuilt: at least one restart, whatever Ray says
-        self.restarts += new
+        self._count(i, new)
         what = f"{new} restart(s)" if new else "not restarted"
         log.warning("rollout actor %d (%s): %s; re-armed with weights version %d", i,
                     type(exc).__name__, what, self.version)
+
+    def _count(self, i: int, new: int) -> None:
+        if new:
+            self.restarts += new
+            if self.on_restart is not None:
+                self.on_restart(i, new)
+
+    def count_unseen_restarts(self) -> int:
+        """Count the restarts Ray has made that no pool call has found yet (an actor that died
+        after the pool's last call, e.g. just before a recovery or the run's end), from Ray's
+        restart count of each actor; returns how many."""
+        found = 0
+        for i, worker in enumerate(self.workers):
+            seen = (_actor_info(worker) or {}).get("NumRestarts")
+            if seen is not None and seen > self._ray_restarts[i]:
+                found += seen - self._ray_restarts[i]
+                self._count(i, seen - self._ray_restarts[i])
+                self._ray_restarts[i] = seen
+        return found
 
     # ------------------------------------------------------------------ the pool's interface
 

@@ -17,10 +17,11 @@ from typing import Any, Callable
 
 from ..checkpoint import CheckpointError, latest_checkpoint
 from ..config import Config
+from ..events import EventLog
 from ..roles import DiscriminatorTrainer, GeneratorLearner
 from ..tasks import SyntheticTask, TextTask
-from ..trainer import Carry, Result, Roles, Trainer, _stop_on_signals, local_roles
-from .pool import ACTOR_ERRORS, RemoteRole, RolloutPool, start_actor
+from ..trainer import Result, Roles, Trainer, _stop_on_signals, local_roles
+from .pool import ACTOR_ERRORS, RemoteRole, RolloutPool, _actor_info, start_actor
 from .pretrain import pretrain_on_ray_train
 
 
@@ -64,20 +65,20 @@ def train_with_recovery(cfg: Config, task: SyntheticTask | TextTask, make_roles:
     """`train` with Ray actors: if the learner or discriminator actor dies, start new roles and
     continue from the last checkpoint, at most `retries` times; then say how to resume. (A
     rollout actor's death never gets here: the pool re-arms it. A checkpoint that cannot be
-    written is not retried either: CheckpointError.) The summary's wall time and rollout
-    restarts cover every attempt."""
-    carry = Carry()
+    written is not retried either: CheckpointError.) Every death, recovery and give-up goes
+    to the run's events.jsonl as it happens; the summary's totals count them over every
+    attempt and process."""
+    events = EventLog(run_dir)
     for attempt in range(retries + 1):
         roles = make_roles()
-        trainer = None
         try:
-            trainer = Trainer(cfg, task, roles, run_dir, carry=carry, on_iteration=on_iteration)
+            trainer = Trainer(cfg, task, roles, run_dir, attempt=attempt + 1, on_iteration=on_iteration)
             return trainer.run(resume=resume, start_from=None if resume else start_from)
         except ACTOR_ERRORS as exc:
-            if trainer is not None:
-                carry.restarts = max(carry.restarts, trainer.rollout_restarts)
+            _record_deaths(roles, exc, events)
             has_checkpoint = any((run_dir / "checkpoints").glob("*.pt"))
             if _stop_on_signals.received is not None:
+                events.append("gave_up", reason=signal.Signals(_stop_on_signals.received).name)
                 # The stop signal reached Ray's processes too (sent to the whole process group,
                 # as `timeout`, systemd or a batch scheduler do): the actors, and the steps they
                 # took since the newest checkpoint, are gone. Restarting would defy the stop.
@@ -92,12 +93,41 @@ def train_with_recovery(cfg: Config, task: SyntheticTask | TextTask, make_roles:
                       f"(kill -TERM {os.getpid()}).") from None
             who = "a learner or discriminator actor (or a rollout actor Ray would not restart)"
             if attempt == retries or not has_checkpoint:
+                events.append("gave_up", reason="no checkpoint" if not has_checkpoint else "retries used up")
                 how = (f"resume with: python run.py --resume {run_dir}" if has_checkpoint
                        else "no checkpoint was written yet: start the run again")
                 raise CheckpointError(f"{who} died ({type(exc).__name__}) after {attempt} restart(s); {how}") from None
+            events.append("recovery", attempt=attempt + 2,
+                          checkpoint=latest_checkpoint(run_dir / "checkpoints").name)
             print(f"warning: {who} died ({type(exc).__name__}); restarting "
                   f"from the last checkpoint ({attempt + 1}/{retries})", file=sys.stderr)
             resume = True
         finally:
             roles.shutdown()
     raise AssertionError("unreachable")
+
+
+def _record_deaths(roles: Roles, exc: BaseException, events: EventLog) -> None:
+    """Write which actors died to `events`: the learner and the discriminator (each asked
+    whether it answers: the error names only the first of two deaths), rollout actors Ray
+    will not restart (DEAD in its actor table), and any rollout restart that no pool call
+    had found yet."""
+    import ray
+
+    try:
+        roles.pool.count_unseen_restarts()
+    except Exception:  # the cluster is going away: count what can be counted
+        pass
+    dead = []
+    for role in ("learner", "discriminator"):
+        actor = getattr(getattr(roles, role), "actor", None)
+        try:
+            if actor is not None:  # idle: the driver's calls to it are synchronous
+                ray.get(actor.__ray_ready__.remote(), timeout=30)
+        except ACTOR_ERRORS:
+            dead.append(role)
+        except ray.exceptions.GetTimeoutError:  # alive, but busy
+            pass
+    dead += ["rollout" for w in getattr(roles.pool, "workers", []) if (_actor_info(w) or {}).get("State") == "DEAD"]
+    for role in dead or ["unknown"]:
+        events.append("role_died", role=role, error=type(exc).__name__)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -68,25 +70,42 @@ def test_checkpoints_by_wall_time_as_well_as_by_step(tmp_path):
     assert metrics[0] == metrics[1e-6]  # checkpointing draws no random numbers
 
 
-def test_rollout_restarts_carry_across_a_resume(tmp_path):
-    """summary.json's rollout_restarts counts the whole run's: a resumed run starts from the
-    checkpoint's count (a checkpoint written before the count was kept reads as 0)."""
+def test_restarts_and_wall_time_add_up_over_every_attempt_from_events(tmp_path):
+    """summary.json's totals count the whole run from events.jsonl, every attempt's; a run
+    from before events.jsonl resumes from its checkpoint's totals (a checkpoint written
+    before rollout_restarts was kept reads as 0)."""
     cfg = faults_config()
     task = load_task(cfg.data)
-    for kept in (True, False):
-        run = tmp_path / ("kept" if kept else "old")
+    for case in ("events", "checkpoint", "old"):
+        run = tmp_path / case
         roles = local_roles(cfg)
-        roles.pool.restarts = 3  # as if a rollout actor had been restarted three times
-        _signal_on_call(roles.learner, "pg_step", 2)
+        pg_step, calls = roles.learner.pg_step, [0]
+
+        def restarted_then_stopped(*args, **kwargs):  # as if the pool had found restarts
+            calls[0] += 1
+            roles.pool.restarts += 1
+            roles.pool.on_restart(0, 1)
+            if calls[0] == 3:  # the third after the checkpoint at iteration 2
+                os.kill(os.getpid(), signal.SIGINT)
+            return pg_step(*args, **kwargs)
+
+        roles.learner.pg_step = restarted_then_stopped
         with pytest.raises(Interrupted):
             train(cfg, task, roles, run)
-        if not kept:  # a checkpoint as written before the count was kept
+        if case != "events":  # a run from before events.jsonl
+            (run / "events.jsonl").unlink()
             path = latest_checkpoint(run / "checkpoints")
             state = torch.load(path, weights_only=True)
-            del state["rollout_restarts"]
+            state["elapsed_s"] = 1000.0
+            if case == "old":
+                del state["rollout_restarts"]
             torch.save(state, path)
         result = train(cfg, task, local_roles(cfg), run, resume=True)
-        assert result.summary["rollout_restarts"] == (3 if kept else 0)
+        s = result.summary
+        assert s["rollout_restarts"] == s["restarts"]["rollout"] == {"events": 3, "checkpoint": 3, "old": 0}[case]
+        assert s["restarts"]["learner"] == s["restarts"]["discriminator"] == s["recoveries"] == 0
+        assert (s["resumes"], s["attempts"]) == (1, 2 if case == "events" else 1)
+        assert (s["wall_time_s"] > 1000) == (case != "events")
 
 
 @contextlib.contextmanager
@@ -171,3 +190,94 @@ def test_sigterm_checkpoints_and_resume_finishes_the_run(tmp_path, to_group):
     assert done.returncode == 0, done.stderr[-2000:]
     adv = [r["step"] for r in stable_metrics(metrics) if r["phase"] == "adversarial" and "gen/pg_loss" in r]
     assert adv == list(range(1, 31))
+
+
+EMBEDDED_DRIVER = """
+import sys, time
+import ray
+from seqgan_ray.distributed.cluster import connect, load_cluster
+connect(load_cluster("clusters/local.yaml"), [])
+print(ray._private.worker._global_node.get_session_dir_path(), flush=True)
+if sys.argv[1] == "wait":
+    time.sleep(600)
+"""
+
+
+def _left_by(session: str) -> list[str]:
+    """The titles of the processes with files open in Ray's session folder `session`."""
+    import ray  # noqa: F401 (psutil: the copy Ray ships)
+    import psutil
+
+    titles = []
+    for proc in psutil.process_iter():
+        try:
+            if any(f.path.startswith(session + os.sep) for f in proc.open_files()):
+                titles.append(proc.cmdline()[0])
+        except (psutil.Error, IndexError):
+            continue
+    return titles
+
+
+def test_the_next_embedded_start_reaps_the_agents_a_killed_driver_left(tmp_path):
+    """A driver SIGKILLed takes its raylet along but leaves Ray's agents (they linger a minute
+    or more, reporting to the dead GCS); the next embedded start reaps them, and them only."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    first = subprocess.Popen([sys.executable, "-c", EMBEDDED_DRIVER, "wait"], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    session = first.stdout.readline().strip()
+    first.kill()
+    first.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and set(_left_by(session)) - {"ray::DashboardAgent", "ray::RuntimeEnvAgent"}:
+        time.sleep(0.2)  # the raylet and the idle workers leave with the driver; the agents stay
+    left = _left_by(session)
+    assert {"ray::DashboardAgent", "ray::RuntimeEnvAgent"} <= set(left), left
+    second = subprocess.run([sys.executable, "-c", EMBEDDED_DRIVER, "exit"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert re.search(r"reaped \d+ process\(es\) left by an embedded Ray whose driver was killed: "
+                     r"ray::DashboardAgent, ray::RuntimeEnvAgent", second.stderr), second.stderr[-2000:]
+    deadline = time.time() + 5
+    while time.time() < deadline and _left_by(session):
+        time.sleep(0.2)
+    assert _left_by(session) == []
+
+
+KILLED_AT_A_CHECKPOINT = """
+import os, signal, sys
+import seqgan_ray.trainer as trainer
+save = trainer.save_checkpoint
+def killed(folder, name, state, **kw):  # SIGKILL of the driver: nothing more is written
+    if name == "adversarial_000004":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(folder, name, state, **kw)
+trainer.save_checkpoint = killed
+from seqgan_ray.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_driver_killed_outright_then_resumed_counts_both_processes(tmp_path):
+    """SIGKILL of the driver after iteration 4's records, before its checkpoint; --resume goes
+    back to iteration 2's: every iteration is recorded once, and summary.json counts the
+    resume, both attempts and the killed process's time (up to its last heartbeat)."""
+    from seqgan_ray.events import EventLog
+
+    data = {**LONGER, "train": {**LONGER["train"], "adv_iterations": 6},
+            "run": {**LONGER["run"], "out_dir": str(tmp_path / "runs"), "name": "r"}}
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(data))
+    run = tmp_path / "runs" / "r"
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_A_CHECKPOINT, "--config", str(tmp_path / "cfg.yaml"),
+                             "--no-ray", "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    events = EventLog(run).read()
+    span = events[-1]["t"] - next(e["t"] for e in events if e["event"] == "start")
+    assert events[-1] == {**events[-1], "event": "step", "phase": "adversarial", "step": 3}
+    resumed = subprocess.run([sys.executable, str(ROOT / "run.py"), "--resume", str(run), "--no-ray", "--quiet"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    adv = [r["step"] for r in stable_metrics(run / "metrics.jsonl") if r["phase"] == "adversarial" and "gen/pg_loss" in r]
+    assert adv == [1, 2, 3, 4, 5, 6]
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["resumes"], summary["attempts"], summary["recoveries"], summary["gave_up"]) == (1, 2, 0, 0)
+    assert summary["wall_time_s"] > span

@@ -360,3 +360,52 @@ def test_a_stopped_reproduce_names_the_command_that_resumes_it(tmp_path):
 
     assert f"resume with: python run.py {shlex.join(cmd)}" in err
     assert any((out / "seed0" / "pretrain" / "checkpoints").glob("pretrain_g_*.pt"))
+
+
+KILLED_AT_FIRST_CHECKPOINT = """
+import os, signal, sys
+import seqgan_ray.trainer as trainer
+save = trainer.save_checkpoint
+def killed(folder, name, state, **kw):  # SIGKILL, as the OOM killer or kill -9: nothing more is written
+    if folder.parent.name == "seqgan" and name.startswith("adversarial_"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return save(folder, name, state, **kw)
+trainer.save_checkpoint = killed
+from seqgan_ray.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_whose_driver_was_killed_before_its_first_checkpoint_starts_its_records_afresh(tmp_path):
+    """The reproduce driver SIGKILLed in the second run's adversarial phase, with iteration 1
+    and 2's records written but not their checkpoint: the same command again starts that run
+    afresh, and its metrics hold every iteration and evaluation once (they held the killed
+    attempt's records too, which the report counted)."""
+    import subprocess
+    import sys
+
+    from seqgan_ray.runlog import read_metrics
+    from tests.helpers import ROOT
+
+    path = reproduce_file(tmp_path, {"mle": {"train.method": "mle"}, "seqgan": {}})
+    data = yaml.safe_load(path.read_text())
+    data["train"].update(pretrain_g_epochs=2, pretrain_d_rounds=1, adv_iterations=4, checkpoint_every=2)
+    path.write_text(yaml.safe_dump(data))
+    cmd = ["reproduce", "--config", str(path), "--no-ray", "--no-report"]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_FIRST_CHECKPOINT, *cmd], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run = tmp_path / "runs" / "seed0" / "seqgan"
+    left = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["phase"] == "adversarial"]
+    assert left == [1, 1, 2, 2] and not any((run / "checkpoints").glob("*.pt"))  # as the kill left it
+
+    again = subprocess.run([sys.executable, str(ROOT / "run.py"), *cmd], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "seqgan: starting" in again.stderr and "mle: done" in again.stderr
+    records = read_metrics(run / "metrics.jsonl")
+    iterations = [r["step"] for r in records if r["phase"] == "adversarial" and "gen/pg_loss" in r]
+    evaluations = [r["step"] for r in records if r["phase"] == "adversarial" and "eval/oracle_nll" in r]
+    assert iterations == evaluations == [1, 2, 3, 4]
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["attempts"], summary["resumes"], summary["recoveries"]) == (1, 0, 0)

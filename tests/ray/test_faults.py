@@ -233,7 +233,7 @@ def test_actors_of_every_role_killed_at_chosen_moments(ray_cluster, tmp_path, ca
         return roles
 
     # evaluations: 4 in G's pretraining, then one an iteration. Iteration 2's sends the run
-    # back to iteration 1's checkpoint, so the third rollout death is counted only by the carry.
+    # back to iteration 1's checkpoint, so the third rollout death is counted only by events.jsonl.
     hook(task, "evaluate", {5: [rollout(0)], 6: learner_and_d})
     try:
         result = train_with_recovery(cfg, task, make_roles, tmp_path / "run", retries=1)
@@ -245,6 +245,8 @@ def test_actors_of_every_role_killed_at_chosen_moments(ray_cluster, tmp_path, ca
     assert deaths == {"rollout": 3, "learner": 1, "discriminator": 1}
     assert err.count("restarting from the last checkpoint") == 1
     assert result.summary["rollout_restarts"] == 3  # the third after the checkpoint resumed from
+    assert result.summary["restarts"] == deaths  # each kind, from events.jsonl
+    assert (result.summary["recoveries"], result.summary["attempts"], result.summary["gave_up"]) == (1, 2, 0)
     adv = [r for r in stable_metrics(tmp_path / "run" / "metrics.jsonl") if r["phase"] == "adversarial" and "gen/pg_loss" in r]
     assert [r["step"] for r in adv] == [1, 2, 3]
     assert adv[-1]["pool/restarts"] == 3.0
@@ -284,3 +286,47 @@ def test_actors_stopped_by_the_same_signal_as_the_driver_are_not_restarted(ray_c
                             tmp_path / "run", retries=2)
     adv = [r for r in stable_metrics(tmp_path / "run" / "metrics.jsonl") if r["phase"] == "adversarial"]
     assert adv == []  # not restarted: no iteration was redone
+
+
+def test_counters_add_up_over_a_give_up_and_a_resume(ray_cluster, tmp_path):
+    """The issue's undercount, scaled down: a rollout actor killed (and restarted by Ray)
+    just before the learner, so no pool call finds it; a recovery; the discriminator killed,
+    and the run gives up (retries used up); a resume in a new call, where one more rollout
+    actor dies. summary.json counts every death of each kind, the recovery, the give-up and
+    the resume, and every iteration is recorded once."""
+    cfg = faults_config(train={"checkpoint_every": 1})
+    task = load_task(cfg.data)
+    now, evaluations = {}, [0]
+
+    def make_roles():
+        now["roles"] = ray_roles(cfg, SPEC, 2)
+        return now["roles"]
+
+    evaluate = task.evaluate
+
+    def killing(*args, **kwargs):  # evaluations: 4 in G's pretraining, then one an iteration
+        evaluations[0] += 1
+        roles = now["roles"]
+        if evaluations[0] == 5:  # iteration 1: a rollout actor, then the learner
+            _sigkill(roles.pool.workers[1], wait=True)
+            _sigkill(roles.learner.actor)
+        elif evaluations[0] == 6:  # iteration 1 again, after the recovery
+            _sigkill(roles.discriminator.actor)
+        elif evaluations[0] == 7:  # iteration 1 again, after the resume
+            _sigkill(roles.pool.workers[0])
+        return evaluate(*args, **kwargs)
+
+    task.evaluate = killing
+    try:
+        with pytest.raises(CheckpointError, match="after 1 restart"):
+            train_with_recovery(cfg, task, make_roles, tmp_path / "run", retries=1)
+        result = train_with_recovery(cfg, task, make_roles, tmp_path / "run", resume=True, retries=1)
+    finally:
+        del task.evaluate
+    s = result.summary
+    assert s["restarts"] == {"rollout": 2, "learner": 1, "discriminator": 1}
+    assert s["rollout_restarts"] == 2
+    assert (s["recoveries"], s["gave_up"], s["resumes"], s["attempts"]) == (1, 1, 1, 3)
+    adv = [r["step"] for r in stable_metrics(tmp_path / "run" / "metrics.jsonl")
+           if r["phase"] == "adversarial" and "gen/pg_loss" in r]
+    assert adv == [1, 2, 3]
