@@ -151,10 +151,10 @@ def write_report(plan: Plan, argv_text: str) -> Path:
                           f"nothing to report; {path} is left as it is. Train first (the same command without "
                           f"--report-only), or point reproduce.out_dir at the runs")
     figure = path.with_name(path.stem + "_figure2.png")
+    path.parent.mkdir(parents=True, exist_ok=True)  # render draws the frontiers' figure into it
     # every read that can fail comes before anything is written
     text = (render_text(plan, collect_text(plan), figure.name, argv_text) if plan.base.data.corpus
             else render(plan, collect(plan), figure.name, argv_text))
-    path.parent.mkdir(parents=True, exist_ok=True)
     if not plan.base.data.corpus:
         plot_figure2(plan, figure)
     notes = ""
@@ -177,6 +177,7 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
     lines = [
         f"# {rep.title or 'The paper' + chr(39) + 's synthetic experiment: Table 1 and Figure 2'}",
         "",
+        *([rep.intro.strip(), ""] if rep.intro else []),
         f"Data: {_data_source(plan) or 'no run yet'}.",
         "",
         f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
@@ -224,7 +225,9 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         kind = _kind(cfg)
         paper = rep.paper.get(name) if rep.paper else (PAPER.get(kind) if name == kind else None)
         row(_label(name, cfg), name, paper, _our_run(plan, name), cfg)
-    lines += ["", *verdict(plan, rows), "", *time_section(plan), f"![NLL-oracle against epochs]({figure})", "",
+    from .verdict import against_baseline_section
+
+    lines += ["", *verdict(plan, rows), "", *against_baseline_section(plan), *time_section(plan), f"![NLL-oracle against epochs]({figure})", "",
               f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
               f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
               f"(seed {rep.seeds[0]}).", "", *frontier_section(plan, figure), *configs_section(plan)]

@@ -76,6 +76,13 @@ class ReproduceConfig:
     columns: list[str] = field(default_factory=list)       # config keys shown in the table
     paper_notes: dict[str, str] = field(default_factory=dict)  # a sentence printed beside a run's
     # bar and published number (e.g. that it was measured on another oracle)
+    intro: str = ""                   # a paragraph under the report's heading (e.g. a scaled-down
+    # tier's scaling rules)
+    beta_min: dict[str, float] = field(default_factory=dict)  # the least last inverse temperature β
+    # of a relaxed run for its regime check: the range its paper operates in
+    paper_schedule: dict[str, str] = field(default_factory=dict)  # a run's paper's schedule, in words
+    paper_iterations: dict[str, int] = field(default_factory=dict)  # its paper's adversarial
+    # iterations: the report shows the fraction of them that ran
 
 
 @dataclass
@@ -178,9 +185,13 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
                               f"({getattr(cfg.data, diff[0])!r} against {getattr(base.data, diff[0])!r}): every run "
                               f"of a report trains and is scored on the same task")
         plan.run_configs[name] = cfg
-    for name in [*rep.paper, *rep.bars, *rep.paper_notes]:
-        if name not in rep.runs:
-            raise ConfigError(f"{where}reproduce.paper / bars / paper_notes: '{name}' is not one of reproduce.runs")
+    for key in ("paper", "bars", "paper_notes", "beta_min", "paper_schedule", "paper_iterations"):
+        for name in getattr(rep, key):
+            if name not in rep.runs:
+                raise ConfigError(f"{where}reproduce.{key}: '{name}' is not one of reproduce.runs")
+    for name, n in rep.paper_iterations.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"{where}reproduce.paper_iterations.{name}: give a number of iterations >= 1, not {n!r}")
     _check_paper(rep, bool(base.data.corpus), where)
     for key in rep.columns:
         if key not in all_keys(base):

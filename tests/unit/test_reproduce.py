@@ -16,6 +16,8 @@ from tests.helpers import reproduce_file
     ({"runs": {"mle": {"rollout.num_rolouts": 3}}}, "did you mean 'rollout.num_rollouts'"),
     ({"runs": {"seqgan": {}}}, "reproduce.baseline 'mle' is not one of reproduce.runs"),
     ({"runs": {"mle": {"train.method": "mle"}}, "repeat": ["seqgan"]}, "reproduce.repeat: 'seqgan'"),
+    ({"runs": {"mle": {"train.method": "mle"}}, "beta_min": {"relgan": 15.0}}, "reproduce.beta_min: 'relgan'"),
+    ({"runs": {"mle": {"train.method": "mle"}}, "paper_iterations": {"mle": 0}}, "paper_iterations.mle: give a number"),
 ])
 def test_reproduce_file_errors_name_the_key(tmp_path, section, message):
     path = reproduce_file(tmp_path, **section)
