@@ -351,7 +351,8 @@ def _label(name: str, cfg: Config) -> str:
 def _our_run(plan: Plan, name: str) -> str:
     """The 'our run' column: what the run changes from the shared sections, or its own config."""
     how = (_describe(plan.run_configs[name], plan.base) if not plan.standalone(name)
-           else "own pretraining: " + _standalone(plan, name))
+           else f"the pretraining of `{plan.rep.pretrained_by[name]}`: " + _standalone(plan, name)
+           if name in plan.rep.pretrained_by else "own pretraining: " + _standalone(plan, name))
     return f"`{name}`: {how}"
 
 
@@ -566,8 +567,10 @@ def figure2_curves(plan: Plan) -> dict[str, tuple[list[int], list[float]]]:
         label = name if (run_dir / "summary.json").is_file() else f"{name} (in progress)"
         if plan.standalone(name):  # its own pretraining, from epoch 0
             ev = [r for r in _evals(read_metrics(run_dir / "metrics.jsonl")) if r["epoch"] > 0]
+            donor = plan.rep.pretrained_by.get(name)
             if ev:
-                curves[f"{label}, own pretraining"] = ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
+                curves[f"{label}, {f'from the pretraining of {donor}' if donor else 'own pretraining'}"] = (
+                    [r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
             continue
         ev = _evals(read_metrics(run_dir / "metrics.jsonl"), "adversarial")
         if ev and start is not None:

@@ -68,6 +68,8 @@ class ReproduceConfig:
     # measured when they finish (`run.py evaluate`, into their folder) and shown in the report
     temperatures: list[float] = field(default_factory=lambda: list(_default_temperatures()))
     standalone: list[str] = field(default_factory=list)  # runs with their own pretraining
+    pretrained_by: dict[str, str] = field(default_factory=dict)  # a standalone run -> another whose
+    # pretraining it starts from (the same model and pretraining; only adversarial keys differ)
     title: str = ""                   # the report's heading; empty: the paper's Table 1
     paper: dict[str, Any] = field(default_factory=dict)  # published NLL-oracle by run (empty: the
     # paper's Table 1 by method); on a corpus, each run's published metrics ({bleu2: .593, ...})
@@ -199,6 +201,8 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     for name in rep.repeat:
         if name not in rep.runs:
             raise ConfigError(f"{where}reproduce.repeat: '{name}' is not one of reproduce.runs")
+    for name, donor in rep.pretrained_by.items():
+        _check_pretrained_by(plan, name, donor, where)
     if rep.baseline not in rep.runs:
         raise ConfigError(f"{where}reproduce.baseline '{rep.baseline}' is not one of reproduce.runs")
     for name in rep.frontier:
@@ -211,6 +215,25 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     except ConfigError as exc:
         raise ConfigError(f"{where}reproduce.temperatures: {exc}") from None
     return plan
+
+
+def _check_pretrained_by(plan: Plan, name: str, donor: str, where: str) -> None:
+    """reproduce.pretrained_by: both runs standalone, trained on the same seeds, and the same in
+    every key but the adversarial phase's (and the length and output keys)."""
+    rep, key = plan.rep, f"{where}reproduce.pretrained_by.{name}"
+    if name not in rep.standalone or donor not in rep.standalone or donor in rep.pretrained_by:
+        raise ConfigError(f"{key}: both '{name}' and '{donor}' must be in reproduce.standalone, and "
+                          f"'{donor}' must pretrain itself (not be in reproduce.pretrained_by)")
+    if rep.repeat and name in rep.repeat and donor not in rep.repeat:
+        raise ConfigError(f"{key}: '{name}' is in reproduce.repeat and '{donor}', whose pretraining it "
+                          f"starts from, is not; add '{donor}'")
+    ours, theirs = plan.run_configs[name].to_dict(), plan.run_configs[donor].to_dict()
+    for section, values in ours.items():
+        for k, v in values.items():
+            if f"{section}.{k}" not in UNCHECKED and f"{section}.{k}" != "run.seed" and theirs[section][k] != v:
+                raise ConfigError(f"{key}: '{name}' has {section}.{k}={v!r} and '{donor}' "
+                                  f"{theirs[section][k]!r}: a run starts from another's pretraining only "
+                                  f"when they differ in the adversarial phase alone")
 
 
 def _check_paper(rep: ReproduceConfig, corpus: bool, where: str) -> None:
@@ -255,8 +278,9 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
     (`child_args`: the command's options for them); returns the runs that failed."""
     from ..checkpoint import latest_checkpoint
 
-    def todo(seed: int) -> list[str]:
-        return [name for name in plan.runs_for(seed) if only is None or name in only]
+    def todo(seed: int) -> list[str]:  # a run that starts from another's pretraining after it
+        names = [name for name in plan.runs_for(seed) if only is None or name in only]
+        return sorted(names, key=lambda name: name in plan.rep.pretrained_by)
 
     seeds = [s for s in plan.rep.seeds if seeds is None or s in seeds]
     total = sum(1 + len(todo(seed)) for seed in seeds)
@@ -281,7 +305,9 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
         for name in todo(seed):
             done += 1
             cfg = plan.config(name, seed)
-            if plan.standalone(name):
+            if name in plan.rep.pretrained_by:
+                start = _pretraining_of(folder / plan.rep.pretrained_by[name], name)
+            elif plan.standalone(name):
                 start = None
             elif plan.own_d_pretraining(name):
                 start = _generator_pretrained(pre_dir, cfg)
@@ -333,8 +359,12 @@ def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, chil
     saved = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while queue or running:
-            while queue and len(running) < jobs:
-                name = queue.pop(0)
+            while len(running) < jobs:  # a run that starts from another's pretraining waits for it
+                ready = [n for n in queue if plan.rep.pretrained_by.get(n) not in (*queue, *running)]
+                if not ready:
+                    break
+                name = ready[0]
+                queue.remove(name)
                 log = plan.folder(seed) / f"{name}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
                 cmd = [sys.executable, "-m", "seqgan_ray.cli", "reproduce", *child_args,
@@ -364,6 +394,19 @@ def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, chil
     if stopping:
         raise Interrupted(f"stopped by {signal.Signals(stopping[0]).name}; each run wrote a checkpoint")
     return failed
+
+
+def _pretraining_of(donor_dir: Path, name: str) -> Path:
+    """The checkpoint at the end of a finished pretraining in `donor_dir` (D's when it has its
+    own rounds, else G's, with LeakGAN's interleaved D rounds), for run `name` to start from."""
+    done = (donor_dir / "summary.json").is_file() or any((donor_dir / "checkpoints").glob("adversarial_*.pt"))
+    found = [p for phase in ("pretrain_d", "pretrain_g")
+             for p in sorted((donor_dir / "checkpoints").glob(f"{phase}_*.pt"))[-1:]]
+    if not done or not found:
+        raise ConfigError(f"{name} starts from the pretraining of {donor_dir.name} (reproduce.pretrained_by), "
+                          f"which has not finished in {donor_dir} yet (or kept no checkpoint of it): "
+                          f"train {donor_dir.name} first")
+    return found[0]
 
 
 def _generator_pretrained(pre_dir: Path, cfg: Config) -> Path:

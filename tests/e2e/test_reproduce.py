@@ -407,3 +407,26 @@ def test_a_family_report_judges_each_method_against_mle_at_equal_nll_test(tmp_pa
     assert "(≥ 1000)" in gsgan[5] and float(gsgan[6].split(" / ")[0]) < 1e-3
     assert gsgan[-1].startswith("no verdict: regime check failed (") and "β reached" in gsgan[-1]
     assert "G moved" in gsgan[-1] and SHARPENS not in gsgan[-1]
+
+
+def test_a_standalone_run_may_start_from_anothers_pretraining(tmp_path, capsys):
+    """reproduce.pretrained_by: LeakGAN's ablation starts from LeakGAN's own pretraining (the same
+    model and schedule), trained after it, side by side or not; it pretrains nothing itself."""
+    from seqgan_ray.runlog import read_metrics
+
+    leak = {"train.method": "leakgan", "generator.kind": "leakgan", "rollout.stride": 4, "rollout.update_rate": 0.0,
+            "leakgan.pretrain_rounds": 1}
+    runs = {"mle": {"train.method": "mle"}, "leakgan_reference": {**leak, "leakgan.rescale": "reference"},
+            "leakgan": leak}
+    path = reproduce_file(tmp_path, runs, standalone=["leakgan", "leakgan_reference"],
+                          pretrained_by={"leakgan_reference": "leakgan"})
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "leakgan_reference"]) == 2
+    assert "train leakgan first" in capsys.readouterr().err
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.index("seed 0: leakgan finished") < err.index("seed 0: leakgan_reference started")  # it waited
+    out = tmp_path / "runs" / "seed0"
+    donor, ablation = (json.loads((out / n / "summary.json").read_text()) for n in ("leakgan", "leakgan_reference"))
+    assert ablation["oracle_nll_after_pretraining"] == donor["oracle_nll_after_pretraining"]
+    assert {m["phase"] for m in read_metrics(out / "leakgan_reference" / "metrics.jsonl")} == {"adversarial"}
+    assert "`leakgan_reference`: the pretraining of `leakgan`: " in (tmp_path / "doc" / "synthetic.md").read_text()

@@ -18,6 +18,10 @@ from tests.helpers import reproduce_file
     ({"runs": {"mle": {"train.method": "mle"}}, "repeat": ["seqgan"]}, "reproduce.repeat: 'seqgan'"),
     ({"runs": {"mle": {"train.method": "mle"}}, "beta_min": {"relgan": 15.0}}, "reproduce.beta_min: 'relgan'"),
     ({"runs": {"mle": {"train.method": "mle"}}, "paper_iterations": {"mle": 0}}, "paper_iterations.mle: give a number"),
+    ({"runs": {"mle": {"train.method": "mle"}, "a": {}, "b": {}}, "standalone": ["a"], "pretrained_by": {"b": "a"}},
+     "pretrained_by.b: both 'b' and 'a' must be in reproduce.standalone"),
+    ({"runs": {"mle": {"train.method": "mle"}, "a": {}, "b": {"train.pretrain_g_epochs": 3}}, "standalone": ["a", "b"],
+      "pretrained_by": {"b": "a"}}, "'b' has train.pretrain_g_epochs=3 and 'a' 2: a run starts from another's pretraining"),
 ])
 def test_reproduce_file_errors_name_the_key(tmp_path, section, message):
     path = reproduce_file(tmp_path, **section)
