@@ -275,7 +275,7 @@ class Trainer:
         tc, algorithm = self.cfg.train, self.algorithm
         algorithm.start(self, fresh=self.step <= 0)
         if self.step <= 0:  # gen/param_change is measured from here
-            self.adversarial_start = self.learner.weights()
+            self.adversarial_start = generator_own(self.learner.weights())
         self.step = max(self.step, 0)
         bar = self._progress(algorithm.label, tc.adv_iterations)
         for it in range(self.step + 1, tc.adv_iterations + 1):
@@ -356,7 +356,8 @@ class Trainer:
         if self.phase == "adversarial" and hasattr(self.algorithm, "evaluate"):  # the method's own metrics
             metrics.update(self.algorithm.evaluate(self, step))
         if self.phase == "adversarial" and self.adversarial_start is not None:  # whether G moved at all
-            metrics["gen/param_change"] = relative_change(self.learner.weights(), self.adversarial_start)
+            metrics["gen/param_change"] = relative_change(generator_own(self.learner.weights()),
+                                                          self.adversarial_start)
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
         self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})
@@ -497,6 +498,11 @@ class Trainer:
         if not rc.keep_checkpoints_at_end:  # generator.pt holds what sampling and evaluation need
             shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
         return Result(self.run_dir, summary)
+
+
+def generator_own(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """G's state dict without LeakGAN's frozen copy of D (`leak.*`), which moves with D's rounds."""
+    return {k: v for k, v in state.items() if not k.startswith("leak.")}
 
 
 def relative_change(new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -> float:

@@ -19,7 +19,9 @@ adv_iterations iterations into `<out_dir>/seed<k>/<name>`. A run may pretrain D 
 shared generator pretraining, before D's, and pretrains its own D. A run named in
 `standalone` (another model, e.g. LeakGAN's) pretrains from scratch in its own folder; its
 entry may name a config file (`config: configs/leakgan_oracle.yaml`) to start from instead of
-the shared sections, and may change any key. A run that has finished is
+the shared sections, and may change any key; one named in `pretrained_by` starts from another
+standalone run's finished pretraining (the same model, only the adversarial phase differs). A run
+that has finished is
 skipped, one that was interrupted resumes from its newest checkpoint, so the command can be
 stopped and started again at any point. At the end (and with `--report-only`) it writes
 the report: a table beside the paper's with 95% confidence intervals, a plot like the

@@ -8,7 +8,7 @@ import torch
 from seqgan_ray.experiments.frontier import FrontierPoint
 from seqgan_ray.experiments.verdict import (BEATS, SHARPENS, WORSE, Gap, beta_reached, collect_gap, d_learns,
                                             g_moved, interpolate, judge, seed_gap, verdict)
-from seqgan_ray.trainer import relative_change
+from seqgan_ray.trainer import generator_own, relative_change
 
 # MLE's frontier: NLL-test 6.0 -> 7.0 as τ falls, NLL-oracle 9.5 -> 8.5; each ± 0.02.
 MLE = [FrontierPoint(1.2, 6.0, 9.5, 0.02), FrontierPoint(1.0, 6.5, 9.0, 0.02), FrontierPoint(0.8, 7.0, 8.5, 0.04)]
@@ -75,3 +75,10 @@ def test_relative_change_of_the_generators_weights():
     old = {"w": torch.ones(4), "steps": torch.tensor(3)}
     assert relative_change({"w": torch.ones(4), "steps": torch.tensor(9)}, old) == 0.0  # integers not counted
     assert relative_change({"w": torch.tensor([1.0, 1.0, 1.0, 2.0]), "steps": torch.tensor(3)}, old) == pytest.approx(0.5)
+
+
+def test_leakgans_copy_of_d_is_not_gs_own_weights():
+    """LeakGAN's G carries a frozen copy of D (leak.*) that each D round rewrites: not G moving."""
+    old = {"worker.w": torch.ones(4), "leak.w": torch.ones(4)}
+    new = {"worker.w": torch.ones(4), "leak.w": torch.full((4,), 5.0)}
+    assert relative_change(generator_own(new), generator_own(old)) == 0.0
