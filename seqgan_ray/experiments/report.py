@@ -227,7 +227,8 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         row(_label(name, cfg), name, paper, _our_run(plan, name), cfg)
     from .verdict import against_baseline_section
 
-    lines += ["", *verdict(plan, rows), "", *against_baseline_section(plan), *time_section(plan), f"![NLL-oracle against epochs]({figure})", "",
+    lines += ["", *verdict(plan, rows), "", *against_baseline_section(plan), *time_section(plan),
+              f"![NLL-oracle against epochs]({figure})", "",
               f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
               f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
               f"(seed {rep.seeds[0]}).", "", *frontier_section(plan, figure), *configs_section(plan)]

@@ -241,7 +241,8 @@ def against_baseline_section(plan) -> list[str]:
              f"it, else '{SHARPENS}'. A row counts only once its regime checks pass: D learns (held-out accuracy "
              f"on fresh real against fresh G samples above {D_CHANCE} after its pretraining and after the run, "
              f"per seed), β reached (the last inverse temperature of a relaxed method at or above "
-             f"reproduce.beta_min), G moved (‖θ − θ₀‖ / ‖θ₀‖ over the adversarial phase above {G_MOVED:g}).", "",
+             f"reproduce.beta_min), G moved (‖θ − θ₀‖ / ‖θ₀‖ over the adversarial phase above "
+             f"{G_MOVED:g}).", "",
              "| method | frontier gap | ± 95% | per seed | D held-out acc. (after pretraining; after the run) "
              "| β at the end | G moved | paper's schedule (fraction run) | verdict |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -257,9 +258,11 @@ def against_baseline_section(plan) -> list[str]:
             judged = "no verdict: its frontier is not measured (add it to reproduce.frontier)"
         else:
             judged = judge(gap, checks)
-        shown = (f"{gap.mean:+.3f} | {gap.ci:.3f}{'ᵗ' if gap.over_seeds else ''} | "
-                 f"{' / '.join(f'{g:+.3f}' for g in gap.per_seed)}"
-                 + (f" (seeds {', '.join(map(str, gap.seeds))})" if gap.seeds != regime.seeds else "")) if gap else " |  | "
+        shown = " |  | "
+        if gap is not None:
+            some = f" (seeds {', '.join(map(str, gap.seeds))})" if gap.seeds != regime.seeds else ""
+            shown = (f"{gap.mean:+.3f} | {gap.ci:.3f}{'ᵗ' if gap.over_seeds else ''} | "
+                     f"{' / '.join(f'{g:+.3f}' for g in gap.per_seed)}{some}")
         schedule = plan.rep.paper_schedule.get(name, "")
         if name in plan.rep.paper_iterations:
             schedule += f" ({cfg.train.adv_iterations / plan.rep.paper_iterations[name]:.0%} of its iterations)"

@@ -21,7 +21,8 @@ from tests.helpers import reproduce_file
     ({"runs": {"mle": {"train.method": "mle"}, "a": {}, "b": {}}, "standalone": ["a"], "pretrained_by": {"b": "a"}},
      "pretrained_by.b: both 'b' and 'a' must be in reproduce.standalone"),
     ({"runs": {"mle": {"train.method": "mle"}, "a": {}, "b": {"train.pretrain_g_epochs": 3}}, "standalone": ["a", "b"],
-      "pretrained_by": {"b": "a"}}, "'b' has train.pretrain_g_epochs=3 and 'a' 2: a run starts from another's pretraining"),
+      "pretrained_by": {"b": "a"}},
+     "'b' has train.pretrain_g_epochs=3 and 'a' 2: a run starts from another's pretraining"),
 ])
 def test_reproduce_file_errors_name_the_key(tmp_path, section, message):
     path = reproduce_file(tmp_path, **section)
@@ -95,8 +96,10 @@ def test_the_laptop_tier_scales_only_what_its_rules_allow():
               "train.adv_iterations", "train.eval_every", "train.checkpoint_every"}
     paper = {"mle": (relaxed, "mle", set()), "seqgan": (relaxed, "seqgan", set()), "gsgan": (relaxed, "gsgan", set()),
              "leakgan": (leakgan, "leakgan", {"train.pretrain_g_epochs"}),
-             "leakgan_reference": (leakgan, "leakgan", {"train.pretrain_g_epochs", "leakgan.rescale", "leakgan.cosine"}),
-             "relgan": (relaxed, "relgan", {"generator.head_size", "relaxed.temperature_steps", "train.pretrain_g_epochs"}),
+             "leakgan_reference": (leakgan, "leakgan",
+                                   {"train.pretrain_g_epochs", "leakgan.rescale", "leakgan.cosine"}),
+             "relgan": (relaxed, "relgan",
+                        {"generator.head_size", "relaxed.temperature_steps", "train.pretrain_g_epochs"}),
              "textgan_mmd": (relaxed, "textgan_mmd", set()), "textgan_mean": (relaxed, "textgan_mean", set())}
     assert set(family.run_configs) == set(paper)
     for name, (plan, theirs, allowed) in paper.items():
