@@ -126,13 +126,10 @@ def d_learns(after_pretraining: list[float | None], after_run: list[float | None
     seed. Does not apply to a method that trains no D (both lists all None)."""
     if all(a is None for a in after_run):
         return Check("D learns", None, "–")
-    def fmt(xs: list[float | None]) -> str:
-        return " / ".join("–" if x is None else f"{x:.2f}" for x in xs)
-
     need = [*(after_pretraining if pretrains_d else []), *after_run]
     ok = all(a is not None and a > D_CHANCE for a in need)
-    return Check("D learns", ok, f"{fmt(after_pretraining) if pretrains_d else 'no D pretraining'}; "
-                                 f"{fmt(after_run)}")
+    return Check("D learns", ok, f"{_per_seed(after_pretraining, '.2f') if pretrains_d else 'no D pretraining'}; "
+                                 f"{_per_seed(after_run, '.2f')}")
 
 
 def beta_reached(last_beta: list[float | None], beta_min: float | None) -> Check:
@@ -142,8 +139,7 @@ def beta_reached(last_beta: list[float | None], beta_min: float | None) -> Check
         shown = " / ".join(f"{b:.3g}" for b in last_beta if b is not None)
         return Check("β reached", None, f"{shown} (no range set)" if shown else "–")
     ok = all(b is not None and b >= beta_min for b in last_beta)
-    return Check("β reached", ok, f"{' / '.join('–' if b is None else f'{b:.3g}' for b in last_beta)} "
-                                  f"(≥ {beta_min:g})")
+    return Check("β reached", ok, f"{_per_seed(last_beta, '.3g')} (≥ {beta_min:g})")
 
 
 def g_moved(changes: list[float | None]) -> Check:
@@ -152,7 +148,11 @@ def g_moved(changes: list[float | None]) -> Check:
     if all(c is None for c in changes):
         return Check("G moved", None, "not logged")
     ok = all(c is not None and c > G_MOVED for c in changes)
-    return Check("G moved", ok, " / ".join("–" if c is None else f"{c:.2g}" for c in changes))
+    return Check("G moved", ok, _per_seed(changes, ".2g"))
+
+
+def _per_seed(values: list[float | None], spec: str) -> str:
+    return " / ".join("–" if v is None else format(v, spec) for v in values)
 
 
 def judge(gap: Gap | None, checks: Sequence[Check]) -> str:
