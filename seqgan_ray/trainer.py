@@ -116,6 +116,7 @@ class Trainer:
         self.learner, self.disc, self.pool = roles.learner, roles.discriminator, roles.pool
         self.phase, self.step = PHASES[0], -1  # -1: not started; else steps done in `phase`
         self.last_eval: dict[str, dict[str, float]] = {}  # phase -> its latest evaluation
+        self.adversarial_start: dict[str, torch.Tensor] | None = None  # θ when the adversarial phase began
         self.restarts_before = 0  # rollout actor restarts in earlier processes and attempts
         self.attempt = attempt  # 1: this process's first at the run; 2, 3: recoveries in it
         # faults, recoveries, attempts: appended as they happen, never cut back (events.py)
@@ -271,6 +272,8 @@ class Trainer:
         loop; the baselines' are MLE epochs), each evaluated, logged and checkpointed here."""
         tc, algorithm = self.cfg.train, self.algorithm
         algorithm.start(self, fresh=self.step <= 0)
+        if self.step <= 0:  # gen/param_change is measured from here
+            self.adversarial_start = generator_own(self.learner.weights())
         self.step = max(self.step, 0)
         bar = self._progress(algorithm.label, tc.adv_iterations)
         for it in range(self.step + 1, tc.adv_iterations + 1):
@@ -354,6 +357,9 @@ class Trainer:
         check_finite(self.phase, step, **{self.task.metric: metrics[self.task.metric]})
         if self.trains_d:
             metrics.update(self.d_heldout(samples, step))
+        if self.phase == "adversarial" and self.adversarial_start is not None:  # whether G moved at all
+            metrics["gen/param_change"] = relative_change(generator_own(self.learner.weights()),
+                                                          self.adversarial_start)
         self.last_eval[self.phase] = metrics
         epoch = step + (self.cfg.train.pretrain_g_epochs if self.phase == "adversarial" else 0)
         self.log.log(self.phase, step, epoch, {**metrics, "time/eval_s": time.perf_counter() - t0})
@@ -434,7 +440,7 @@ class Trainer:
         return {"format": FORMAT, "phase": self.phase, "step": self.step, "config": self.cfg.to_dict(),
                 "learner": self.learner.state_dict(), "discriminator": self.disc.state_dict(),
                 "rollout_rng": self.pool.rng_states(), "data_rng": self.data_rng.get_state(),
-                "last_eval": dict(self.last_eval),
+                "last_eval": dict(self.last_eval), "adversarial_start": self.adversarial_start,
                 "metrics_lines": self.log.lines, "run_dir": str(self.run_dir.resolve()),
                 # the run's totals so far, for versions that read them from here
                 "rollout_restarts": self.rollout_restarts, "elapsed_s": self.events.totals(now=time.time()).wall_time_s}
@@ -463,6 +469,7 @@ class Trainer:
             self.data_rng.set_state(state["data_rng"])
         self.phase, self.step = state["phase"], state["step"]
         self.last_eval = dict(state["last_eval"])
+        self.adversarial_start = state.get("adversarial_start")  # absent from checkpoints before it was kept
         if own:
             RunLog.truncate(self.run_dir, state["metrics_lines"])
             if not self.events.exists():  # a run from before events.jsonl: its checkpoint's totals
@@ -510,6 +517,20 @@ class Trainer:
         if not rc.keep_checkpoints_at_end:  # generator.pt holds what sampling and evaluation need
             shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
         return Result(self.run_dir, summary)
+
+
+def generator_own(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """G's state dict without LeakGAN's frozen copy of D (`leak.*`), which moves with D's rounds."""
+    return {k: v for k, v in state.items() if not k.startswith("leak.")}
+
+
+def relative_change(new: dict[str, torch.Tensor], old: dict[str, torch.Tensor]) -> float:
+    """‖θ − θ₀‖ / ‖θ₀‖ over the floating-point tensors of two state dicts of the same model:
+    how far G has moved from θ₀ (gen/param_change; 0 when an update never reaches G's weights)."""
+    keys = [k for k, v in old.items() if v.is_floating_point()]
+    diff = sum(float((new[k].float() - old[k].float()).pow(2).sum()) for k in keys)
+    norm = sum(float(old[k].float().pow(2).sum()) for k in keys)
+    return (diff / norm) ** 0.5 if norm > 0 else float("inf") if diff > 0 else 0.0
 
 
 def real_per_round(cfg: Config, task: SyntheticTask | TextTask) -> int | None:

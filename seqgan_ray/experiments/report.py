@@ -178,6 +178,7 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
     lines = [
         f"# {rep.title or 'The paper' + chr(39) + 's synthetic experiment: Table 1 and Figure 2'}",
         "",
+        *([rep.intro.strip(), ""] if rep.intro else []),
         f"Data: {_data_source(plan) or 'no run yet'}.",
         "",
         f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
@@ -225,7 +226,10 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         kind = _kind(cfg)
         paper = rep.paper.get(name) if rep.paper else (PAPER.get(kind) if name == kind else None)
         row(_label(name, cfg), name, paper, _our_run(plan, name), cfg)
-    lines += ["", *verdict(plan, rows), "", *time_section(plan), f"![NLL-oracle against epochs]({figure})", "",
+    from .verdict import against_baseline_section
+
+    lines += ["", *verdict(plan, rows), "", *against_baseline_section(plan), *time_section(plan),
+              f"![NLL-oracle against epochs]({figure})", "",
               f"Figure: NLL-oracle against epochs, like the paper's Figure 2: the shared MLE "
               f"pretraining (epochs 0–{tc.pretrain_g_epochs}), then each method "
               f"(seed {rep.seeds[0]}).", "", *frontier_section(plan, figure), *configs_section(plan)]
@@ -349,7 +353,8 @@ def _label(name: str, cfg: Config) -> str:
 def _our_run(plan: Plan, name: str) -> str:
     """The 'our run' column: what the run changes from the shared sections, or its own config."""
     how = (_describe(plan.run_configs[name], plan.base) if not plan.standalone(name)
-           else "own pretraining: " + _standalone(plan, name))
+           else f"the pretraining of `{plan.rep.pretrained_by[name]}`: " + _standalone(plan, name)
+           if name in plan.rep.pretrained_by else "own pretraining: " + _standalone(plan, name))
     return f"`{name}`: {how}"
 
 
@@ -564,8 +569,10 @@ def figure2_curves(plan: Plan) -> dict[str, tuple[list[int], list[float]]]:
         label = name if (run_dir / "summary.json").is_file() else f"{name} (in progress)"
         if plan.standalone(name):  # its own pretraining, from epoch 0
             ev = [r for r in _evals(read_metrics(run_dir / "metrics.jsonl")) if r["epoch"] > 0]
+            donor = plan.rep.pretrained_by.get(name)
             if ev:
-                curves[f"{label}, own pretraining"] = ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
+                curves[f"{label}, {f'from the pretraining of {donor}' if donor else 'own pretraining'}"] = (
+                    [r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
             continue
         ev = _evals(read_metrics(run_dir / "metrics.jsonl"), "adversarial")
         if ev and start is not None:

@@ -19,7 +19,9 @@ adv_iterations iterations into `<out_dir>/seed<k>/<name>`. A run may pretrain D 
 shared generator pretraining, before D's, and pretrains its own D. A run named in
 `standalone` (another model, e.g. LeakGAN's) pretrains from scratch in its own folder; its
 entry may name a config file (`config: configs/leakgan_oracle.yaml`) to start from instead of
-the shared sections, and may change any key. A run that has finished is
+the shared sections, and may change any key; one named in `pretrained_by` starts from another
+standalone run's finished pretraining (the same model, only the adversarial phase differs). A run
+that has finished is
 skipped, one that was interrupted resumes from its newest checkpoint, so the command can be
 stopped and started again at any point. At the end (and with `--report-only`) it writes
 the report: a table beside the paper's with 95% confidence intervals, a plot like the
@@ -69,6 +71,8 @@ class ReproduceConfig:
     # measured when they finish (`run.py evaluate`, into their folder) and shown in the report
     temperatures: list[float] = field(default_factory=lambda: list(_default_temperatures()))
     standalone: list[str] = field(default_factory=list)  # runs with their own pretraining
+    pretrained_by: dict[str, str] = field(default_factory=dict)  # a standalone run -> another whose
+    # pretraining it starts from (the same model and pretraining; only adversarial keys differ)
     title: str = ""                   # the report's heading; empty: the paper's Table 1
     paper: dict[str, Any] = field(default_factory=dict)  # published NLL-oracle by run (empty: the
     # paper's Table 1 by method); on a corpus, each run's published metrics ({bleu2: .593, ...})
@@ -77,6 +81,13 @@ class ReproduceConfig:
     columns: list[str] = field(default_factory=list)       # config keys shown in the table
     paper_notes: dict[str, str] = field(default_factory=dict)  # a sentence printed beside a run's
     # bar and published number (e.g. that it was measured on another oracle)
+    intro: str = ""                   # a paragraph under the report's heading (e.g. a scaled-down
+    # tier's scaling rules)
+    beta_min: dict[str, float] = field(default_factory=dict)  # the least last inverse temperature β
+    # of a relaxed run for its regime check: the range its paper operates in
+    paper_schedule: dict[str, str] = field(default_factory=dict)  # a run's paper's schedule, in words
+    paper_iterations: dict[str, int] = field(default_factory=dict)  # its paper's adversarial
+    # iterations: the report shows the fraction of them that ran
 
 
 @dataclass
@@ -180,9 +191,13 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
                               f"({getattr(cfg.data, diff[0])!r} against {getattr(base.data, diff[0])!r}): every run "
                               f"of a report trains and is scored on the same task")
         plan.run_configs[name] = cfg
-    for name in [*rep.paper, *rep.bars, *rep.paper_notes]:
-        if name not in rep.runs:
-            raise ConfigError(f"{where}reproduce.paper / bars / paper_notes: '{name}' is not one of reproduce.runs")
+    for key in ("paper", "bars", "paper_notes", "beta_min", "paper_schedule", "paper_iterations"):
+        for name in getattr(rep, key):
+            if name not in rep.runs:
+                raise ConfigError(f"{where}reproduce.{key}: '{name}' is not one of reproduce.runs")
+    for name, n in rep.paper_iterations.items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"{where}reproduce.paper_iterations.{name}: give a number of iterations >= 1, not {n!r}")
     _check_paper(rep, bool(base.data.corpus), where)
     for key in rep.columns:
         if key not in all_keys(base):
@@ -190,6 +205,8 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     for name in rep.repeat:
         if name not in rep.runs:
             raise ConfigError(f"{where}reproduce.repeat: '{name}' is not one of reproduce.runs")
+    for name, donor in rep.pretrained_by.items():
+        _check_pretrained_by(plan, name, donor, where)
     if rep.baseline not in rep.runs:
         raise ConfigError(f"{where}reproduce.baseline '{rep.baseline}' is not one of reproduce.runs")
     for name in rep.frontier:
@@ -202,6 +219,25 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     except ConfigError as exc:
         raise ConfigError(f"{where}reproduce.temperatures: {exc}") from None
     return plan
+
+
+def _check_pretrained_by(plan: Plan, name: str, donor: str, where: str) -> None:
+    """reproduce.pretrained_by: both runs standalone, trained on the same seeds, and the same in
+    every key but the adversarial phase's (and the length and output keys)."""
+    rep, key = plan.rep, f"{where}reproduce.pretrained_by.{name}"
+    if name not in rep.standalone or donor not in rep.standalone or donor in rep.pretrained_by:
+        raise ConfigError(f"{key}: both '{name}' and '{donor}' must be in reproduce.standalone, and "
+                          f"'{donor}' must pretrain itself (not be in reproduce.pretrained_by)")
+    if rep.repeat and name in rep.repeat and donor not in rep.repeat:
+        raise ConfigError(f"{key}: '{name}' is in reproduce.repeat and '{donor}', whose pretraining it "
+                          f"starts from, is not; add '{donor}'")
+    ours, theirs = plan.run_configs[name].to_dict(), plan.run_configs[donor].to_dict()
+    for section, values in ours.items():
+        for k, v in values.items():
+            if f"{section}.{k}" not in UNCHECKED and f"{section}.{k}" != "run.seed" and theirs[section][k] != v:
+                raise ConfigError(f"{key}: '{name}' has {section}.{k}={v!r} and '{donor}' "
+                                  f"{theirs[section][k]!r}: a run starts from another's pretraining only "
+                                  f"when they differ in the adversarial phase alone")
 
 
 def _check_paper(rep: ReproduceConfig, corpus: bool, where: str) -> None:
@@ -246,8 +282,9 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
     (`child_args`: the command's options for them); returns the runs that failed."""
     from ..checkpoint import latest_checkpoint
 
-    def todo(seed: int) -> list[str]:
-        return [name for name in plan.runs_for(seed) if only is None or name in only]
+    def todo(seed: int) -> list[str]:  # a run that starts from another's pretraining after it
+        names = [name for name in plan.runs_for(seed) if only is None or name in only]
+        return sorted(names, key=lambda name: name in plan.rep.pretrained_by)
 
     seeds = [s for s in plan.rep.seeds if seeds is None or s in seeds]
     total = sum(1 + len(todo(seed)) for seed in seeds)
@@ -272,7 +309,9 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
         for name in todo(seed):
             done += 1
             cfg = plan.config(name, seed)
-            if plan.standalone(name):
+            if name in plan.rep.pretrained_by:
+                start = _pretraining_of(folder / plan.rep.pretrained_by[name], name)
+            elif plan.standalone(name):
                 start = None
             elif plan.own_d_pretraining(name):
                 start = _generator_pretrained(pre_dir, cfg)
@@ -324,8 +363,12 @@ def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, chil
     saved = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while queue or running:
-            while queue and len(running) < jobs:
-                name = queue.pop(0)
+            while len(running) < jobs:  # a run that starts from another's pretraining waits for it
+                ready = [n for n in queue if plan.rep.pretrained_by.get(n) not in (*queue, *running)]
+                if not ready:
+                    break
+                name = ready[0]
+                queue.remove(name)
                 log = plan.folder(seed) / f"{name}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
                 cmd = [sys.executable, "-m", "seqgan_ray.cli", "reproduce", *child_args,
@@ -355,6 +398,19 @@ def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, chil
     if stopping:
         raise Interrupted(f"stopped by {signal.Signals(stopping[0]).name}; each run wrote a checkpoint")
     return failed
+
+
+def _pretraining_of(donor_dir: Path, name: str) -> Path:
+    """The checkpoint at the end of a finished pretraining in `donor_dir` (D's when it has its
+    own rounds, else G's, with LeakGAN's interleaved D rounds), for run `name` to start from."""
+    done = (donor_dir / "summary.json").is_file() or any((donor_dir / "checkpoints").glob("adversarial_*.pt"))
+    found = [p for phase in ("pretrain_d", "pretrain_g")
+             for p in sorted((donor_dir / "checkpoints").glob(f"{phase}_*.pt"))[-1:]]
+    if not done or not found:
+        raise ConfigError(f"{name} starts from the pretraining of {donor_dir.name} (reproduce.pretrained_by), "
+                          f"which has not finished in {donor_dir} yet (or kept no checkpoint of it): "
+                          f"train {donor_dir.name} first")
+    return found[0]
 
 
 def _generator_pretrained(pre_dir: Path, cfg: Config) -> Path:

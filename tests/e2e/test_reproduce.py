@@ -409,3 +409,73 @@ def test_a_run_whose_driver_was_killed_before_its_first_checkpoint_starts_its_re
     assert iterations == evaluations == [1, 2, 3, 4]
     summary = json.loads((run / "summary.json").read_text())
     assert (summary["attempts"], summary["resumes"], summary["recoveries"]) == (1, 0, 0)
+
+
+def test_a_family_report_judges_each_method_against_mle_at_equal_nll_test(tmp_path):
+    """The laptop tier's report (configs/reproduce_family.yaml's shape, tiny): three seeds, each
+    run's frontier on every seed, the frontier gap with a t-interval, D's held-out accuracy, the
+    regime checks, and a verdict in words, or the failed check instead of one."""
+    from seqgan_ray.experiments.verdict import (SHARPENS, collect_gap, judge, read_frontiers, read_regime,
+                                                regime_checks)
+
+    runs = {"mle": {"train.method": "mle"}, "seqgan": {},
+            "gsgan": {"train.method": "gsgan", "generator.adv_lr": 1e-9}}  # a G that cannot move
+    path = reproduce_file(tmp_path, runs, seeds=[0, 1, 2], frontier=list(runs), temperatures=[0.7, 1.0, 1.4],
+                          title="A laptop tier", intro="Scaling rules: nothing is scaled here.",
+                          beta_min={"gsgan": 1000.0}, paper_schedule={"seqgan": "200 iterations"},
+                          paper_iterations={"seqgan": 200})
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    report = (tmp_path / "doc" / "synthetic.md").read_text()
+    assert report.startswith("# A laptop tier\n\nScaling rules: nothing is scaled here.\n")
+    assert "## Against MLE at equal NLL-test" in report and (tmp_path / "doc" / "synthetic_frontier.png").is_file()
+    head = next(l for l in report.splitlines() if l.startswith("| method | frontier gap |"))
+    assert head.split(" | ")[1:] == ["frontier gap", "± 95%", "per seed",
+                                     "D held-out acc. (after pretraining; after the run)", "β at the end",
+                                     "G moved", "paper's schedule (fraction run)", "verdict |"]
+    rows = {l.split(" | ")[0]: l.split(" | ") for l in report.split("## Against MLE")[1].splitlines()
+            if l.startswith("| ") and not l.startswith("| method")}
+    assert rows["| MLE"][-1] == "the baseline |" and rows["| MLE"][4] == "–"  # MLE trains no D
+    plan = load_plan(path)
+    mle = read_frontiers(plan, "mle")
+    assert set(mle) == {0, 1, 2}
+    # SeqGAN: its gap over three seeds (a t-interval), its D's accuracies, 1% of the paper's iterations,
+    # and the verdict the rule gives those numbers
+    seqgan = rows["| SeqGAN"]
+    regime = read_regime(plan, "seqgan")
+    assert seqgan[4] == ("; ".join(" / ".join(f"{a:.2f}" for a in accs)
+                                   for accs in (regime.d_after_pretraining, regime.d_after_run)))
+    assert seqgan[7] == "200 iterations (1% of its iterations)"
+    gap = collect_gap(read_frontiers(plan, "seqgan"), mle)
+    if gap is not None:
+        assert seqgan[1] == f"{gap.mean:+.3f}" and seqgan[2] == f"{gap.ci:.3f}{'ᵗ' if len(gap.seeds) == 3 else ''}"
+        assert seqgan[3].startswith(" / ".join(f"{g:+.3f}" for g in gap.per_seed))  # a seed off MLE's frontier: named
+        assert seqgan[3].endswith(")") == (len(gap.seeds) < 3)
+    assert seqgan[-1] == judge(gap, regime_checks(plan, "seqgan", regime)) + " |"
+    # GSGAN: G did not move and β stayed below the range asked of it: no verdict, the checks say why
+    gsgan = rows["| GSGAN"]
+    assert "(≥ 1000)" in gsgan[5] and float(gsgan[6].split(" / ")[0]) < 1e-3
+    assert gsgan[-1].startswith("no verdict: regime check failed (") and "β reached" in gsgan[-1]
+    assert "G moved" in gsgan[-1] and SHARPENS not in gsgan[-1]
+
+
+def test_a_standalone_run_may_start_from_anothers_pretraining(tmp_path, capsys):
+    """reproduce.pretrained_by: LeakGAN's ablation starts from LeakGAN's own pretraining (the same
+    model and schedule), trained after it, side by side or not; it pretrains nothing itself."""
+    from seqgan_ray.runlog import read_metrics
+
+    leak = {"train.method": "leakgan", "generator.kind": "leakgan", "rollout.stride": 4, "rollout.update_rate": 0.0,
+            "leakgan.pretrain_rounds": 1}
+    runs = {"mle": {"train.method": "mle"}, "leakgan_reference": {**leak, "leakgan.rescale": "reference"},
+            "leakgan": leak}
+    path = reproduce_file(tmp_path, runs, standalone=["leakgan", "leakgan_reference"],
+                          pretrained_by={"leakgan_reference": "leakgan"})
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "leakgan_reference"]) == 2
+    assert "train leakgan first" in capsys.readouterr().err
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.index("seed 0: leakgan finished") < err.index("seed 0: leakgan_reference started")  # it waited
+    out = tmp_path / "runs" / "seed0"
+    donor, ablation = (json.loads((out / n / "summary.json").read_text()) for n in ("leakgan", "leakgan_reference"))
+    assert ablation["oracle_nll_after_pretraining"] == donor["oracle_nll_after_pretraining"]
+    assert {m["phase"] for m in read_metrics(out / "leakgan_reference" / "metrics.jsonl")} == {"adversarial"}
+    assert "`leakgan_reference`: the pretraining of `leakgan`: " in (tmp_path / "doc" / "synthetic.md").read_text()

@@ -16,6 +16,13 @@ from tests.helpers import reproduce_file
     ({"runs": {"mle": {"rollout.num_rolouts": 3}}}, "did you mean 'rollout.num_rollouts'"),
     ({"runs": {"seqgan": {}}}, "reproduce.baseline 'mle' is not one of reproduce.runs"),
     ({"runs": {"mle": {"train.method": "mle"}}, "repeat": ["seqgan"]}, "reproduce.repeat: 'seqgan'"),
+    ({"runs": {"mle": {"train.method": "mle"}}, "beta_min": {"relgan": 15.0}}, "reproduce.beta_min: 'relgan'"),
+    ({"runs": {"mle": {"train.method": "mle"}}, "paper_iterations": {"mle": 0}}, "paper_iterations.mle: give a number"),
+    ({"runs": {"mle": {"train.method": "mle"}, "a": {}, "b": {}}, "standalone": ["a"], "pretrained_by": {"b": "a"}},
+     "pretrained_by.b: both 'b' and 'a' must be in reproduce.standalone"),
+    ({"runs": {"mle": {"train.method": "mle"}, "a": {}, "b": {"train.pretrain_g_epochs": 3}}, "standalone": ["a", "b"],
+      "pretrained_by": {"b": "a"}},
+     "'b' has train.pretrain_g_epochs=3 and 'a' 2: a run starts from another's pretraining"),
 ])
 def test_reproduce_file_errors_name_the_key(tmp_path, section, message):
     path = reproduce_file(tmp_path, **section)
@@ -73,3 +80,34 @@ def test_a_paper_note_stands_beside_the_bar(tmp_path):
     with pytest.raises(ConfigError, match="paper_notes: 'relgan'"):
         load_plan(reproduce_file(tmp_path, {"seqgan": {}, "mle": {"train.method": "mle"}},
                                  paper_notes={"relgan": note}))
+
+
+def test_the_laptop_tier_scales_only_what_its_rules_allow():
+    """configs/reproduce_family.yaml against the paper-scale files: each run keeps its models'
+    families, loss, step ratio, rates and schedule; only D's filter counts, the negatives per
+    round, the iterations (and their evaluation and checkpoint spacing), RelGAN's G width and
+    LeakGAN's and RelGAN's MLE epochs (halved) differ, and RelGAN's β still ends at 100^0.6."""
+    from tests.helpers import ROOT
+
+    family = load_plan(ROOT / "configs" / "reproduce_family.yaml")
+    relaxed = load_plan(ROOT / "configs" / "reproduce_relaxed.yaml")
+    leakgan = load_plan(ROOT / "configs" / "reproduce_leakgan.yaml")
+    scaled = {"discriminator.filter_sizes", "discriminator.num_filters", "train.num_negatives", "train.num_real",
+              "train.adv_iterations", "train.eval_every", "train.checkpoint_every"}
+    paper = {"mle": (relaxed, "mle", set()), "seqgan": (relaxed, "seqgan", set()), "gsgan": (relaxed, "gsgan", set()),
+             "leakgan": (leakgan, "leakgan", {"train.pretrain_g_epochs"}),
+             "leakgan_reference": (leakgan, "leakgan",
+                                   {"train.pretrain_g_epochs", "leakgan.rescale", "leakgan.cosine"}),
+             "relgan": (relaxed, "relgan",
+                        {"generator.head_size", "relaxed.temperature_steps", "train.pretrain_g_epochs"}),
+             "textgan_mmd": (relaxed, "textgan_mmd", set()), "textgan_mean": (relaxed, "textgan_mean", set())}
+    assert set(family.run_configs) == set(paper)
+    for name, (plan, theirs, allowed) in paper.items():
+        ours, full = family.run_configs[name].to_dict(), plan.run_configs[theirs].to_dict()
+        differs = {f"{s}.{k}" for s, values in ours.items() if s != "run" for k, v in values.items() if full[s][k] != v}
+        assert differs <= scaled | allowed, (name, differs - scaled - allowed)
+        assert ours["train"]["adv_iterations"] <= family.rep.paper_iterations[name]
+    ref = family.run_configs["leakgan_reference"].leakgan
+    assert (ref.rescale, ref.cosine, ref.temperature_trick) == ("reference", "batch_mean", 1.0)
+    relgan = family.run_configs["relgan"]
+    assert relgan.train.adv_iterations / relgan.relaxed.temperature_steps == pytest.approx(3000 / 5000)

@@ -1,0 +1,85 @@
+"""The family report's judgement against MLE: the frontier gap, its interval, the verdict, the regime checks."""
+
+import math
+
+import pytest
+import torch
+
+from seqgan_ray.experiments.frontier import FrontierPoint
+from seqgan_ray.experiments.verdict import (BEATS, SHARPENS, WORSE, Gap, beta_reached, collect_gap, d_learns,
+                                            g_moved, interpolate, judge, seed_gap, verdict)
+from seqgan_ray.trainer import generator_own, relative_change
+
+# MLE's frontier: NLL-test 6.0 -> 7.0 as τ falls, NLL-oracle 9.5 -> 8.5; each ± 0.02.
+MLE = [FrontierPoint(1.2, 6.0, 9.5, 0.02), FrontierPoint(1.0, 6.5, 9.0, 0.02), FrontierPoint(0.8, 7.0, 8.5, 0.04)]
+
+
+def test_interpolation_reads_the_baseline_at_the_same_nll_test():
+    assert interpolate(MLE, 6.25) == pytest.approx((9.25, 0.02))
+    # between τ 1.0 and 0.8: three quarters of the way, and so the half-widths
+    assert interpolate(MLE, 6.875) == pytest.approx((8.625, 0.035))
+    assert interpolate(list(reversed(MLE)), 6.25) == pytest.approx((9.25, 0.02))  # order of τ does not matter
+    assert interpolate(MLE, 5.9) is None and interpolate(MLE, 7.1) is None      # never extrapolated
+
+
+def test_a_seeds_gap_is_the_runs_tau_1_point_against_the_baseline():
+    run = [FrontierPoint(0.8, 7.4, 8.0, 0.05), FrontierPoint(1.0, 6.75, 8.55, 0.03)]
+    gap, ci = seed_gap(run, MLE)
+    assert gap == pytest.approx(8.55 - 8.75) and ci == pytest.approx(math.hypot(0.03, 0.03))
+    assert seed_gap([FrontierPoint(0.9, 6.75, 8.5, 0.03)], MLE) is None   # no τ = 1 point
+    assert seed_gap([FrontierPoint(1.0, 7.5, 8.0, 0.03)], MLE) is None    # beyond MLE's frontier
+
+
+def test_the_gap_interval_is_over_seeds_from_three_on():
+    runs = {s: [FrontierPoint(1.0, 6.5, 9.0 + d, 0.01)] for s, d in [(0, -0.1), (1, -0.2), (2, -0.3)]}
+    gap = collect_gap(runs, {0: MLE, 1: MLE, 2: MLE})
+    assert gap.per_seed == pytest.approx([-0.1, -0.2, -0.3]) and gap.over_seeds
+    assert gap.mean == pytest.approx(-0.2) and gap.ci == pytest.approx(4.303 * 0.1 / math.sqrt(3))
+    two = collect_gap(runs, {0: MLE, 1: MLE})   # a seed whose baseline is missing is left out
+    assert two.per_seed == pytest.approx([-0.1, -0.2]) and two.seeds == [0, 1] and not two.over_seeds
+    assert two.ci == pytest.approx(math.hypot(math.hypot(0.01, 0.02), math.hypot(0.01, 0.02)) / 2)
+    assert collect_gap(runs, {5: MLE}) is None
+
+
+@pytest.mark.parametrize("per_seed, expected", [
+    ([-0.30, -0.25, -0.35], BEATS),     # below 0 beyond the interval
+    ([-0.30, 0.25, 0.05], SHARPENS),    # the interval holds 0
+    ([0.20, 0.25, 0.30], WORSE),        # above 0 beyond it
+])
+def test_the_verdict_follows_the_gaps_interval(per_seed, expected):
+    assert verdict(Gap(per_seed, [0.01] * 3, [0, 1, 2])) == expected
+
+
+def test_regime_checks():
+    assert d_learns([0.80, 0.90], [0.70, 0.60], pretrains_d=True).ok is True
+    assert d_learns([0.80, 0.90], [0.70, 0.52], pretrains_d=True).ok is False      # at chance at the end
+    assert d_learns([0.50], [0.70], pretrains_d=True).ok is False                 # at chance after pretraining
+    no_d_pretraining = d_learns([0.50], [0.70], pretrains_d=False)                 # RelGAN: none to check
+    assert no_d_pretraining.ok is True and "no D pretraining" in no_d_pretraining.shown
+    assert d_learns([None], [None], pretrains_d=True).ok is None                   # MLE trains no D
+    assert beta_reached([16.0, 15.9], 15.0).ok is True
+    assert beta_reached([16.0, 3.0], 15.0).ok is False
+    assert beta_reached([None], None).ok is None and beta_reached([16.0], None).ok is None
+    assert g_moved([0.02, 0.01]).ok is True and g_moved([0.02, 0.0]).ok is False and g_moved([None]).ok is None
+
+
+def test_a_failed_regime_check_replaces_the_verdict():
+    gap = Gap([-0.3, -0.3, -0.3], [0.01] * 3, [0, 1, 2])
+    assert judge(gap, [d_learns([0.9], [0.9], pretrains_d=True), g_moved([0.1])]) == BEATS
+    text = judge(gap, [d_learns([0.9], [0.5], pretrains_d=True), g_moved([0.0])])
+    assert text == "no verdict: regime check failed (D learns, G moved)"
+    assert judge(None, [g_moved([0.1])]).startswith("no verdict yet")
+
+
+def test_relative_change_of_the_generators_weights():
+    old = {"w": torch.ones(4), "steps": torch.tensor(3)}
+    assert relative_change({"w": torch.ones(4), "steps": torch.tensor(9)}, old) == 0.0  # integers not counted
+    moved = {"w": torch.tensor([1.0, 1.0, 1.0, 2.0]), "steps": torch.tensor(3)}
+    assert relative_change(moved, old) == pytest.approx(0.5)
+
+
+def test_leakgans_copy_of_d_is_not_gs_own_weights():
+    """LeakGAN's G carries a frozen copy of D (leak.*) that each D round rewrites: not G moving."""
+    old = {"worker.w": torch.ones(4), "leak.w": torch.ones(4)}
+    new = {"worker.w": torch.ones(4), "leak.w": torch.full((4,), 5.0)}
+    assert relative_change(generator_own(new), generator_own(old)) == 0.0
