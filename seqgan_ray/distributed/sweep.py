@@ -198,7 +198,10 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
 
     cfg = trial_config(setup["base"], params)
     cfg.run.progress = False
-    cfg.run.keep_checkpoints_at_end = False  # Tune's checkpoints hold the trial's state: no second copy
+    # Tune's checkpoints hold the trial's state (Tune restarts a failed trial from them): the run
+    # writes none of its own between phase ends, and removes those when it finishes
+    cfg.train.checkpoint_every, cfg.train.checkpoint_every_s = cfg.train.adv_iterations + 1, 0.0
+    cfg.run.keep_checkpoints_at_end = False
     cfg.train.eval_every = 1  # the metric is reported after every adversarial iteration
     spec = setup["spec"]
     run_dir = Path(tune.get_context().get_trial_dir()) / "run"

@@ -6,6 +6,7 @@ import csv
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,10 @@ def test_tiny_asha_sweep_runs_writes_table_and_best_config_and_resumes(tmp_path)
     assert all(float(r["eval/oracle_nll"]) > 0 for r in rows)
     assert all(float(r["eval/nll_test"]) > 0 for r in rows)  # the other metrics beside the searched one
     assert 1 <= max(int(r["iterations"]) for r in rows) <= 3
+    for r in rows:  # a trial's state lives in Tune's checkpoints alone; a finished run keeps its generator
+        run = Path(r["trial_dir"]) / "run"
+        assert not any((run / "checkpoints").glob("*.pt")) and list(Path(r["trial_dir"]).glob("checkpoint_*"))
+        assert (run / "generator.pt").is_file() == (int(r["iterations"]) == 3)
     nll = [float(r["eval/oracle_nll"]) for r in rows]
     assert nll == sorted(nll)  # best first
     best = load_config(sweep_dir / "best_config.yaml")
