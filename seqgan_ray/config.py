@@ -383,8 +383,10 @@ class TrainConfig:
     own samples as inputs; Bengio et al. 2015), `relgan` or `gsgan` (the relaxed GANs: G steps
     through D's loss on Gumbel-softmax soft tokens, no rollouts; `relaxed.*`, docs/relaxed.md),
     `textgan` (G matches D's features of real and soft-argmax batches by MMD or by their means;
-    `textgan.*`), `leakgan` (G's Manager reads D's leaked features; `leakgan.*`), or your own
-    algorithm: a name it registered, or module:Class (docs/design.md, "How to add an algorithm").
+    `textgan.*`), `leakgan` (G's Manager reads D's leaked features; `leakgan.*`), `maskgan` (a
+    seq2seq G fills in masked tokens, rewarded per token by D with a critic's baseline;
+    `maskgan.*`, docs/maskgan.md), or your own algorithm: a name it registered, or module:Class
+    (docs/design.md, "How to add an algorithm").
     A method brings its own models and settings for the keys a run does not set (relgan: the
     relational memory and RelGAN's D; textgan: the latent-code LSTM; leakgan: its generator, rates,
     stride and update rate; see each algorithm's `defaults`); `run.py --print-config` shows them."""
