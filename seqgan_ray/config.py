@@ -637,10 +637,13 @@ def apply_method_defaults(cfg: Config, given: set[str]) -> dict[str, Any]:
     """Set each key whose value train.method brings (its algorithm's `defaults(cfg)`: its own
     models, stride, update rate, learning rates) unless `given` (the keys a file or an override
     set) names it; the keys and values set."""
-    from .algorithms import ALGORITHMS
+    from .algorithms import load_algorithm
 
-    method = ALGORITHMS.get(cfg.train.method)  # a name not known: validate says so
-    defaults = method.defaults(cfg) if method is not None and hasattr(method, "defaults") else {}
+    try:  # a registered name or module:Class, so an algorithm of your own brings its defaults too
+        method = load_algorithm(cfg.train.method)
+    except ConfigError:  # a name not known: validate says so, with the names it knows
+        return {}
+    defaults = method.defaults(cfg) if hasattr(method, "defaults") else {}
     applied = {key: value for key, value in defaults.items() if key not in given}
     for key, value in applied.items():
         set_key(cfg, key, value, where=f"train.method {cfg.train.method}'s default: ")

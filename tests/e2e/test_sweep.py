@@ -12,7 +12,7 @@ import pytest
 
 from seqgan_ray.config import load_config
 from tests.conftest import TINY
-from tests.helpers import ROOT, write_sweep_file
+from tests.helpers import ROOT, run_py, write_sweep_file
 
 
 def test_tiny_asha_sweep_runs_writes_table_and_best_config_and_resumes(tmp_path):
@@ -91,9 +91,7 @@ def test_an_optuna_sweep_runs_its_trials_through_the_searcher(tmp_path):
         "search_alg": "optuna", "driver_cpus": 0.2,
         "search_space": {"generator.adv_lr": {"loguniform": [1e-3, 1e-2]}, "rollout.num_rollouts": {"choice": [2, 4]}}},
         base)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    proc = subprocess.run([sys.executable, str(ROOT / "run.py"), "tune", "--config", str(sweep_file)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = run_py("tune", "--config", str(sweep_file), timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     sweep_dir = tmp_path / "tune" / "tpe"
     rows = list(csv.DictReader(open(sweep_dir / "results.csv")))

@@ -328,3 +328,20 @@ def test_a_reproduce_run_on_the_shared_pretraining_keeps_its_models_and_takes_th
     assert (shared.generator.kind, shared.discriminator.kind, shared.train.pretrain_d_rounds) == ("lstm", "cnn", 3)
     assert shared.generator.adv_lr == own.generator.adv_lr == 1e-4  # the method's adversarial rate all the same
     assert (own.generator.kind, own.discriminator.kind, own.train.pretrain_d_rounds) == ("relational_memory", "relgan", 0)
+
+
+def test_an_algorithm_of_your_own_named_by_module_brings_its_defaults_too():
+    cfg = load_config(None, ["train.method=tests.unit.test_newcomer:WithDefaults"])
+    assert cfg.generator.adv_lr == 0.003 and "generator.adv_lr=0.003" in describe(cfg)
+    assert load_config(None, ["train.method=tests.unit.test_newcomer:WithDefaults",
+                              "generator.adv_lr=0.02"]).generator.adv_lr == 0.02
+
+
+class WithDefaults:
+    """A plug-in algorithm (never trained here) that brings one setting of its own."""
+
+    label = "adversarial (with defaults)"
+
+    @staticmethod
+    def defaults(cfg):
+        return {"generator.adv_lr": 0.003}
