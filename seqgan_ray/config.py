@@ -32,6 +32,7 @@ COSINES = ("token", "batch_mean")           # leakgan.cosine
 MATCHES = ("mmd", "mean")                   # textgan.match
 MASK_MODES = ("random", "contiguous")       # maskgan.mask_mode
 ESTIMATORS = ("mc", "critic")               # rollout.estimator
+MASKGAN_METHODS = ("maskgan", "maskmle")    # train.method values whose G and D are MaskGAN's seq2seq models
 
 # What a key's value touches, for the tools that compare configs (one role per key):
 SHAPE = "shape"              # the shapes of the saved tensors (and so pretraining): checkpoint.py
@@ -218,6 +219,9 @@ class RolloutConfig:
     train.method seqgan and rollout.reward discriminator (docs/maskgan.md)."""
     critic_lr: float = setting(1e-3, above=0, what="a learning rate", role=ADVERSARIAL)
     """Adam rate of the `critic` estimator's value net."""
+    critic_steps: int = setting(1, min=1, role=ADVERSARIAL)
+    """Steps of the `critic` estimator's value net per G step: the first on the G step's batch,
+    each other on a fresh batch of G's samples scored by D, so that V keeps up with D."""
 
 
 @dataclass
@@ -385,7 +389,8 @@ class TrainConfig:
     `textgan` (G matches D's features of real and soft-argmax batches by MMD or by their means;
     `textgan.*`), `leakgan` (G's Manager reads D's leaked features; `leakgan.*`), `maskgan` (a
     seq2seq G fills in masked tokens, rewarded per token by D with a critic's baseline;
-    `maskgan.*`, docs/maskgan.md), or your own algorithm: a name it registered, or module:Class
+    `maskgan.*`, docs/maskgan.md), `maskmle` (its baseline: MaskGAN's models, one more MaskMLE
+    epoch an iteration), or your own algorithm: a name it registered, or module:Class
     (docs/design.md, "How to add an algorithm").
     A method brings its own models and settings for the keys a run does not set (relgan: the
     relational memory and RelGAN's D; textgan: the latent-code LSTM; leakgan: its generator, rates,
@@ -817,14 +822,14 @@ def _validate_maskgan(cfg: Config) -> None:
     if cfg.maskgan.mask_mode not in MASK_MODES:
         raise ConfigError(f"'maskgan.mask_mode' must be one of {', '.join(MASK_MODES)}, "
                           f"got {cfg.maskgan.mask_mode!r}")
-    if cfg.train.method != "maskgan":
+    if cfg.train.method not in MASKGAN_METHODS:
         return
     for key, default in (("generator.kind", "lstm"), ("discriminator.kind", "cnn")):
         if _get(cfg, key) != default:
-            raise ConfigError(f"'{key}' is not read by train.method maskgan, whose G and D are its seq2seq "
+            raise ConfigError(f"'{key}' is not read by train.method {cfg.train.method}, whose G and D are its seq2seq "
                               f"models (maskgan.hidden_dim, maskgan.num_layers): remove it")
     if cfg.train.pretrain_workers:
-        raise ConfigError("'train.pretrain_workers' must be 0 with train.method maskgan (its MaskMLE draws "
+        raise ConfigError(f"'train.pretrain_workers' must be 0 with train.method {cfg.train.method} (its MaskMLE draws "
                           "masks in the learner)")
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from .config import Config
+from .config import MASKGAN_METHODS, Config
 from .kernels.cuda_graphs import GraphedStep
 from .losses import discriminator_loss, mle_loss, output_l2, policy_gradient_loss
 from .models.discriminator import Discriminator, RelGANDiscriminator
@@ -62,8 +62,8 @@ def restore_rng(rng: torch.Generator, state: Tensor) -> None:
 
 
 def uses_maskgan_models(cfg: Config) -> bool:
-    """Whether G and D are MaskGAN's seq2seq models (train.method maskgan)."""
-    return cfg.train.method == "maskgan"
+    """Whether G and D are MaskGAN's seq2seq models (train.method maskgan, or its MaskMLE baseline)."""
+    return cfg.train.method in MASKGAN_METHODS
 
 
 def make_generator(cfg: Config, seed: int) -> LSTMPolicy:
@@ -320,22 +320,32 @@ class GeneratorLearner:
     def critic_pg_step(self, seqs: Tensor) -> GenStep:
         """rollout.estimator critic: Eq. 8 on `seqs` (B, T) with each token's advantage from the
         value net (models/value.py) and D's score of the sequence (the copy from `set_critic`)
-        in place of Eq. 4's rewards; then one step of the value net toward D's scores."""
+        in place of Eq. 4's rewards; then rollout.critic_steps steps of the value net toward
+        D's scores, the first on `seqs`, the others on fresh samples of G."""
         assert self.critic is not None and self.value_net is not None, "call set_critic first"
         seqs = seqs.to(self.device)
         with torch.no_grad():
             scores = self.critic.prob_real(seqs)  # (B,)
-        values = self.value_net(seqs)  # (B, T + 1)
-        advantages = critic_advantages(values.detach(), scores)  # (B, T)
+            advantages = critic_advantages(self.value_net(seqs), scores)  # (B, T)
         step = self.update(policy_gradient_objective, seqs, advantages)
-        loss = value_loss(values, scores, self.generator.mask(seqs))
+        loss = self._value_step(seqs, scores)
+        for _ in range(self.cfg.rollout.critic_steps - 1):
+            fresh = self.sample(len(seqs)).to(self.device)
+            with torch.no_grad():
+                fresh_scores = self.critic.prob_real(fresh)
+            loss = self._value_step(fresh, fresh_scores)
+        return GenStep(step.loss, step.grad_norm, {"gen/advantage_mean": advantages.mean().item(),
+                                                   "gen/d_score_mean": scores.mean().item(),
+                                                   "critic/loss": loss})
+
+    def _value_step(self, seqs: Tensor, scores: Tensor) -> float:
+        """One Adam step of the value net toward D's `scores` (B,) of `seqs` (B, T); its loss."""
+        loss = value_loss(self.value_net(seqs), scores, self.generator.mask(seqs))
         self.value_opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.value_net.parameters(), self.cfg.generator.grad_clip)
         self.value_opt.step()
-        return GenStep(step.loss, step.grad_norm, {"gen/advantage_mean": advantages.mean().item(),
-                                                   "gen/d_score_mean": scores.mean().item(),
-                                                   "critic/loss": loss.item()})
+        return loss.item()
 
     def update(self, objective: Callable[..., Tensor], *args: Any, optimizer: str = "pg",
                rescale: float = 0.0) -> GenStep:
@@ -361,6 +371,18 @@ class GeneratorLearner:
     def masked_nll(self, seqs: Tensor, present: Tensor) -> float:
         """MaskGAN: G_θ's mean NLL of the missing tokens of `seqs` given the present ones (teacher forced)."""
         return float(self.generator.masked_nll(seqs.to(self.device), present.to(self.device)))
+
+    @torch.no_grad()
+    def critic_token_accuracy(self, real: Tensor, filled: Tensor, present: Tensor) -> tuple[float, float]:
+        """MaskGAN: the accuracy of the copy of D from `set_critic` (no dropout) on the missing
+        tokens, of `real` (B, T) as real and of `filled` (its in-fills) as filled in."""
+        from .algorithms.maskgan import discriminator_loss as token_loss
+
+        assert self.critic is not None, "call set_critic first"
+        real, filled, present = real.to(self.device), filled.to(self.device), present.to(self.device)
+        _, acc_real, acc_fake = token_loss(self.critic(real, present), self.critic(filled, present),
+                                           (~present).float())
+        return float(acc_real), float(acc_fake)
 
     def load_pretrained(self, generator: StateDict, mle_opt: dict[str, Any]) -> None:
         """θ and the MLE optimizer from pretraining done elsewhere (Ray Train)."""

@@ -262,6 +262,9 @@ class Trainer:
                 fake = self.learner.sample(tc.eval_samples, seed=self._heldout_seed(rnd) + 1)  # G's stream untouched
                 self.last_eval["pretrain_d"] = self.d_heldout(fake, rnd)
                 metrics.update(self.last_eval["pretrain_d"])
+            elif rnd == tc.pretrain_d_rounds and hasattr(self.algorithm, "d_heldout"):  # a D of its own kind
+                self.last_eval["pretrain_d"] = self.algorithm.d_heldout(self, rnd)
+                metrics.update(self.last_eval["pretrain_d"])
             self.log.log("pretrain_d", rnd, E, metrics)
             bar.update(rnd, f"loss {stats.loss:.3f}  acc real {stats.acc_real:.2f} fake {stats.acc_fake:.2f}")
             self._end_step(rnd, last=rnd == tc.pretrain_d_rounds)

@@ -207,17 +207,57 @@ class MaskGAN:
     def evaluate(self, ctx: Context, step: int, samples: Tensor) -> dict[str, float]:
         """In-filling held-out sequences: the same masks every time (EVAL_MASK_SEED), at
         maskgan.present_rate. eval/infill_nll_test: G's NLL of the missing tokens given the rest;
-        on the synthetic task, eval/infill_oracle_nll: the oracle's NLL of the filled sequences.
+        on the synthetic task, eval/infill_oracle_nll: the oracle's NLL of the filled sequences;
+        eval/d_heldout_acc: D's accuracy on those tokens (`d_heldout`).
         eval/unique_4gram_share: of the unconditional `samples` (S, T)."""
         cfg, task = ctx.cfg, ctx.task
-        held = task.test[: cfg.train.eval_samples]
+        held, present = self._heldout(ctx)
         eos = cfg.data.eos_token if cfg.data.eos_token >= 0 else None
-        present = make_mask(held, cfg.maskgan.present_rate, cfg.maskgan.mask_mode, eos=eos,
-                            generator=torch.Generator().manual_seed(EVAL_MASK_SEED))
+        filled = ctx.learner.infill(held, present)
         metrics = {"eval/infill_nll_test": ctx.learner.masked_nll(held, present),
                    "eval/unique_4gram_share": unique_ngram_share(samples, 4, eos)}
         if hasattr(task, "oracle"):
-            filled = ctx.learner.infill(held, present)
             scorer = task.scorer
             metrics["eval/infill_oracle_nll"] = scorer.sequence_nll(filled.to(scorer.W.device)).mean().item()
+        if self.trains_d and ctx.phase == "adversarial":
+            metrics.update(self._d_accuracy(ctx, held, filled, present))
         return metrics
+
+    trains_d = True  # D learns in the adversarial phase: its held-out accuracy is reported
+
+    def d_heldout(self, ctx: Context, step: int) -> dict[str, float]:
+        """eval/d_heldout_acc at the end of D's pretraining: D's per-token accuracy on the held-out
+        sequences (never trained on) against G's in-fills of them, on their missing tokens, the
+        mean of the two (0.5: chance)."""
+        held, present = self._heldout(ctx)
+        return self._d_accuracy(ctx, held, ctx.learner.infill(held, present), present)
+
+    @staticmethod
+    def _heldout(ctx: Context) -> tuple[Tensor, Tensor]:
+        """The first train.eval_samples held-out sequences and their fixed masks."""
+        cfg = ctx.cfg
+        held = ctx.task.test[: cfg.train.eval_samples]
+        eos = cfg.data.eos_token if cfg.data.eos_token >= 0 else None
+        return held, make_mask(held, cfg.maskgan.present_rate, cfg.maskgan.mask_mode, eos=eos,
+                               generator=torch.Generator().manual_seed(EVAL_MASK_SEED))
+
+    @staticmethod
+    def _d_accuracy(ctx: Context, held: Tensor, filled: Tensor, present: Tensor) -> dict[str, float]:
+        acc_real, acc_fake = ctx.learner.critic_token_accuracy(held, filled, present)
+        return {"eval/d_heldout_acc": (acc_real + acc_fake) / 2}
+
+
+@register("maskmle")
+class MaskMLE(MaskGAN):
+    """MaskGAN's baseline: its models and pretraining, then more MaskMLE epochs, one an iteration
+    (the cross-entropy of the missing tokens of fresh masks). Evaluated as MaskGAN is; D is not
+    trained after its pretraining."""
+
+    label = "adversarial (maskmle)"
+    reports = ("gen/mle_nll", "eval/infill_oracle_nll", "eval/infill_nll_test", "eval/unique_4gram_share")
+    trains_d = False
+
+    def iteration(self, ctx: Context, it: int) -> tuple[dict[str, float], str]:
+        from .baselines import mle_iteration
+
+        return mle_iteration(ctx, it, 0.0)

@@ -306,19 +306,41 @@ def read_frontier(path: Path) -> Frontiers:
     return out
 
 
+def efficient_branch(baseline: Sequence[FrontierPoint]) -> list[FrontierPoint]:
+    """`baseline`'s points at or below the temperature of its lowest NLL-test, by temperature:
+    the branch where a lower τ trades coverage for quality. Above that temperature NLL-test
+    rises again (the samples spread past the data) while NLL-oracle worsens too, so no one
+    would sample there, and reading a gap off it would credit a run for beating a bad choice."""
+    if not baseline:
+        return []
+    turn = min(baseline, key=lambda p: p.nll_test).temperature
+    return sorted((p for p in baseline if p.temperature <= turn), key=lambda p: p.temperature)
+
+
+def baseline_at(baseline: Sequence[FrontierPoint], nll_test: float) -> tuple[float, float] | None:
+    """The baseline's NLL-oracle at `nll_test` and its 95% half-width, on its efficient branch,
+    linear between the two temperatures whose NLL-test brackets it (the half-width likewise: the
+    two points share the sampler's uniforms, so their errors move together); None outside the
+    branch's range (a run with a better NLL-test than any of the baseline's temperatures)."""
+    curve = efficient_branch(baseline)
+    for a, b in zip(curve, curve[1:]):
+        lo, hi = sorted((a.nll_test, b.nll_test))
+        if lo <= nll_test <= hi and hi > lo:
+            w = (nll_test - a.nll_test) / (b.nll_test - a.nll_test)
+            return ((1 - w) * a.oracle_nll + w * b.oracle_nll,
+                    (1 - w) * (a.oracle_nll_ci95 or 0.0) + w * (b.oracle_nll_ci95 or 0.0))
+    if len(curve) == 1 and math.isclose(curve[0].nll_test, nll_test):
+        return curve[0].oracle_nll, curve[0].oracle_nll_ci95 or 0.0
+    return None
+
+
 def frontier_gap(points: Sequence[FrontierPoint], baseline: Sequence[FrontierPoint]) -> list[tuple[float, float]]:
     """Synthetic task: for each of `points` whose NLL-test lies within the range of
-    `baseline`'s, (temperature, its NLL-oracle minus the baseline's at the same NLL-test,
-    interpolated linearly between the baseline's temperatures). Negative: better samples at
-    the same coverage, which no temperature gives the baseline; positive: worse."""
-    curve = sorted((p.nll_test, p.oracle_nll) for p in baseline)
-    out = []
-    for p in points:
-        for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
-            if x0 <= p.nll_test <= x1 and x1 > x0:
-                out.append((p.temperature, p.oracle_nll - (y0 + (y1 - y0) * (p.nll_test - x0) / (x1 - x0))))
-                break
-    return out
+    `baseline`'s efficient branch, (temperature, its NLL-oracle minus the baseline's at the
+    same NLL-test, `baseline_at`). Negative: better samples at the same coverage, which no
+    temperature gives the baseline; positive: worse."""
+    return [(p.temperature, p.oracle_nll - base[0]) for p in points
+            if (base := baseline_at(baseline, p.nll_test)) is not None]
 
 
 def write_frontier(frontiers: Frontiers, out_dir: Path) -> list[Path]:

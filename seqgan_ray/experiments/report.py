@@ -22,7 +22,7 @@ from .reproduce import Plan
 PAPER = {"random": 10.310, "mle": 9.038, "scheduled_sampling": 8.985, "pg_bleu": 8.946, "seqgan": 8.736}
 PAPER_LABELS = {"random": "Random", "mle": "MLE", "scheduled_sampling": "Scheduled Sampling",
                 "pg_bleu": "PG-BLEU", "seqgan": "SeqGAN", "leakgan": "LeakGAN", "relgan": "RelGAN",
-                "gsgan": "GSGAN", "textgan": "TextGAN"}
+                "gsgan": "GSGAN", "textgan": "TextGAN", "maskgan": "MaskGAN", "maskmle": "MaskMLE"}
 # An iteration's parts, as the algorithms log them (seconds), for the report's time table.
 TIME_PARTS = {"time/sample_s": "G batch", "time/rollout_s": "rewards", "time/g_update_s": "G step",
               "time/negatives_s": "negatives", "time/d_train_s": "D training", "time/iteration_s": "iteration"}
@@ -44,6 +44,7 @@ class Outcome:
     seeds: list[int] = field(default_factory=list)
     best: list[float] = field(default_factory=list)     # the lowest evaluation of the adversarial
     best_at: list[int] = field(default_factory=list)    # phase, and its iteration, per seed
+    extra: list[dict[str, float]] = field(default_factory=list)  # reproduce.metrics of the last evaluation, per seed
 
     def on(self, seeds: list[int]) -> "Outcome":
         """This outcome over `seeds` only (those of them it has), to compare runs seed for seed."""
@@ -112,6 +113,7 @@ def collect(plan: Plan) -> dict[str, Outcome]:
     def add(name: str, seed: int, record: dict[str, Any], wall: float, nll: float, where: str = "",
             best: dict[str, Any] | None = None) -> None:
         o = rows.setdefault(name, Outcome([], [], []))
+        o.extra.append({k: record.get(k, math.nan) for k in plan.rep.metrics})
         if best is not None:
             o.best.append(best["eval/oracle_nll"])
             o.best_at.append(best["step"])
@@ -186,8 +188,10 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         "",
         f"Schedule: {tc.pretrain_g_epochs} MLE epochs, {tc.pretrain_d_rounds} × {tc.pretrain_d_epochs} "
         f"discriminator pretraining epochs, then {tc.adv_iterations} iterations of each method "
-        f"(SeqGAN: {tc.g_steps} generator step, {tc.d_steps} × {tc.k_epochs} discriminator epochs an "
-        f"iteration; the baselines: one epoch an iteration). Seeds: {seeds}. NLL-oracle is the "
+        + (f"(SeqGAN: {tc.g_steps} generator step, {tc.d_steps} × {tc.k_epochs} discriminator epochs an "
+           f"iteration; the baselines: one epoch an iteration)" if base.train.method == "seqgan" else
+           f"(an iteration as each method defines it; a run's own count is in its row)")
+        + f". Seeds: {seeds}. NLL-oracle is the "
         f"oracle's mean per-token NLL of {tc.eval_samples} generator samples (lower: samples the "
         f"oracle finds likelier); ± is a 95% interval {ci_how}. NLL-test is the final generator's NLL "
         f"of held-out oracle samples, as many as the training sequences (lower: it covers more of what the oracle "
@@ -200,8 +204,8 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
            f"scratch with their own config and schedule, not the shared pretraining." if rep.standalone else ""),
         "",
         f"| method | {''.join(f'{_column(k)} | ' for k in rep.columns)}paper | ours | ± 95% | per seed | "
-        f"best evaluation (iteration) | NLL-test | our run | wall time |",
-        "|---|" + "---|" * len(rep.columns) + "---|---|---|---|---|---|---|---|",
+        f"best evaluation (iteration) | NLL-test | {''.join(f'{k} | ' for k in rep.metrics)}our run | wall time |",
+        "|---|" + "---|" * (len(rep.columns) + len(rep.metrics)) + "---|---|---|---|---|---|---|---|",
     ]
 
     def row(label: str, key: str, paper: float | None, run: str, cfg: Config | None = None) -> None:
@@ -216,8 +220,9 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         test = f"{sum(o.nll_test) / len(o.nll_test):.3f}" if o else ""
         best = (f"{sum(o.best) / len(o.best):.3f} ({' / '.join(map(str, o.best_at))})" if o and o.best else "")
         shown = "".join(f"{_shown(cfg or base, k)} | " for k in rep.columns)
+        extra = "".join(f"{_metric_cell([e[k] for e in o.extra]) if o else ''} | " for k in rep.metrics)
         lines.append(f"| {label} | {shown}{paper if paper is not None else ''} | {ours} | {ci} | {per_seed} | {best} | "
-                     f"{test} | {run} | {wall} |")
+                     f"{test} | {extra}{run} | {wall} |")
 
     row("Random", "random", PAPER["random"], "`pretrain`, after epoch 1 (the paper's Random)" if tc.eval_every == 1
         else "`pretrain`, before epoch 1 (the paper's Random is after one: evaluate every epoch for it)")
@@ -356,6 +361,19 @@ def _our_run(plan: Plan, name: str) -> str:
            else f"the pretraining of `{plan.rep.pretrained_by[name]}`: " + _standalone(plan, name)
            if name in plan.rep.pretrained_by else "own pretraining: " + _standalone(plan, name))
     return f"`{name}`: {how}"
+
+
+def _metric_cell(values: list[float]) -> str:
+    """A reproduce.metrics cell: the mean over the seeds that report it, ± a t-interval over 3
+    or more of them; blank when none does (Random and pretraining rows of a method's own metric)."""
+    vs = [v for v in values if not math.isnan(v)]
+    if not vs:
+        return ""
+    mean = sum(vs) / len(vs)
+    if len(vs) < 3:
+        return f"{mean:.3f}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vs) / (len(vs) - 1))
+    return f"{mean:.3f} ± {T_975.get(len(vs) - 1, 1.96) * sd / math.sqrt(len(vs)):.3f}ᵗ"
 
 
 def _three(x: float | None) -> str:

@@ -88,6 +88,8 @@ class ReproduceConfig:
     paper_schedule: dict[str, str] = field(default_factory=dict)  # a run's paper's schedule, in words
     paper_iterations: dict[str, int] = field(default_factory=dict)  # its paper's adversarial
     # iterations: the report shows the fraction of them that ran
+    metrics: list[str] = field(default_factory=list)  # more of the last evaluation's metrics as
+    # columns (mean over seeds, a t-interval over 3 or more), e.g. MaskGAN's eval/infill_oracle_nll
 
 
 @dataclass
@@ -199,6 +201,10 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"{where}reproduce.paper_iterations.{name}: give a number of iterations >= 1, not {n!r}")
     _check_paper(rep, bool(base.data.corpus), where)
+    for key in rep.metrics:
+        if not isinstance(key, str) or not key.startswith("eval/"):
+            raise ConfigError(f"{where}reproduce.metrics: {key!r} is not an evaluation metric (they start with "
+                              f"eval/, e.g. eval/infill_oracle_nll)")
     for key in rep.columns:
         if key not in all_keys(base):
             raise ConfigError(f"{where}reproduce.columns: '{key}' is not a config key")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Sequence
 
-from .frontier import FrontierPoint
+from .frontier import FrontierPoint, baseline_at
 
 D_CHANCE = 0.55   # a D whose held-out accuracy is at or below this is taken to be at chance
 G_MOVED = 1e-3    # ‖θ − θ₀‖ / ‖θ₀‖ over the adversarial phase below this: G did not move
@@ -66,21 +66,6 @@ def at_temperature(points: Sequence[FrontierPoint], tau: float = 1.0) -> Frontie
     return next((p for p in points if math.isclose(p.temperature, tau)), None)
 
 
-def interpolate(baseline: Sequence[FrontierPoint], nll_test: float) -> tuple[float, float] | None:
-    """The baseline's NLL-oracle at `nll_test` and its 95% half-width, linear between the two
-    temperatures whose NLL-test brackets it (the half-width likewise: the two points share the
-    sampler's uniforms, so their errors move together); None outside the baseline's range."""
-    curve = sorted(baseline, key=lambda p: p.nll_test)
-    for a, b in zip(curve, curve[1:]):
-        if a.nll_test <= nll_test <= b.nll_test and b.nll_test > a.nll_test:
-            w = (nll_test - a.nll_test) / (b.nll_test - a.nll_test)
-            return ((1 - w) * a.oracle_nll + w * b.oracle_nll,
-                    (1 - w) * (a.oracle_nll_ci95 or 0.0) + w * (b.oracle_nll_ci95 or 0.0))
-    if len(curve) == 1 and math.isclose(curve[0].nll_test, nll_test):
-        return curve[0].oracle_nll, curve[0].oracle_nll_ci95 or 0.0
-    return None
-
-
 def seed_gap(points: Sequence[FrontierPoint], baseline: Sequence[FrontierPoint]) -> tuple[float, float] | None:
     """One seed's gap: the run's NLL-oracle at τ = 1 minus the baseline's at the same NLL-test,
     and its 95% half-width (the two intervals combined); None when the run has no τ = 1 point or
@@ -88,7 +73,7 @@ def seed_gap(points: Sequence[FrontierPoint], baseline: Sequence[FrontierPoint])
     p = at_temperature(points)
     if p is None:
         return None
-    base = interpolate(baseline, p.nll_test)
+    base = baseline_at(baseline, p.nll_test)
     if base is None:
         return None
     return p.oracle_nll - base[0], math.hypot(p.oracle_nll_ci95 or 0.0, base[1])

@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from seqgan_ray.config import config_from_dict
 from seqgan_ray.runlog import read_metrics
@@ -42,6 +43,8 @@ def test_maskgan_runs_and_resumes_exactly(tmp_path, mode):
     assert len(pretrain_d) == 2 and all(0 < r["disc/loss"] < 2 for r in pretrain_d)
     final = whole.summary["eval_after_adversarial"]
     assert final["eval/infill_oracle_nll"] > 0 and final["eval/infill_nll_test"] > 0
+    # D's per-token accuracy on held-out sequences against G's in-fills, after its pretraining and at the end
+    assert 0 <= whole.summary["d_heldout_acc_after_pretraining"] <= 1 and 0 <= final["eval/d_heldout_acc"] <= 1
     # MaskMLE learned: the missing tokens' NLL fell from the untrained model's (about log V)
     assert whole.summary["eval_after_pretraining"]["eval/infill_nll_test"] < whole.summary["eval_random"]["eval/infill_nll_test"]
     # stopped inside the adversarial phase's second iteration (pretraining: 2 D rounds, then 2 D calls an iteration)
@@ -120,3 +123,26 @@ def maskgan_sections_for_sweep() -> dict:
                              pretrain_g_epochs=1, pretrain_d_rounds=1)
     sections["maskgan"] = {"hidden_dim": 8, "d_steps": 1}
     return sections
+
+
+def test_maskmle_continues_maskmle_on_maskgans_models_and_leaves_d_alone(tmp_path):
+    """train.method maskmle, MaskGAN's baseline: from a MaskGAN pretraining, more MaskMLE epochs
+    (one an iteration) on the same models, evaluated as MaskGAN is; D is not trained."""
+    from seqgan_ray.checkpoint import latest_checkpoint
+
+    cfg = maskgan_config()
+    cfg.train.adv_iterations = 0
+    task = load_task(cfg.data)
+    train(cfg, task, local_roles(cfg), tmp_path / "pre")
+    mle = copy.deepcopy(cfg)
+    mle.train.method, mle.train.adv_iterations = "maskmle", 2
+    roles = local_roles(mle)
+    result = train(mle, task, roles, tmp_path / "mle", start_from=latest_checkpoint(tmp_path / "pre" / "checkpoints"))
+    rows = [r for r in read_metrics(tmp_path / "mle" / "metrics.jsonl") if r["phase"] == "adversarial"]
+    assert [r["step"] for r in rows if "gen/mle_nll" in r] == [1, 2]
+    final = result.summary["eval_after_adversarial"]
+    assert final["eval/infill_nll_test"] < result.summary["eval_after_pretraining"]["eval/infill_nll_test"]
+    assert "eval/d_heldout_acc" not in final and final["gen/param_change"] > 0
+    saved = torch.load(latest_checkpoint(tmp_path / "pre" / "checkpoints"), weights_only=False)
+    d_before = saved["discriminator"]["discriminator"]
+    assert all(torch.equal(v, d_before[k]) for k, v in roles.discriminator.weights().items())

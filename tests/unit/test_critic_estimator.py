@@ -70,3 +70,17 @@ def test_the_critic_estimator_is_refused_where_there_is_no_per_token_reward(sect
     with pytest.raises(ConfigError, match=r"rollout\.estimator") as info:
         critic_cfg(**sections)
     assert "\n" not in str(info.value)
+
+
+def test_critic_steps_take_more_value_steps_on_fresh_samples():
+    """rollout.critic_steps: one G step, then that many value-net steps (the first on its batch)."""
+    for steps in (1, 4):
+        cfg = critic_cfg(rollout={"critic_steps": steps})
+        learner = GeneratorLearner(cfg, 0)
+        learner.set_critic(make_discriminator(cfg, 3).state_dict())
+        rng_before = learner.rng.get_state()
+        learner.critic_pg_step(learner.sample(16))
+        pg_steps = {int(s["step"]) for s in learner.pg_opt.state.values()}
+        value_steps = {int(s["step"]) for s in learner.value_opt.state.values()}
+        assert pg_steps == {1} and value_steps == {steps}
+        assert steps == 1 or not torch.equal(rng_before, learner.rng.get_state())

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from seqgan_ray.experiments.frontier import FrontierPoint
+from seqgan_ray.experiments.frontier import FrontierPoint, baseline_at, frontier_gap
 from seqgan_ray.experiments.verdict import (BEATS, SHARPENS, WORSE, Gap, beta_reached, collect_gap, d_learns,
-                                            g_moved, interpolate, judge, seed_gap, verdict)
+                                            g_moved, judge, seed_gap, verdict)
 from seqgan_ray.trainer import generator_own, relative_change
 
 # MLE's frontier: NLL-test 6.0 -> 7.0 as τ falls, NLL-oracle 9.5 -> 8.5; each ± 0.02.
@@ -15,11 +15,26 @@ MLE = [FrontierPoint(1.2, 6.0, 9.5, 0.02), FrontierPoint(1.0, 6.5, 9.0, 0.02), F
 
 
 def test_interpolation_reads_the_baseline_at_the_same_nll_test():
-    assert interpolate(MLE, 6.25) == pytest.approx((9.25, 0.02))
+    assert baseline_at(MLE, 6.25) == pytest.approx((9.25, 0.02))
     # between τ 1.0 and 0.8: three quarters of the way, and so the half-widths
-    assert interpolate(MLE, 6.875) == pytest.approx((8.625, 0.035))
-    assert interpolate(list(reversed(MLE)), 6.25) == pytest.approx((9.25, 0.02))  # order of τ does not matter
-    assert interpolate(MLE, 5.9) is None and interpolate(MLE, 7.1) is None      # never extrapolated
+    assert baseline_at(MLE, 6.875) == pytest.approx((8.625, 0.035))
+    assert baseline_at(list(reversed(MLE)), 6.25) == pytest.approx((9.25, 0.02))  # order of τ does not matter
+    assert baseline_at(MLE, 5.9) is None and baseline_at(MLE, 7.1) is None      # never extrapolated
+
+
+def test_the_baseline_is_read_on_its_efficient_branch_only():
+    """NLL-test is lowest near τ = 1 and rises on both sides; above that turn a temperature is
+    worse on both counts, so a run is never measured against it (measured: a MaskGAN run's
+    NLL-test 7.864 was read off MaskMLE's τ 1.3-1.5 points, a gap of -0.33 that was not there)."""
+    u = [FrontierPoint(0.8, 7.883, 9.951, 0.05), FrontierPoint(0.9, 7.838, 10.086, 0.05),
+         FrontierPoint(1.0, 7.822, 10.234, 0.05), FrontierPoint(1.3, 7.845, 10.513, 0.05),
+         FrontierPoint(1.5, 7.881, 10.655, 0.05)]
+    oracle, _ = baseline_at(u, 7.864)
+    assert oracle == pytest.approx(9.951 + (10.086 - 9.951) * (7.883 - 7.864) / (7.883 - 7.838))
+    assert baseline_at(u, 7.80) is None  # better coverage than any temperature of the baseline's
+    run = [FrontierPoint(1.0, 7.864, 10.259, 0.05)]
+    assert seed_gap(run, u)[0] == pytest.approx(10.259 - oracle)
+    assert frontier_gap(run, u) == [(1.0, pytest.approx(10.259 - oracle))]
 
 
 def test_a_seeds_gap_is_the_runs_tau_1_point_against_the_baseline():
