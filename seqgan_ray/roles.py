@@ -663,6 +663,13 @@ class RolloutWorker:
         self._check(expect)
         return self.policy.sample(num, generator=self.rng).cpu()
 
+    @torch.no_grad()
+    def infill(self, seqs: Tensor, present: Tensor, *, expect: int | None = None) -> Tensor:
+        """MaskGAN: `seqs` (B, T) with the tokens where `present` is False sampled by the policy
+        held (no dropout), from this worker's stream."""
+        self._check(expect)
+        return self.policy.infill(seqs.to(self.device), present.to(self.device), generator=self.rng)[0].cpu()
+
     def device_name(self) -> str:
         return str(self.device)
 
@@ -717,6 +724,13 @@ class LocalRolloutPool:
         """Eq. 4 rewards (B, T) for `seqs` (B, T), each worker scoring its share of the rows."""
         shares = [s for s in seqs.tensor_split(len(self.workers)) if len(s)]  # as np.array_split
         return torch.cat([w.rewards(s) for w, s in zip(self.workers, shares)])
+
+    def infill(self, seqs: Tensor, present: Tensor) -> Tensor:
+        """MaskGAN's in-fills of `seqs` (B, T) where `present` is False, the rows split between
+        the workers as `rewards` splits them."""
+        parts = [(s, m) for s, m in zip(seqs.tensor_split(len(self.workers)), present.tensor_split(len(self.workers)))
+                 if len(s)]
+        return torch.cat([w.infill(s, m) for w, (s, m) in zip(self.workers, parts)])
 
     def rng_states(self) -> list[Tensor]:
         return [w.get_rng_state() for w in self.workers]

@@ -236,6 +236,13 @@ class RolloutPool:
         shares = [n for n in sample_shares(num, len(self.workers)) if n]
         return torch.cat(self._each("sample", lambda i: (shares[i],), workers=range(len(shares))))
 
+    def infill(self, seqs: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """MaskGAN's in-fills of `seqs` (B, T) where `present` is False, the rows split across the
+        workers, each share filled by a worker that holds the current weights version."""
+        n = len(self.workers)
+        parts = [(s, m) for s, m in zip(seqs.tensor_split(n), present.tensor_split(n)) if len(s)]
+        return torch.cat(self._each("infill", lambda i: parts[i], workers=range(len(parts))))
+
     def rng_states(self) -> list[torch.Tensor]:
         return self._each("get_rng_state")
 

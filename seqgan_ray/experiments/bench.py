@@ -39,11 +39,12 @@ from ..rollout import complete_prefixes, mc_rewards, mc_rewards_reference, rollo
 from ..tasks.synthetic import seeded_oracle
 from .flops import Counts, Work, adversarial_evals, pretrain_evals
 
-SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "leakgan", "gpu")  # gpu: skipped without one
+SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "leakgan", "maskgan", "gpu")  # gpu: skipped without one
 STRIDES = (1, 2, 4)  # rollout.stride values of the stride section
 PRECISIONS = ("float32", "bfloat16")
 PAPER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper_synthetic.yaml"
 LEAKGAN_CONFIG = PAPER_CONFIG.with_name("leakgan_oracle.yaml")
+MASKGAN_CONFIG = PAPER_CONFIG.with_name("maskgan_oracle.yaml")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Sizes:
     leakgan_overrides: tuple[str, ...] = ()
     leakgan_negatives: int = 1024    # negatives timed (scaled to train.num_negatives)
     leakgan_repeats: int = 2         # ABBA pairs of the in-process vs pool comparison
+    maskgan_overrides: tuple[str, ...] = ()
+    maskgan_infills: tuple[int, ...] = (64, 128, 9984)  # a G step's, an iteration's D fakes, an evaluation's
+    maskgan_repeats: int = 2         # ABBA pairs
 
 
 FULL = Sizes()
@@ -81,7 +85,10 @@ QUICK = Sizes(batch=4, rollouts=2, ref_rollouts=1, repeats=2, d_sequences=384, m
               scaling_V=(500, 1000), scaling_repeats=1, d_scaling_sequences=256,
               leakgan_overrides=("generator.batch_size=4", "rollout.num_rollouts=2", "data.vocab_size=500",
                                  "discriminator.filter_sizes=[2,3]", "discriminator.num_filters=[20,20]"),
-              leakgan_negatives=64, leakgan_repeats=1)
+              leakgan_negatives=64, leakgan_repeats=1,
+              maskgan_overrides=("maskgan.hidden_dim=8", "data.vocab_size=500", "generator.batch_size=16",
+                                 "discriminator.batch_size=16"),
+              maskgan_infills=(16, 256), maskgan_repeats=1)
 
 
 @dataclass
@@ -679,6 +686,63 @@ def section_leakgan(ctx: Context) -> None:
            f"broadcast of G (with its D copy) to 2 actors: {t['broadcast']:.3g} s"])
 
 
+def section_maskgan(ctx: Context) -> None:
+    """One MaskGAN iteration of configs/maskgan_oracle.yaml by its parts (maskgan.d_steps D steps,
+    each filling a batch in; one G step), and in-fills of held-out-like sequences in-process
+    (this process's threads) against 2 rollout actors x 1 thread, interleaved ABBA, at the sizes
+    the method fills: a G step's batch, an iteration's D fakes, an evaluation's sequences."""
+    from ..algorithms.maskgan import discriminator_objective, generator_objective
+    from ..distributed.cluster import ActorResources
+    from ..distributed.pool import RolloutPool
+    from ..models.maskgan import make_mask
+    from ..roles import LocalRolloutPool
+
+    s = ctx.sizes
+    cfg = load_config(MASKGAN_CONFIG, ["data.oracle_dir=", *s.maskgan_overrides])
+    mc, B, DB = cfg.maskgan, cfg.generator.batch_size, cfg.discriminator.batch_size
+    learner, trainer = GeneratorLearner(cfg, 0), DiscriminatorTrainer(cfg, 10)
+    learner.set_critic(trainer.weights())
+    trainer.set_opponent(learner.weights())
+    oracle = seeded_oracle(cfg.data)
+    real = oracle.sample(max(s.maskgan_infills), generator=torch.Generator().manual_seed(1))
+    present = make_mask(real, mc.present_rate, mc.mask_mode, eos=None, generator=torch.Generator().manual_seed(2))
+    ctx.log(f"maskgan: {mc.d_steps} D steps of {DB}, a G step of {B}")
+    d_batches = torch.stack([real[:DB]] * mc.d_steps)
+    t = interleaved({"d_steps": lambda: trainer.objective_steps(discriminator_objective, d_batches, mc),
+                     "g_step": lambda: learner.adversarial_step(generator_objective, real[:B], mc)}, 2)
+    weights = learner.weights()
+    local = LocalRolloutPool(cfg, 100, 1)
+    local.set_weights(weights, None)
+    with embedded_ray(2):
+        ctx.log(f"maskgan: in-fills of {', '.join(map(str, s.maskgan_infills))} sequences, in-process "
+                f"({torch.get_num_threads()} threads) vs 2 actors x 1 thread")
+        pool = RolloutPool.actors(cfg, 100, 2, ActorResources(num_cpus=1, threads=1))
+        try:
+            pool.devices()  # waits until both actors have started
+            t["broadcast"] = clock(lambda: pool.set_weights(weights, None))
+            for p in (local, pool):  # warm-up, and the actors' first call
+                p.infill(real[:4], present[:4])
+            time.sleep(3)
+            acc = {(n, where): 0.0 for n in s.maskgan_infills for where in ("local", "pool")}
+            for i in range(2 * s.maskgan_repeats):
+                for where, p in ((("local", local), ("pool", pool)) if i % 2 == 0 else (("pool", pool), ("local", local))):
+                    for n in s.maskgan_infills:
+                        acc[n, where] += clock(lambda: p.infill(real[:n], present[:n])) / (2 * s.maskgan_repeats)
+        finally:
+            pool.shutdown()
+    ctx.results["maskgan"] = {"parts_s": t, "infill_s": {str(n): {"in_process": acc[n, "local"], "two_actors": acc[n, "pool"]}
+                                                         for n in s.maskgan_infills}}
+    rows = [[f"in-fill {n} sequences", acc[n, "local"], acc[n, "pool"], acc[n, "local"] / acc[n, "pool"]]
+            for n in s.maskgan_infills]
+    table(f"maskgan: {MASKGAN_CONFIG.name} ({mc.num_layers} x {mc.hidden_dim} units, T={cfg.data.seq_len}, "
+          f"V={cfg.data.vocab_size}): an iteration {t['d_steps'] + t['g_step']:.3g} s ({mc.d_steps} D steps "
+          f"{t['d_steps']:.3g} s, G step {t['g_step']:.3g} s)",
+          ["part", "in-process s", "2 actors s", "speed-up"], rows,
+          [f"in-fills measured interleaved (ABBA, {s.maskgan_repeats} pair(s)); a G step fills {B} sequences, an "
+           f"iteration's D steps {mc.d_steps} x {DB}, an evaluation train.eval_samples "
+           f"({cfg.train.eval_samples}); broadcast of G to 2 actors: {t['broadcast']:.3g} s"])
+
+
 # --------------------------------------------------------------------------- 7. GPU
 
 def section_gpu(ctx: Context) -> None:
@@ -747,7 +811,8 @@ def section_gpu(ctx: Context) -> None:
 RUNNERS: dict[str, Callable[[Context], None]] = {"rewards": section_rewards, "flops": section_flops,
                                                  "iteration": section_iteration, "pool": section_pool,
                                                  "scaling": section_scaling, "stride": section_stride,
-                                                 "leakgan": section_leakgan, "gpu": section_gpu}
+                                                 "leakgan": section_leakgan, "maskgan": section_maskgan,
+                                                 "gpu": section_gpu}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -60,3 +60,18 @@ def test_quick_leakgan_bench_times_an_iteration_in_process_and_on_two_actors(tmp
         assert data[where]["iteration"] == sum(v for k, v in data[where].items() if k != "iteration")
     numbers = list(_numbers(data))
     assert numbers and all(math.isfinite(x) and x > 0 for x in numbers)
+
+
+def test_quick_maskgan_bench_times_in_fills_in_process_and_on_two_actors(tmp_path):
+    out = tmp_path / "bench.json"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.run([sys.executable, "-m", "seqgan_ray.experiments.bench", "--quick", "--sections", "maskgan",
+                           "--threads", "1", "--json", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "== maskgan:" in proc.stdout
+    data = json.loads(out.read_text())["maskgan"]
+    assert set(data["parts_s"]) == {"d_steps", "g_step", "broadcast"}
+    assert set(data["infill_s"]) == {"16", "256"}
+    numbers = list(_numbers(data))
+    assert numbers and all(math.isfinite(x) and x > 0 for x in numbers)

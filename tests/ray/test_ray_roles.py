@@ -82,3 +82,23 @@ def test_training_loop_runs_on_actors_and_in_process_alike(ray_cluster, tiny_cfg
             roles.shutdown()
     for key in ("oracle_nll_random", "oracle_nll_after_pretraining", "oracle_nll_after_adversarial"):
         assert results[0][key] == results[1][key], key
+
+
+def test_maskgan_infills_on_actors_match_in_process_pool(ray_cluster, tiny_cfg):
+    """MaskGAN's in-fills split between 2 actors equal the in-process pool's, and copy the present tokens."""
+    import copy
+
+    from seqgan_ray.models.maskgan import make_mask
+
+    cfg = copy.deepcopy(tiny_cfg)
+    cfg.train.method, cfg.maskgan.hidden_dim = "maskgan", 8
+    learner = GeneratorLearner(cfg, 5)
+    real = load_task(cfg.data).real[:12]
+    present = make_mask(real, 0.5, "contiguous", eos=None, generator=torch.Generator().manual_seed(0))
+    out = []
+    for pool in (LocalRolloutPool(cfg, 100, 2), RolloutPool.actors(cfg, 100, 2, RES)):
+        pool.set_weights(learner.rollout_weights(), None)
+        out.append(pool.infill(real, present))
+        pool.shutdown()
+    torch.testing.assert_close(out[0], out[1], rtol=0, atol=0)
+    assert torch.equal(out[0][present], real[present]) and not torch.equal(out[0], real)
