@@ -208,6 +208,7 @@ class MaskGAN:
         """In-filling held-out sequences: the same masks every time (EVAL_MASK_SEED), at
         maskgan.present_rate. eval/infill_nll_test: G's NLL of the missing tokens given the rest;
         on the synthetic task, eval/infill_oracle_nll: the oracle's NLL of the filled sequences;
+        on a corpus, eval/infill_bleu2..5 and eval/infill_self_bleu2..5 (TextTask.infill_metrics);
         eval/d_heldout_acc: D's accuracy on those tokens (`d_heldout`).
         eval/unique_4gram_share: of the unconditional `samples` (S, T)."""
         cfg, task = ctx.cfg, ctx.task
@@ -219,6 +220,8 @@ class MaskGAN:
         if hasattr(task, "oracle"):
             scorer = task.scorer
             metrics["eval/infill_oracle_nll"] = scorer.sequence_nll(filled.to(scorer.W.device)).mean().item()
+        if hasattr(task, "infill_metrics"):  # a corpus: BLEU and Self-BLEU of the in-fills
+            metrics.update(task.infill_metrics(filled))
         if self.trains_d and ctx.phase == "adversarial":
             metrics.update(self._d_accuracy(ctx, held, filled, present))
         return metrics

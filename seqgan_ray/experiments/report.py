@@ -259,6 +259,7 @@ class TextOutcome:
 
     metrics: list[dict[str, float]] = field(default_factory=list)  # TEXT_METRICS keys, per seed
     wall_s: list[float] = field(default_factory=list)
+    extra: list[dict[str, float]] = field(default_factory=list)  # reproduce.metrics, per seed
 
     def mean(self, key: str) -> float | None:
         values = [m[key] for m in self.metrics if key in m]
@@ -273,6 +274,7 @@ def collect_text(plan: Plan) -> dict[str, TextOutcome]:
     def add(name: str, record: dict[str, Any], wall: float) -> None:
         o = rows.setdefault(name, TextOutcome())
         o.metrics.append({k: record[f"eval/{k}"] for k in TEXT_METRICS if f"eval/{k}" in record})
+        o.extra.append({k: record.get(k, math.nan) for k in plan.rep.metrics})
         o.wall_s.append(wall)
 
     for seed in plan.rep.seeds:
@@ -314,8 +316,8 @@ def render_text(plan: Plan, rows: dict[str, TextOutcome], figure: str, command: 
         + (f" Runs marked 'own pretraining' ({', '.join(f'`{n}`' for n in rep.standalone)}) pretrain from "
            f"scratch with their own config and schedule." if rep.standalone else ""), "",
         f"| method | {''.join(f'{_column(k)} | ' for k in rep.columns)}numbers | {' | '.join(heads)} | "
-        f"our run | wall time |",
-        "|---|---|" + "---|" * (len(rep.columns) + len(heads)) + "---|---|",
+        f"{''.join(f'{k} | ' for k in rep.metrics)}our run | wall time |",
+        "|---|---|" + "---|" * (len(rep.columns) + len(heads) + len(rep.metrics)) + "---|---|",
     ]
 
     def values(get) -> str:
@@ -326,12 +328,13 @@ def render_text(plan: Plan, rows: dict[str, TextOutcome], figure: str, command: 
         o = rows.get(key)
         if o is None:
             state = _in_progress(plan, key) or "not run yet"
-            lines.append(f"| {label} | {shown}ours | {state}{' |' * len(TEXT_METRICS)} {run} |  |")
+            lines.append(f"| {label} | {shown}ours | {state}{' |' * (len(TEXT_METRICS) + len(rep.metrics))} {run} |  |")
         else:
             wall = " / ".join(_duration(w) for w in o.wall_s if w)
-            lines.append(f"| {label} | {shown}ours | {values(o.mean)} | {run} | {wall} |")
+            extra = "".join(f"{_metric_cell([e[k] for e in o.extra])} | " for k in rep.metrics)
+            lines.append(f"| {label} | {shown}ours | {values(o.mean)} | {extra}{run} | {wall} |")
         if (published := rep.paper.get(key)) is not None:
-            lines.append(f"| {label} | {shown}published | {values(published.get)} |  |  |")
+            lines.append(f"| {label} | {shown}published | {values(published.get)} |{' |' * len(rep.metrics)}  |  |")
 
     row("Untrained generator", "random", "`pretrain`, before epoch 1")
     row("MLE, after pretraining", "mle_pretrained", f"`pretrain`, epoch {tc.pretrain_g_epochs}")

@@ -72,6 +72,22 @@ class TextTask:
                         if n in BLEU_ORDERS})
         return metrics
 
+    @cached_property
+    def _other_half(self) -> ReferenceIndex:
+        """BLEU references of in-fills: the second half of the held-out sentences."""
+        return ReferenceIndex([_words(row, unk_as="<unk-ref>") for row in self.test[len(self.test) // 2:]],
+                              max(BLEU_ORDERS))
+
+    def infill_metrics(self, filled: torch.Tensor) -> dict[str, float]:
+        """MaskGAN's in-fills of the held-out sentences, in their order: BLEU-2..5 of those made
+        from the first half of them against the second half (not against the sentences they were
+        made from, whose present words they copy), and Self-BLEU-2..5 among them."""
+        hyps = [_words(row) for row in filled[: len(self.test) // 2]]
+        metrics = {f"eval/infill_bleu{n}": v for n, v in self._other_half.bleu(hyps).items() if n in BLEU_ORDERS}
+        metrics.update({f"eval/infill_self_bleu{n}": v for n, v in self_bleu(hyps, max(BLEU_ORDERS)).items()
+                        if n in BLEU_ORDERS})
+        return metrics
+
     def decode(self, samples: torch.Tensor) -> list[str]:
         return [self.vocab.decode(row) for row in samples.tolist()]
 

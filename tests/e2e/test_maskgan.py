@@ -62,6 +62,8 @@ def test_maskgan_on_a_text_corpus(tmp_path):
     final = summary["eval_after_adversarial"]
     assert 0 < final["eval/nll_test"] < 10 and 0 <= final["eval/bleu2"] <= 1 and final["eval/infill_nll_test"] > 0
     assert "eval/infill_oracle_nll" not in final  # no oracle for text
+    # the in-fills' BLEU (against the other half of the held-out text) and Self-BLEU
+    assert all(0 <= final[f"eval/infill_{m}{n}"] <= 1 for m in ("bleu", "self_bleu") for n in (2, 3, 4, 5))
     assert 0 < final["eval/unique_4gram_share"] <= 1
     samples = (tmp_path / "runs" / "t" / "samples.txt").read_text().splitlines()
     assert samples and all(line.split() for line in samples[:5])

@@ -100,7 +100,9 @@ def test_the_laptop_tier_scales_only_what_its_rules_allow():
                                    {"train.pretrain_g_epochs", "leakgan.rescale", "leakgan.cosine"}),
              "relgan": (relaxed, "relgan",
                         {"generator.head_size", "relaxed.temperature_steps", "train.pretrain_g_epochs"}),
-             "textgan_mmd": (relaxed, "textgan_mmd", set()), "textgan_mean": (relaxed, "textgan_mean", set())}
+             "textgan_mmd": (relaxed, "textgan_mmd", set()), "textgan_mean": (relaxed, "textgan_mean", set()),
+             # SeqGAN with MaskGAN's critic for the rollouts: seqgan's settings but for the estimator
+             "seqgan_critic": (relaxed, "seqgan", {"rollout.estimator", "rollout.critic_steps"})}
     assert set(family.run_configs) == set(paper)
     for name, (plan, theirs, allowed) in paper.items():
         ours, full = family.run_configs[name].to_dict(), plan.run_configs[theirs].to_dict()
@@ -111,3 +113,22 @@ def test_the_laptop_tier_scales_only_what_its_rules_allow():
     assert (ref.rescale, ref.cosine, ref.temperature_trick) == ("reference", "batch_mean", 1.0)
     relgan = family.run_configs["relgan"]
     assert relgan.train.adv_iterations / relgan.relaxed.temperature_steps == pytest.approx(3000 / 5000)
+
+
+def test_metrics_columns_show_the_mean_and_a_t_interval_over_seeds(tmp_path):
+    """reproduce.metrics: more of the last evaluation's metrics as columns (MaskGAN's in-fills);
+    a name that is not an evaluation metric is refused."""
+    path = reproduce_file(tmp_path, {"mle": {"train.method": "mle"}}, seeds=[0, 1, 2],
+                          metrics=["eval/infill_oracle_nll"])
+    plan = load_plan(path)
+    extra = [{"eval/infill_oracle_nll": v} for v in (8.0, 8.2, 8.4)]
+    rows = {"mle": Outcome([9.0, 9.1, 9.2], [0.01] * 3, [1.0] * 3, nll_test=[6.0] * 3, where=["CPU"] * 3,
+                           seeds=[0, 1, 2], extra=extra)}
+    report = render(plan, rows, "figure.png", "python run.py reproduce ...")
+    header = next(line for line in report.splitlines() if line.startswith("| method |"))
+    assert "| eval/infill_oracle_nll |" in header
+    mle = next(line for line in report.splitlines() if line.startswith("| MLE |"))
+    assert f"| 8.200 ± {4.303 * 0.2 / 3 ** 0.5:.3f}ᵗ |" in mle
+    assert len(mle.split("|")) == len(header.split("|"))
+    with pytest.raises(ConfigError, match="reproduce.metrics: 'infill_oracle_nll' is not an evaluation metric"):
+        load_plan(reproduce_file(tmp_path, {"mle": {"train.method": "mle"}}, metrics=["infill_oracle_nll"]))
