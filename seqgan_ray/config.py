@@ -349,7 +349,8 @@ class MaskGANConfig:
     architecture, scores every token real or fake given the masked sequence; G steps by REINFORCE
     on the missing tokens with rewards log D_t and a critic's baseline. Its G and D are these
     models (generator.kind and discriminator.kind are not read; generator.lr is MaskMLE's rate,
-    generator.adv_lr G's, discriminator.lr D's, generator.grad_clip every clip; train.d_steps,
+    generator.adv_lr G's, discriminator.lr D's in the adversarial phase (d_pretrain_lr in its
+    pretraining), generator.grad_clip every clip; train.d_steps,
     train.k_epochs and rollout.* are not read: maskgan.d_steps sets D's steps)."""
 
     hidden_dim: int = setting(32, above=0, role=SHAPE)
@@ -374,6 +375,9 @@ class MaskGANConfig:
     d_steps: int = setting(2, above=0)
     """D steps (a fresh real batch, mask and in-fill each) before every G step (the reference's
     dis_train_iterations: 2 for PTB)."""
+    d_pretrain_lr: float = setting(5e-3, above=0, what="a learning rate", role=PRETRAINING)
+    """D's Adam rate in its pretraining rounds (the reference's dis_pretrain_learning_rate: 5e-3);
+    the adversarial phase's D steps use discriminator.lr."""
 
 
 @dataclass

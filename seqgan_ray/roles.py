@@ -573,6 +573,10 @@ class DiscriminatorTrainer:
     def weights(self) -> StateDict:
         return cpu_state(self.discriminator)
 
+    def set_lr(self, lr: float) -> None:
+        """D's Adam rate from now on (MaskGAN pretrains D at a rate of its own)."""
+        _set_lr(self.opt, lr)
+
     def state_dict(self) -> dict[str, Any]:
         return {"discriminator": self.discriminator.state_dict(), "opt": self.opt.state_dict(),
                 "rng": self.rng.get_state()}

@@ -163,16 +163,20 @@ class MaskGAN:
                               f"drop the short sentences, or lower the rate")
 
     def start(self, ctx: Context, *, fresh: bool) -> None:
-        """G's copy of D (rewards, critic features) from D as it is."""
+        """G's copy of D (rewards, critic features) from D as it is; D's rate from here on is
+        discriminator.lr (its pretraining's: maskgan.d_pretrain_lr)."""
+        ctx.disc.set_lr(ctx.cfg.discriminator.lr)
         ctx.learner.set_critic(ctx.disc.weights())
 
     def d_round(self, ctx: Context, epochs: int):
-        """A D round of pretraining: `epochs` × train.num_negatives / discriminator.batch_size D
-        steps, each on a fresh real batch, mask and in-fill; then G's copy of D is refreshed."""
+        """A D round of pretraining at maskgan.d_pretrain_lr: `epochs` × train.num_negatives /
+        discriminator.batch_size D steps, each on a fresh real batch, mask and in-fill; then G's
+        copy of D is refreshed."""
         from ..roles import DiscStats
 
         B = ctx.cfg.discriminator.batch_size
         steps = max(epochs * (ctx.cfg.train.num_negatives // B), 1)
+        ctx.disc.set_lr(ctx.cfg.maskgan.d_pretrain_lr)  # the adversarial phase's `start` sets it back
         stats = self._d_steps(ctx, steps, B)
         ctx.learner.set_critic(ctx.disc.weights())
         return DiscStats(stats["loss"], stats["acc_real"], stats["acc_fake"])

@@ -31,10 +31,14 @@ def test_maskgan_runs_and_resumes_exactly(tmp_path, mode):
     cfg = maskgan_config(mask_mode=mode)
     task = load_task(cfg.data)
     roles = local_roles(cfg)
-    pool_samples = []
-    sample = roles.pool.sample
+    pool_samples, rates = [], []
+    sample, set_lr = roles.pool.sample, roles.discriminator.set_lr
     roles.pool.sample = lambda n: pool_samples.append(n) or sample(n)
+    roles.discriminator.set_lr = lambda lr: rates.append(lr) or set_lr(lr)
     whole = train(cfg, task, roles, tmp_path / "whole")
+    # D pretrains at the reference's dis_pretrain_learning_rate, then trains at discriminator.lr
+    assert rates == [cfg.maskgan.d_pretrain_lr] * cfg.train.pretrain_d_rounds + [cfg.discriminator.lr]
+    assert {g["lr"] for g in roles.discriminator.opt.param_groups} == {cfg.discriminator.lr}
     assert pool_samples and set(pool_samples) == {cfg.train.eval_samples}  # evaluation samples on the pool
     rows = read_metrics(tmp_path / "whole" / "metrics.jsonl")
     steps = [r for r in rows if "gen/reward_mean" in r]

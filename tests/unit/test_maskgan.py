@@ -166,6 +166,7 @@ def test_mask_mle_loss_is_the_nll_of_the_missing_tokens():
     ({"maskgan": {"discount": -0.1}}, "maskgan.discount"),
     ({"maskgan": {"discount": 1.01}}, "maskgan.discount"),
     ({"maskgan": {"mask_mode": "blocks"}}, "maskgan.mask_mode"),
+    ({"maskgan": {"d_pretrain_lr": 0.0}}, "maskgan.d_pretrain_lr"),
     ({"generator": {"kind": "leakgan"}}, "generator.kind"),
 ])
 def test_bad_settings_are_one_line_errors_naming_the_key(override, key):
