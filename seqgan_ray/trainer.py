@@ -390,7 +390,8 @@ class Trainer:
         """eval/d_heldout_acc: D's accuracy on fresh real sequences against `fake`, fresh samples
         of G, neither of which D trained on (the synthetic task: new oracle samples; text: a
         sample of the held-out split), as many as `fake`. Near 0.5, D is at chance and its
-        rewards or gradients carry little signal. Drawn from a stream of its own (seeded by the
+        rewards or gradients carry little signal. eval/d_trainset_acc: the same on training
+        sequences (those D's real side is drawn from) against the same `fake`. Drawn from a stream of its own (seeded by the
         run's seed, the phase and `step`), so training draws the same numbers with it or without."""
         rng = torch.Generator().manual_seed(self._heldout_seed(step))
         if isinstance(self.task, SyntheticTask):
@@ -398,7 +399,11 @@ class Trainer:
         else:
             test = self.task.test
             real = test[torch.randperm(len(test), generator=rng)[:len(fake)]]
-        return {"eval/d_heldout_acc": self.disc.heldout_accuracy(real, fake)}
+        # and on training sequences against the same fakes: far above the held-out accuracy, D
+        # recognises its training set rather than the data's distribution
+        train = self.task.real[torch.randperm(len(self.task.real), generator=rng)[:len(fake)]]
+        return {"eval/d_heldout_acc": self.disc.heldout_accuracy(real, fake),
+                "eval/d_trainset_acc": self.disc.heldout_accuracy(train, fake)}
 
     def _heldout_seed(self, step: int) -> int:
         return self.cfg.run.seed * 1_000_003 + 1_000 * PHASES.index(self.phase) + step
@@ -503,6 +508,9 @@ class Trainer:
                    "d_heldout_acc_after_pretraining": self.last_eval.get(
                        "pretrain_d", self.last_eval.get("pretrain_g", {})).get("eval/d_heldout_acc"),
                    "d_heldout_acc_after_adversarial": self.last_eval.get("adversarial", {}).get("eval/d_heldout_acc"),
+                   "d_trainset_acc_after_pretraining": self.last_eval.get(
+                       "pretrain_d", self.last_eval.get("pretrain_g", {})).get("eval/d_trainset_acc"),
+                   "d_trainset_acc_after_adversarial": self.last_eval.get("adversarial", {}).get("eval/d_trainset_acc"),
                    "rollout_workers": len(self.pool), "devices": self.devices,
                    # totals over every attempt and process (events.jsonl)
                    "rollout_restarts": totals.restarts["rollout"], "restarts": totals.restarts,

@@ -105,16 +105,19 @@ class Check(NamedTuple):
 
 
 def d_learns(after_pretraining: list[float | None], after_run: list[float | None], *,
-             pretrains_d: bool) -> Check:
+             pretrains_d: bool, trainset: Sequence[float | None] = ()) -> Check:
     """D beats chance on fresh real against fresh G samples: held-out accuracy above D_CHANCE at
     the end of its pretraining (when the method pretrains D) and at the end of the run, on every
-    seed. Does not apply to a method that trains no D (both lists all None)."""
+    seed. Does not apply to a method that trains no D (both lists all None). `trainset`: D's
+    accuracy on training sequences against the same fakes at the end, shown beside (a D far
+    above chance there and at chance on held-out data recognises its training set, not the data)."""
     if all(a is None for a in after_run):
         return Check("D learns", None, "–")
     need = [*(after_pretraining if pretrains_d else []), *after_run]
     ok = all(a is not None and a > D_CHANCE for a in need)
+    train = f" (training sequences: {_per_seed(list(trainset), '.2f')})" if any(t is not None for t in trainset) else ""
     return Check("D learns", ok, f"{_per_seed(after_pretraining, '.2f') if pretrains_d else 'no D pretraining'}; "
-                                 f"{_per_seed(after_run, '.2f')}")
+                                 f"{_per_seed(after_run, '.2f')}{train}")
 
 
 def beta_reached(last_beta: list[float | None], beta_min: float | None) -> Check:
@@ -161,6 +164,7 @@ class RunRegime(NamedTuple):
     d_after_run: list[float | None]
     last_beta: list[float | None]
     param_change: list[float | None]
+    d_trainset: list[float | None]   # D's accuracy on training sequences at the end (eval/d_trainset_acc)
 
 
 def read_regime(plan, name: str) -> RunRegime:
@@ -170,7 +174,7 @@ def read_regime(plan, name: str) -> RunRegime:
 
     from ..runlog import read_metrics
 
-    out = RunRegime([], [], [], [], [])
+    out = RunRegime([], [], [], [], [], [])
     for seed in plan.rep.seeds:
         run_dir = plan.folder(seed) / name
         if name not in plan.runs_for(seed) or not (run_dir / "summary.json").is_file():
@@ -182,6 +186,7 @@ def read_regime(plan, name: str) -> RunRegime:
         out.d_after_run.append(summary.get("d_heldout_acc_after_adversarial"))
         out.last_beta.append(_last(records, "relaxed/inverse_temperature"))
         out.param_change.append(_last(records, "gen/param_change"))
+        out.d_trainset.append(summary.get("d_trainset_acc_after_adversarial"))
     return out
 
 
@@ -203,7 +208,8 @@ def read_frontiers(plan, name: str) -> dict[int, list[FrontierPoint]]:
 
 def regime_checks(plan, name: str, regime: RunRegime) -> list[Check]:
     cfg = plan.run_configs[name]
-    return [d_learns(regime.d_after_pretraining, regime.d_after_run, pretrains_d=cfg.train.pretrain_d_rounds > 0),
+    return [d_learns(regime.d_after_pretraining, regime.d_after_run, pretrains_d=cfg.train.pretrain_d_rounds > 0,
+                     trainset=regime.d_trainset),
             beta_reached(regime.last_beta, plan.rep.beta_min.get(name)),
             g_moved(regime.param_change)]
 

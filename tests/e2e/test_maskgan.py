@@ -49,6 +49,7 @@ def test_maskgan_runs_and_resumes_exactly(tmp_path, mode):
     assert final["eval/infill_oracle_nll"] > 0 and final["eval/infill_nll_test"] > 0
     # D's per-token accuracy on held-out sequences against G's in-fills, after its pretraining and at the end
     assert 0 <= whole.summary["d_heldout_acc_after_pretraining"] <= 1 and 0 <= final["eval/d_heldout_acc"] <= 1
+    assert 0 <= whole.summary["d_trainset_acc_after_pretraining"] <= 1 and 0 <= final["eval/d_trainset_acc"] <= 1
     # MaskMLE learned: the missing tokens' NLL fell from the untrained model's (about log V)
     assert whole.summary["eval_after_pretraining"]["eval/infill_nll_test"] < whole.summary["eval_random"]["eval/infill_nll_test"]
     # stopped inside the adversarial phase's second iteration (pretraining: 2 D rounds, then 2 D calls an iteration)

@@ -72,6 +72,9 @@ def test_regime_checks():
     no_d_pretraining = d_learns([0.50], [0.70], pretrains_d=False)                 # RelGAN: none to check
     assert no_d_pretraining.ok is True and "no D pretraining" in no_d_pretraining.shown
     assert d_learns([None], [None], pretrains_d=True).ok is None                   # MLE trains no D
+    # memorising: far above chance on its training sequences, at chance on fresh ones; shown beside
+    memorises = d_learns([0.52], [0.53], pretrains_d=True, trainset=[0.71])
+    assert memorises.ok is False and memorises.shown == "0.52; 0.53 (training sequences: 0.71)"
     assert beta_reached([16.0, 15.9], 15.0).ok is True
     assert beta_reached([16.0, 3.0], 15.0).ok is False
     assert beta_reached([None], None).ok is None and beta_reached([16.0], None).ok is None

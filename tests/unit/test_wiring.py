@@ -88,6 +88,8 @@ def test_d_heldout_acc_is_logged_and_summarised_for_methods_with_a_d(tmp_path):
     result = train(cfg, load_task(cfg.data), local_roles(cfg), tmp_path / "seqgan")
     s = result.summary
     assert 0 <= s["d_heldout_acc_after_pretraining"] <= 1 and 0 <= s["d_heldout_acc_after_adversarial"] <= 1
+    # beside it, on training sequences against the same fakes
+    assert 0 <= s["d_trainset_acc_after_pretraining"] <= 1 and 0 <= s["d_trainset_acc_after_adversarial"] <= 1
     records = read_metrics(tmp_path / "seqgan" / "metrics.jsonl")
     assert any(r["phase"] == "pretrain_d" and "eval/d_heldout_acc" in r for r in records)
     assert all("eval/d_heldout_acc" in r for r in records if r["phase"] == "adversarial" and "eval/oracle_nll" in r)
