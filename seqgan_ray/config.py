@@ -201,7 +201,8 @@ class RolloutConfig:
     reward: str = "discriminator"
     """What scores a completed sequence in Eq. 4: `discriminator` (D_φ's P(real): SeqGAN),
     `bleu` (BLEU-bleu_n against the training data: the paper's PG-BLEU; D is then not
-    trained), or `module:Class` of your own (docs/rewards.md)."""
+    trained), `constant` (1 for every sequence: REINFORCE with no signal, the control; no D),
+    or `module:Class` of your own (docs/rewards.md)."""
     stride: int = setting(1, min=1)
     """c: roll out from every c-th prefix only (lengths c, 2c, ... below T), about 1/c of the
     work; each token takes the estimate of the next rolled-out prefix, and the tokens after the

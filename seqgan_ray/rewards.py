@@ -71,7 +71,23 @@ class BleuReward:
         return torch.tensor(scores, dtype=torch.float32, device=seqs.device)
 
 
-REWARDS: dict[str, type] = {"discriminator": DiscriminatorReward, "bleu": BleuReward}  # rollout.reward
+class ConstantReward:
+    """Every sequence scores 1: REINFORCE on G's own samples with no signal at all, the control
+    for SeqGAN's reward (D's probabilities are positive too, and Eq. 8 has no baseline). Its
+    expected gradient is 0; what it does to G is what sampling noise under Adam does. A run
+    with it that lands where SeqGAN does on the frontier says D's signal bought nothing."""
+
+    needs_data = False
+
+    def __init__(self, cfg: Config, real: Tensor | None):
+        pass
+
+    def __call__(self, seqs: Tensor) -> Tensor:
+        return torch.ones(len(seqs), device=seqs.device)
+
+
+REWARDS: dict[str, type] = {"discriminator": DiscriminatorReward, "bleu": BleuReward,
+                            "constant": ConstantReward}  # rollout.reward
 
 
 def load_reward(name: str) -> type:

@@ -86,3 +86,14 @@ def test_worker_needs_the_data_for_a_data_reward(tiny_cfg):
     worker.set_data(seqs)
     rewards = worker.rewards(seqs)
     assert rewards.shape == (4, 8) and rewards[:, -1].tolist() == pytest.approx([1.0] * 4)
+
+
+def test_the_constant_reward_scores_every_completion_one_and_needs_no_d(tiny_cfg):
+    """rollout.reward constant (the no-signal control): rewards all 1, no data, no D."""
+    from seqgan_ray.rewards import uses_discriminator
+
+    tiny_cfg.rollout.reward = "constant"
+    worker = RolloutWorker(tiny_cfg, seed=0)
+    rewards = worker.rewards(torch.randint(0, 40, (4, 8)))
+    assert rewards.shape == (4, 8) and torch.equal(rewards, torch.ones(4, 8))
+    assert not uses_discriminator("constant")

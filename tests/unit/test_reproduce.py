@@ -102,7 +102,8 @@ def test_the_laptop_tier_scales_only_what_its_rules_allow():
                         {"generator.head_size", "relaxed.temperature_steps", "train.pretrain_g_epochs"}),
              "textgan_mmd": (relaxed, "textgan_mmd", set()), "textgan_mean": (relaxed, "textgan_mean", set()),
              # SeqGAN with MaskGAN's critic for the rollouts: seqgan's settings but for the estimator
-             "seqgan_critic": (relaxed, "seqgan", {"rollout.estimator", "rollout.critic_steps"})}
+             "seqgan_critic": (relaxed, "seqgan", {"rollout.estimator", "rollout.critic_steps"}),
+             "seqgan_constant": (relaxed, "seqgan", {"rollout.reward"})}  # the no-signal control
     assert set(family.run_configs) == set(paper)
     for name, (plan, theirs, allowed) in paper.items():
         ours, full = family.run_configs[name].to_dict(), plan.run_configs[theirs].to_dict()
