@@ -88,6 +88,8 @@ class ReproduceConfig:
     paper_schedule: dict[str, str] = field(default_factory=dict)  # a run's paper's schedule, in words
     paper_iterations: dict[str, int] = field(default_factory=dict)  # its paper's adversarial
     # iterations: the report shows the fraction of them that ran
+    control: str = ""   # a run with no learning signal (rollout.reward constant): each run's frontier
+    # gap to it too; a run that beats the baseline but not the control only sharpens as it does
     metrics: list[str] = field(default_factory=list)  # more of the last evaluation's metrics as
     # columns (mean over seeds, a t-interval over 3 or more), e.g. MaskGAN's eval/infill_oracle_nll
 
@@ -213,6 +215,9 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
             raise ConfigError(f"{where}reproduce.repeat: '{name}' is not one of reproduce.runs")
     for name, donor in rep.pretrained_by.items():
         _check_pretrained_by(plan, name, donor, where)
+    if rep.control and (rep.control not in rep.runs or rep.control not in rep.frontier):
+        raise ConfigError(f"{where}reproduce.control '{rep.control}' must be one of reproduce.runs and of "
+                          f"reproduce.frontier (its frontier is what the runs are held to)")
     if rep.baseline not in rep.runs:
         raise ConfigError(f"{where}reproduce.baseline '{rep.baseline}' is not one of reproduce.runs")
     for name in rep.frontier:

@@ -31,6 +31,7 @@ G_MOVED = 1e-3    # ‖θ − θ₀‖ / ‖θ₀‖ over the adversarial phase 
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 BEATS = "beats MLE with temperature at equal NLL-test"
+NO_SIGNAL = "no better than the no-signal control (sharpens as REINFORCE on its own samples does)"
 SHARPENS = "only sharpens (lies on MLE's frontier)"
 WORSE = "worse"
 
@@ -143,15 +144,29 @@ def _per_seed(values: list[float | None], spec: str) -> str:
     return " / ".join("–" if v is None else format(v, spec) for v in values)
 
 
-def judge(gap: Gap | None, checks: Sequence[Check]) -> str:
+def judge(gap: Gap | None, checks: Sequence[Check], control: Gap | None = None) -> str:
     """The verdict column: the failed regime checks when any failed (a run outside its regime
-    has no verdict), else the verdict from the gap, else why there is none."""
+    has no verdict), else the verdict from the gap, else why there is none. With the gap to a
+    no-signal control (reproduce.control): a run that beats MLE but not the control beyond its
+    interval gets NO_SIGNAL instead."""
     failed = [c.name for c in checks if c.ok is False]
     if failed:
         return f"no verdict: regime check failed ({', '.join(failed)})"
     if gap is None:
         return "no verdict yet: no frontier gap (its τ = 1 NLL-test outside MLE's frontier, or not measured)"
-    return verdict(gap)
+    said = verdict(gap)
+    if said == BEATS and control is not None and not control.mean + control.ci < 0:
+        return NO_SIGNAL
+    return said
+
+
+def gap_cell(gap: Gap | None, seeds: list[int]) -> str:
+    """'gap | ± | per seed' cells of the table (blank when there is no gap)."""
+    if gap is None:
+        return " |  | "
+    some = f" (seeds {', '.join(map(str, gap.seeds))})" if gap.seeds != seeds else ""
+    return (f"{gap.mean:+.3f} | {gap.ci:.3f}{'ᵗ' if gap.over_seeds else ''} | "
+            f"{' / '.join(f'{g:+.3f}' for g in gap.per_seed)}{some}")
 
 
 # ---------------------------------------------------------------------- the report's section
@@ -233,14 +248,25 @@ def against_baseline_section(plan) -> list[str]:
              f"on fresh real against fresh G samples above {D_CHANCE} after its pretraining and after the run, "
              f"per seed), β reached (the last inverse temperature of a relaxed method at or above "
              f"reproduce.beta_min), G moved (‖θ − θ₀‖ / ‖θ₀‖ over the adversarial phase above "
-             f"{G_MOVED:g}).", "",
-             "| method | frontier gap | ± 95% | per seed | D held-out acc. (after pretraining; after the run) "
-             "| β at the end | G moved | paper's schedule (fraction run) | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"{G_MOVED:g}).", ""]
+    control = plan.rep.control
+    controls = read_frontiers(plan, control) if control else {}
+    if control:
+        lines += [f"The control, `{control}`, is a run with no learning signal (every reward 1): REINFORCE on G's "
+                  f"own samples, which sharpens G context by context, as no single temperature does. Each run's "
+                  f"gap to it is read the same way, off `{control}`'s frontier. A run that beats `{base}` but "
+                  f"not the control beyond the interval is judged '{NO_SIGNAL}'.", ""]
+    lines += ["| method | frontier gap | ± 95% | per seed | "
+              + (f"gap to `{control}` | ± 95% | per seed | " if control else "")
+              + "D held-out acc. (after pretraining; after the run) | β at the end | G moved | "
+              "paper's schedule (fraction run) | verdict |",
+              "|---|---|---|---|" + ("---|---|---|" if control else "") + "---|---|---|---|---|"]
     for name, cfg in plan.run_configs.items():
         regime = read_regime(plan, name)
         checks = regime_checks(plan, name, regime)
         gap = collect_gap(read_frontiers(plan, name), baselines) if name != base else None
+        to_control = (collect_gap(read_frontiers(plan, name), controls)
+                      if control and name not in (base, control) else None)
         if not regime.seeds:
             judged = "not run yet"
         elif name == base:
@@ -248,12 +274,8 @@ def against_baseline_section(plan) -> list[str]:
         elif name not in plan.rep.frontier:
             judged = "no verdict: its frontier is not measured (add it to reproduce.frontier)"
         else:
-            judged = judge(gap, checks)
-        shown = " |  | "
-        if gap is not None:
-            some = f" (seeds {', '.join(map(str, gap.seeds))})" if gap.seeds != regime.seeds else ""
-            shown = (f"{gap.mean:+.3f} | {gap.ci:.3f}{'ᵗ' if gap.over_seeds else ''} | "
-                     f"{' / '.join(f'{g:+.3f}' for g in gap.per_seed)}{some}")
+            judged = judge(gap, checks, to_control)
+        shown = gap_cell(gap, regime.seeds) + (f" | {gap_cell(to_control, regime.seeds)}" if control else "")
         schedule = plan.rep.paper_schedule.get(name, "")
         if name in plan.rep.paper_iterations:
             schedule += f" ({cfg.train.adv_iterations / plan.rep.paper_iterations[name]:.0%} of its iterations)"

@@ -17,6 +17,7 @@ from tests.helpers import reproduce_file
     ({"runs": {"seqgan": {}}}, "reproduce.baseline 'mle' is not one of reproduce.runs"),
     ({"runs": {"mle": {"train.method": "mle"}}, "repeat": ["seqgan"]}, "reproduce.repeat: 'seqgan'"),
     ({"runs": {"mle": {"train.method": "mle"}}, "beta_min": {"relgan": 15.0}}, "reproduce.beta_min: 'relgan'"),
+    ({"runs": {"mle": {"train.method": "mle"}, "c": {}}, "control": "c"}, "reproduce.control 'c' must be one of"),
     ({"runs": {"mle": {"train.method": "mle"}}, "paper_iterations": {"mle": 0}}, "paper_iterations.mle: give a number"),
     ({"runs": {"mle": {"train.method": "mle"}, "a": {}, "b": {}}, "standalone": ["a"], "pretrained_by": {"b": "a"}},
      "pretrained_by.b: both 'b' and 'a' must be in reproduce.standalone"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seqgan_ray.experiments.frontier import FrontierPoint, baseline_at, frontier_gap
-from seqgan_ray.experiments.verdict import (BEATS, SHARPENS, WORSE, Gap, beta_reached, collect_gap, d_learns,
+from seqgan_ray.experiments.verdict import (BEATS, NO_SIGNAL, SHARPENS, WORSE, Gap, beta_reached, collect_gap, d_learns,
                                             g_moved, judge, seed_gap, verdict)
 from seqgan_ray.trainer import generator_own, relative_change
 
@@ -101,3 +101,12 @@ def test_leakgans_copy_of_d_is_not_gs_own_weights():
     old = {"worker.w": torch.ones(4), "leak.w": torch.ones(4)}
     new = {"worker.w": torch.ones(4), "leak.w": torch.full((4,), 5.0)}
     assert relative_change(generator_own(new), generator_own(old)) == 0.0
+
+
+def test_a_run_that_beats_mle_but_not_the_no_signal_control_is_judged_by_the_control():
+    """Measured on the family tier (seed 0): SeqGAN's gap to MLE -0.222, REINFORCE with every
+    reward 1 -0.224; SeqGAN's gap to that control is then about 0, and the verdict says so."""
+    beats = Gap([-0.22, -0.21, -0.23], [0.02] * 3, [0, 1, 2])
+    assert judge(beats, [g_moved([0.1])]) == BEATS
+    assert judge(beats, [g_moved([0.1])], Gap([0.01, -0.01, 0.0], [0.02] * 3, [0, 1, 2])) == NO_SIGNAL
+    assert judge(beats, [g_moved([0.1])], Gap([-0.1, -0.11, -0.09], [0.02] * 3, [0, 1, 2])) == BEATS
