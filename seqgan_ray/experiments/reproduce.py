@@ -437,8 +437,13 @@ def _generator_pretrained(pre_dir: Path, cfg: Config) -> Path:
 def _differences(run_dir: Path, cfg: Config, ignored: Callable[[str], bool]) -> list[tuple[str, Any, Any]]:
     """(key, value in run_dir/config.yaml, value in cfg) for every key that differs."""
     have, want = load_config(run_dir / "config.yaml", saved=True).to_dict(), cfg.to_dict()
+    # on a corpus, the vocabulary, length and special tokens are the prepared corpus's (load_task
+    # sets them): a process that has not loaded the task yet (a --jobs child) holds the file's
+    from ..tasks.text import CORPUS_SETS
+
+    derived = set(CORPUS_SETS) if cfg.data.corpus else set()
     return [(f"{s}.{k}", have[s][k], v) for s, values in want.items() for k, v in values.items()
-            if not ignored(f"{s}.{k}") and have[s][k] != v]
+            if not ignored(f"{s}.{k}") and f"{s}.{k}" not in derived and have[s][k] != v]
 
 
 def _pretraining_only(key: str) -> bool:

@@ -102,6 +102,10 @@ def _words(row: torch.Tensor, *, unk_as: str | None = None) -> list[str]:
     return [unk_as if (unk_as is not None and i == UNK) else str(i) for i in ids]
 
 
+# The data keys a prepared corpus sets when its task is loaded (whatever the config said).
+CORPUS_SETS = ("data.vocab_size", "data.seq_len", "data.start_token", "data.eos_token")
+
+
 def load_task(data: DataConfig, run_dir: Path | None = None) -> SyntheticTask | TextTask:
     """The synthetic task, or the text corpus named by `data.corpus` (setting data's keys)."""
     if not data.corpus:

@@ -479,3 +479,19 @@ def test_a_standalone_run_may_start_from_anothers_pretraining(tmp_path, capsys):
     assert ablation["oracle_nll_after_pretraining"] == donor["oracle_nll_after_pretraining"]
     assert {m["phase"] for m in read_metrics(out / "leakgan_reference" / "metrics.jsonl")} == {"adversarial"}
     assert "`leakgan_reference`: the pretraining of `leakgan`: " in (tmp_path / "doc" / "synthetic.md").read_text()
+
+
+def test_a_corpus_file_trains_its_runs_side_by_side(tmp_path, capsys):
+    """--jobs 2 on a corpus: each run's process reads the reproduce file afresh (the file's
+    data.vocab_size and data.seq_len, which the prepared corpus replaces) and still finds the
+    shared pretraining its own (it once stopped: 'trained with data.vocab_size=...')."""
+    from tests.helpers import text_corpus
+
+    train, test = text_corpus(tmp_path / "text")
+    path = reproduce_file(tmp_path, {"mle": {"train.method": "mle"}, "seqgan": {}})
+    data = yaml.safe_load(path.read_text())
+    data["data"].update(corpus=str(train), test_text=str(test))
+    path.write_text(yaml.safe_dump(data))
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0, capsys.readouterr().err
+    for name in ("mle", "seqgan"):
+        assert (tmp_path / "runs" / "seed0" / name / "summary.json").is_file()
