@@ -443,7 +443,8 @@ def test_a_family_report_judges_each_method_against_mle_at_equal_nll_test(tmp_pa
     seqgan = rows["| SeqGAN"]
     regime = read_regime(plan, "seqgan")
     assert seqgan[4] == ("; ".join(" / ".join(f"{a:.2f}" for a in accs)
-                                   for accs in (regime.d_after_pretraining, regime.d_after_run)))
+                                   for accs in (regime.d_after_pretraining, regime.d_after_run))
+                         + " (training sequences: " + " / ".join(f"{a:.2f}" for a in regime.d_trainset) + ")")
     assert seqgan[7] == "200 iterations (1% of its iterations)"
     gap = collect_gap(read_frontiers(plan, "seqgan"), mle)
     if gap is not None:
