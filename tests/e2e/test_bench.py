@@ -46,15 +46,20 @@ def test_quick_bench_prints_each_section_and_finite_positive_figures(tmp_path):
     assert set(data["flops"]["peak_gflops"]) == {"float32", "bfloat16"}
 
 
-def test_quick_leakgan_bench_times_an_iteration_in_process_and_on_two_actors(tmp_path):
+def _quick_section(tmp_path, section: str) -> dict:
+    """`bench --quick --sections SECTION` on one thread: its table printed, its JSON figures."""
     out = tmp_path / "bench.json"
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    proc = subprocess.run([sys.executable, "-m", "seqgan_ray.experiments.bench", "--quick", "--sections", "leakgan",
+    proc = subprocess.run([sys.executable, "-m", "seqgan_ray.experiments.bench", "--quick", "--sections", section,
                            "--threads", "1", "--json", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "== leakgan:" in proc.stdout
-    data = json.loads(out.read_text())["leakgan"]
+    assert f"== {section}:" in proc.stdout
+    return json.loads(out.read_text())[section]
+
+
+def test_quick_leakgan_bench_times_an_iteration_in_process_and_on_two_actors(tmp_path):
+    data = _quick_section(tmp_path, "leakgan")
     for where in ("in_process", "two_actors"):
         assert set(data[where]) == {"sample", "rewards", "g_update", "negatives", "d_training", "iteration"}
         assert data[where]["iteration"] == sum(v for k, v in data[where].items() if k != "iteration")
@@ -63,14 +68,7 @@ def test_quick_leakgan_bench_times_an_iteration_in_process_and_on_two_actors(tmp
 
 
 def test_quick_maskgan_bench_times_in_fills_in_process_and_on_two_actors(tmp_path):
-    out = tmp_path / "bench.json"
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    proc = subprocess.run([sys.executable, "-m", "seqgan_ray.experiments.bench", "--quick", "--sections", "maskgan",
-                           "--threads", "1", "--json", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "== maskgan:" in proc.stdout
-    data = json.loads(out.read_text())["maskgan"]
+    data = _quick_section(tmp_path, "maskgan")
     assert set(data["parts_s"]) == {"d_steps", "g_step", "broadcast"}
     assert set(data["infill_s"]) == {"16", "256"}
     numbers = list(_numbers(data))
