@@ -39,12 +39,13 @@ from ..rollout import complete_prefixes, mc_rewards, mc_rewards_reference, rollo
 from ..tasks.synthetic import seeded_oracle
 from .flops import Counts, Work, adversarial_evals, pretrain_evals
 
-SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "leakgan", "maskgan", "gpu")  # gpu: skipped without one
+SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "leakgan", "maskgan", "relgan", "gpu")  # gpu: skipped without one
 STRIDES = (1, 2, 4)  # rollout.stride values of the stride section
 PRECISIONS = ("float32", "bfloat16")
 PAPER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper_synthetic.yaml"
 LEAKGAN_CONFIG = PAPER_CONFIG.with_name("leakgan_oracle.yaml")
 MASKGAN_CONFIG = PAPER_CONFIG.with_name("maskgan_oracle.yaml")
+RELGAN_CONFIG = PAPER_CONFIG.with_name("relgan_oracle.yaml")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class Sizes:
     maskgan_overrides: tuple[str, ...] = ()
     maskgan_infills: tuple[int, ...] = (64, 128, 9984)  # a G step's, an iteration's D fakes, an evaluation's
     maskgan_repeats: int = 2         # ABBA pairs
+    relgan_maps: tuple[int, ...] = (300, 75)  # RelGAN D's maps a window: its paper's, the family tier's
+    relgan_overrides: tuple[str, ...] = ()
+    relgan_repeats: int = 2          # ABBA pairs
 
 
 FULL = Sizes()
@@ -88,7 +92,9 @@ QUICK = Sizes(batch=4, rollouts=2, ref_rollouts=1, repeats=2, d_sequences=384, m
               leakgan_negatives=64, leakgan_repeats=1,
               maskgan_overrides=("maskgan.hidden_dim=8", "data.vocab_size=500", "generator.batch_size=16",
                                  "discriminator.batch_size=16"),
-              maskgan_infills=(16, 256), maskgan_repeats=1)
+              maskgan_infills=(16, 256), maskgan_repeats=1,
+              relgan_maps=(20,), relgan_overrides=("data.vocab_size=500", "discriminator.batch_size=16"),
+              relgan_repeats=1)
 
 
 @dataclass
@@ -743,6 +749,55 @@ def section_maskgan(ctx: Context) -> None:
            f"({cfg.train.eval_samples}); broadcast of G to 2 actors: {t['broadcast']:.3g} s"])
 
 
+def section_relgan(ctx: Context) -> None:
+    """RelGAN's D step (configs/relgan_oracle.yaml: the RSGAN loss over a real batch and a batch
+    of soft one-hots, Adam), its convolutions computed both ways (`kernels.maxconv`), interleaved
+    ABBA: every product kept for the backward pass, against rows in cache-sized blocks whose
+    products the backward pass recomputes (what thin windows use on CPU); at the paper's maps a
+    window and the family tier's quarter."""
+    from ..kernels import maxconv
+    from ..losses import relaxed_discriminator_loss
+
+    s = ctx.sizes
+    out: dict[str, dict[str, float]] = {}
+    rows = []
+    for maps in s.relgan_maps:
+        cfg = load_config(RELGAN_CONFIG, ["data.oracle_dir=", *s.relgan_overrides, "discriminator.filter_sizes=[2,3,4,5]",
+                                          f"discriminator.num_filters=[{','.join([str(maps)] * 4)}]"])
+        dc, V, T = cfg.discriminator, cfg.data.vocab_size, cfg.data.seq_len
+        d = make_discriminator(cfg, 0)
+        opt = torch.optim.Adam(d.parameters(), lr=dc.lr, betas=(0.9, 0.999))
+        gen = torch.Generator().manual_seed(1)
+        real = torch.randint(0, V, (dc.batch_size, T), generator=gen)
+        fake = torch.softmax(3 * torch.randn(dc.batch_size, T, V, generator=gen), -1)
+
+        def step() -> None:
+            loss = relaxed_discriminator_loss("rsgan", d.score(real, generator=gen), d.score(fake, generator=gen))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        def kept() -> None:
+            thin, maxconv.THIN_WINDOW = maxconv.THIN_WINDOW, 0
+            try:
+                step()
+            finally:
+                maxconv.THIN_WINDOW = thin
+
+        ctx.log(f"relgan: D step, {maps} maps a window, B = {dc.batch_size} + {dc.batch_size}, V = {V}")
+        t = interleaved({"kept": kept, "blocked": step}, s.relgan_repeats)
+        F_ = maps * len(dc.filter_sizes)
+        highway = 2 * 3 * (2 * dc.batch_size * dc.num_rep) * F_ * 2 * F_  # forward and backward, both batches
+        out[str(maps)] = {**t, "highway_gflop": highway / 1e9}
+        rows.append([f"{maps} maps a window", t["kept"], t["blocked"], t["kept"] / t["blocked"], highway / 1e9])
+    ctx.results["relgan"] = out
+    table(f"relgan: a D step of {RELGAN_CONFIG.name} (num_rep {dc.num_rep}, windows {dc.filter_sizes}, "
+          f"{torch.get_num_threads()} threads), seconds",
+          ["D", "products kept", "blocks recomputed", "speed-up", "highway GFLOP"], rows,
+          [f"interleaved (ABBA, {s.relgan_repeats} pair(s)); the highway layer's (B·num_rep, F) x (F, 2F) "
+           "products are the same in both"])
+
+
 # --------------------------------------------------------------------------- 7. GPU
 
 def section_gpu(ctx: Context) -> None:
@@ -812,7 +867,7 @@ RUNNERS: dict[str, Callable[[Context], None]] = {"rewards": section_rewards, "fl
                                                  "iteration": section_iteration, "pool": section_pool,
                                                  "scaling": section_scaling, "stride": section_stride,
                                                  "leakgan": section_leakgan, "maskgan": section_maskgan,
-                                                 "gpu": section_gpu}
+                                                 "relgan": section_relgan, "gpu": section_gpu}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -60,16 +60,17 @@ def slow_bfloat16_note() -> str | None:
 MIN_MACS = 1 << 22
 
 
-def uses_onednn(x: Tensor, w: Tensor | None = None) -> bool:
-    """Whether `linear(x, w)` goes through oneDNN."""
-    big = w is None or x.shape[0] * x.shape[1] * w.shape[0] >= MIN_MACS
+def uses_onednn(x: Tensor, w: Tensor | None = None, min_macs: int = MIN_MACS) -> bool:
+    """Whether `linear(x, w, min_macs=min_macs)` goes through oneDNN."""
+    big = w is None or x.shape[0] * x.shape[1] * w.shape[0] >= min_macs
     return ONEDNN and x.device.type == "cpu" and x.dtype in _ONEDNN_DTYPES and x.shape[0] > 0 and big
 
 
-def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+def linear(x: Tensor, w: Tensor, b: Tensor | None = None, *, min_macs: int = MIN_MACS) -> Tensor:
     """x (M, K) · w (N, K)ᵀ + b (N,) -> (M, N), without autograd. `w` may be a transposed
-    view (w = m.t() gives x·m), which oneDNN reads without a copy."""
-    if uses_onednn(x, w):
+    view (w = m.t() gives x·m), which oneDNN reads without a copy. Products of fewer than
+    `min_macs` multiply-adds stay with torch."""
+    if uses_onednn(x, w, min_macs):
         return torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
     return F.linear(x, w, b)
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import PRECISIONS
-from ..kernels.linear import Linear, linear
+from ..kernels.linear import Linear, affine, linear
 from ..kernels.maxconv import MaxOverTimeConvs, windows
 
 # The paper's discriminator for T = 20 (window size, feature maps).
@@ -393,7 +393,8 @@ class RelGANDiscriminator(nn.Module):
         best = MaxOverTimeConvs.apply(reps, reps.dtype, tuple(self.filter_sizes), torch.is_grad_enabled(),
                                       *self.filter_w)
         feat = F.relu(best + torch.cat(list(self.filter_b)))                       # (B·num_rep, F)
-        h, t = (feat @ self.highway).chunk(2, dim=1)
+        h, t = affine(feat, self.highway).chunk(2, dim=1)  # oneDNN: 2x torch.mm for these shapes
         gate = torch.sigmoid(t)
         feat = gate * F.relu(h) + (1.0 - gate) * feat
-        return self.out(self.fc(dropout(feat, self.dropout, generator))).view(B, self.num_rep)
+        hidden = Linear.apply(dropout(feat, self.dropout, generator), self.fc.weight, self.fc.bias)
+        return self.out(hidden).view(B, self.num_rep)

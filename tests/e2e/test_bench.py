@@ -73,3 +73,11 @@ def test_quick_maskgan_bench_times_in_fills_in_process_and_on_two_actors(tmp_pat
     assert set(data["infill_s"]) == {"16", "256"}
     numbers = list(_numbers(data))
     assert numbers and all(math.isfinite(x) and x > 0 for x in numbers)
+
+
+def test_quick_relgan_bench_times_the_d_step_both_ways(tmp_path):
+    data = _quick_section(tmp_path, "relgan")
+    assert set(data) == {"20"}
+    assert set(data["20"]) == {"kept", "blocked", "highway_gflop"}
+    numbers = list(_numbers(data))
+    assert numbers and all(math.isfinite(x) and x > 0 for x in numbers)

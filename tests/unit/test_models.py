@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from seqgan_ray.config import DataConfig
+from seqgan_ray.kernels import maxconv
 from seqgan_ray.models.discriminator import Discriminator, paper_filters
 from seqgan_ray.models.policy import LSTMPolicy
 from seqgan_ray.tasks.synthetic import load_oracle_params, load_task, seeded_oracle
@@ -175,7 +176,19 @@ def _conv1d_reference(d, tokens):
                       for k, w, b in zip(d.filter_sizes, d.filter_w, d.filter_b)], dim=1)
 
 
-def test_convolution_equals_conv1d_forward_and_gradients():
+@pytest.fixture(params=["kept", "blocked"])
+def conv_path(request, monkeypatch):
+    """Both ways MaxOverTimeConvs runs on CPU: every product kept for the backward pass, or
+    (thin windows) rows in blocks, here of 2 rows, whose products the backward recomputes."""
+    if request.param == "kept":
+        monkeypatch.setattr(maxconv, "THIN_WINDOW", 0)
+    else:
+        monkeypatch.setattr(maxconv, "THIN_WINDOW", 1 << 20)
+        monkeypatch.setattr(maxconv, "BLOCK_BYTES", 2 * 6 * 4 * 8)  # 2 rows of (T' = 6) x 4 maps, float64
+    return request.param
+
+
+def test_convolution_equals_conv1d_forward_and_gradients(conv_path):
     d = _disc().double()
     with torch.no_grad():  # distinct biases, some negative, so ReLU and max both matter
         for b in d.filter_b:
@@ -190,7 +203,7 @@ def test_convolution_equals_conv1d_forward_and_gradients():
         torch.testing.assert_close(a, b)
 
 
-def test_tied_maxima_share_the_gradient_as_amax_does():
+def test_tied_maxima_share_the_gradient_as_amax_does(conv_path):
     """A row of one repeated token has equal windows everywhere: every position is a maximum,
     and each maximum's gradient counts once, split among them as conv1d + amax splits it
     (given to every tied window in full, the filter gradients would be several times too big)."""

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from seqgan_ray.algorithms.relaxed import discriminator_objective, generator_objective, inverse_temperature
 from seqgan_ray.config import ConfigError, config_from_dict, validate
+from seqgan_ray.kernels import maxconv
 from seqgan_ray.losses import relaxed_discriminator_loss, relaxed_generator_loss
 from seqgan_ray.models.discriminator import RelGANDiscriminator
 from seqgan_ray.models.relational import RelationalMemoryPolicy, _joint_layer_norm
@@ -78,6 +79,42 @@ def test_soft_tokens_after_the_end_token_are_pad():
     after[:, 0] = False
     assert after.any()
     assert torch.equal(soft[after], F.one_hot(toks[after], cfg.data.vocab_size).float())
+
+
+def _relgan_d_by_conv2d(d, x):
+    """RelGAN's D as its reference computes it: conv2d over the (T, E) embedding image with
+    stride rep_dim, ReLU, max over time (amax), highway, fc, out; dropout off."""
+    emb = (x @ d.embedding if x.is_floating_point() else d.embedding[x])[:, None]  # (B, 1, T, E)
+    pooled = []
+    for k, w, b in zip(d.filter_sizes, d.filter_w, d.filter_b):
+        kernel = w.view(-1, 1, k, d.rep_dim)  # (F, 1, k, rep_dim): window j, unit e at j·rep_dim + e
+        out = F.relu(F.conv2d(emb, kernel, b, stride=(1, d.rep_dim)))  # (B, F, T', num_rep)
+        pooled.append(out.amax(dim=2).permute(0, 2, 1))  # (B, num_rep, F)
+    feat = torch.cat(pooled, dim=2).reshape(x.shape[0] * d.num_rep, -1)
+    h, t = (feat @ d.highway).chunk(2, dim=1)
+    gate = torch.sigmoid(t)
+    return d.out(d.fc(gate * F.relu(h) + (1 - gate) * feat)).view(x.shape[0], d.num_rep)
+
+
+@pytest.mark.parametrize("block_bytes", [1 << 20, 64])
+def test_relgan_discriminator_gradients_equal_its_conv2d_reference(monkeypatch, block_bytes):
+    """The thin windows' blocked path (k·rep_dim of 2-3, here in one block or in blocks of a
+    row or two) against conv2d + amax, gradients of every parameter and of the soft input,
+    with repeated tokens so that maxima tie."""
+    monkeypatch.setattr(maxconv, "BLOCK_BYTES", block_bytes)
+    d = RelGANDiscriminator(20, 6, emb_dim=8, num_rep=4, filter_sizes=[2, 3], num_filters=[5, 7],
+                            dropout=0.0).double()
+    toks = torch.tensor([[3] * 6, [1, 2] * 3, [0, 5, 9, 5, 9, 5], [7, 8, 9, 10, 11, 12]])
+    soft = torch.softmax(torch.randn(4, 6, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(1)),
+                         -1).requires_grad_(True)
+    weights = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    params = list(d.parameters())
+    for x, inputs in ((toks, params), (soft, params + [soft])):
+        ours, ref = d.score(x), _relgan_d_by_conv2d(d, x)
+        torch.testing.assert_close(ours, ref)
+        for a, b in zip(torch.autograd.grad((ours * weights).sum(), inputs),
+                        torch.autograd.grad((ref * weights).sum(), inputs)):
+            torch.testing.assert_close(a, b)
 
 
 def test_relgan_discriminator_convolves_each_representation_with_the_same_filters():
