@@ -40,3 +40,16 @@ def test_run_py_evaluate(run_dir):
     assert [line.split(" | ")[1] for line in lines[2:]] == ["0.9", "1.0", "1.1"]
     assert "[frontier] 3/3" in proc.stderr and "wrote frontier.csv, frontier.md, frontier.png" in proc.stderr
     assert all((run_dir / name).is_file() for name in FILES)
+
+
+def test_separability_of_a_run(run_dir):
+    """The likelihood-ratio ceiling and each model's NLLs of a tiny run, in a subprocess; a
+    clear error for a folder that is not a run."""
+    cmd = [sys.executable, "-m", "seqgan_ray.experiments.separability"]
+    proc = subprocess.run([*cmd, str(run_dir), "--samples", "64"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| the oracle |" in proc.stdout and "| G |" in proc.stdout
+    acc = float(proc.stdout.split("accuracy ")[1].split(" ")[0])
+    assert 0.5 <= acc <= 1.0
+    proc = subprocess.run([*cmd, str(run_dir / "checkpoints")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "not a run folder" in proc.stderr

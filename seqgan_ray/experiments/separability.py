@@ -1,0 +1,110 @@
+"""How far apart a trained generator and the oracle are, and what each learned of the
+training set: the ceiling for any discriminator on the synthetic task.
+
+    python -m seqgan_ray.experiments.separability runs/reproduce_family/seed0/pretrain
+    python -m seqgan_ray.experiments.separability RUN --checkpoint RUN/checkpoints/pretrain_g_000120.pt
+
+With the oracle at hand, the best possible discriminator is the likelihood ratio: call a
+sequence real when the oracle gives it more probability than G does. Its accuracy on fresh
+oracle samples against fresh G samples is the most any D can score on the "D learns" check;
+a trained D far below it has not learned the oracle, however well it tells its own training
+sequences from G's. Beside it, each model's per-token NLL of the training sequences, of fresh
+oracle samples and of G's samples: G's NLL of the training sequences far below that of fresh
+ones means G learned those sequences, not the oracle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..checkpoint import CheckpointError
+from ..config import ConfigError
+from ..models.policy import LSTMPolicy
+from ..tasks import SyntheticTask
+from ..tasks.synthetic import load_task
+from ..tasks.token_file import DataError
+from .frontier import load_run
+
+
+@dataclass(frozen=True)
+class Separability:
+    """Per-token NLLs (nats) and likelihood-ratio accuracies of one generator against the oracle."""
+
+    oracle_nll: dict[str, float]      # the oracle's NLL of "training", "fresh" (oracle) and "generated"
+    generator_nll: dict[str, float]   # G's NLL of the same three sets
+    bayes_fresh: float                # the likelihood ratio's accuracy, fresh oracle vs G samples
+    bayes_training: float             # the same with the training sequences as the real side
+    samples: int
+
+
+def ratio_accuracy(oracle: LSTMPolicy, generator: LSTMPolicy, real: Tensor, fake: Tensor) -> float:
+    """Balanced accuracy of "real when log p_oracle(x) > log p_G(x)" on `real` and `fake` (S, T)."""
+    def says_real(x: Tensor) -> Tensor:
+        return oracle.sequence_nll(x) < generator.sequence_nll(x)
+    return 0.5 * (says_real(real).double().mean().item() + (~says_real(fake)).double().mean().item())
+
+
+def separability(oracle: LSTMPolicy, generator: LSTMPolicy, training: Tensor, *, samples: int = 2000,
+                 seed: int = 0) -> Separability:
+    """`samples` fresh oracle samples, as many of G's and the first `samples` training sequences,
+    each scored by both models; the likelihood ratio's accuracy on fresh and on training data."""
+    fresh = oracle.sample(samples, generator=torch.Generator().manual_seed(seed))
+    generated = generator.sample(samples, generator=torch.Generator().manual_seed(seed + 1))
+    train = training[:samples]
+    sets = {"training": train, "fresh": fresh, "generated": generated}
+    return Separability(
+        oracle_nll={k: oracle.sequence_nll(x).mean().item() for k, x in sets.items()},
+        generator_nll={k: generator.sequence_nll(x).mean().item() for k, x in sets.items()},
+        bayes_fresh=ratio_accuracy(oracle, generator, fresh, generated),
+        bayes_training=ratio_accuracy(oracle, generator, train, generated),
+        samples=samples)
+
+
+def report(s: Separability, label: str) -> str:
+    lines = [f"{label}: {s.samples} sequences of each kind",
+             "",
+             "| NLL per token of | training sequences | fresh oracle samples | G's samples |",
+             "|---|---|---|---|",
+             *(f"| {who} | {nll['training']:.3f} | {nll['fresh']:.3f} | {nll['generated']:.3f} |"
+               for who, nll in (("the oracle", s.oracle_nll), ("G", s.generator_nll))),
+             "",
+             f"Likelihood ratio (the best possible D) against G's samples: accuracy {s.bayes_fresh:.3f} on "
+             f"fresh oracle samples, {s.bayes_training:.3f} on the training sequences.",
+             f"G's NLL of the training sequences is {s.generator_nll['fresh'] - s.generator_nll['training']:.2f} "
+             "nats a token below that of fresh oracle samples (0 for a G that learned the oracle, not the set)."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m seqgan_ray.experiments.separability",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("run", type=Path, help="a run folder of the synthetic task")
+    ap.add_argument("--checkpoint", type=Path, help="a checkpoint of the run (default: its final generator)")
+    ap.add_argument("--samples", type=int, default=2000, help="sequences of each kind (default 2000)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the fresh samples (default 0)")
+    args = ap.parse_args(argv)
+    if args.samples < 2:
+        ap.error(f"--samples must be at least 2, got {args.samples}")
+    try:
+        cfg, generator = load_run(args.run, checkpoint=args.checkpoint)
+        if cfg.data.corpus:
+            raise ConfigError(f"{args.run}: a text run (data.corpus={cfg.data.corpus}); separability needs "
+                              "the synthetic task's oracle")
+        task = load_task(cfg.data)
+    except (CheckpointError, ConfigError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    assert isinstance(task, SyntheticTask)
+    print(report(separability(task.oracle, generator.eval(), task.real, samples=args.samples, seed=args.seed),
+                 str(args.checkpoint or args.run)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
