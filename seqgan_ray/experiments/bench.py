@@ -766,7 +766,7 @@ def section_relgan(ctx: Context) -> None:
                                           f"discriminator.num_filters=[{','.join([str(maps)] * 4)}]"])
         dc, V, T = cfg.discriminator, cfg.data.vocab_size, cfg.data.seq_len
         d = make_discriminator(cfg, 0)
-        opt = torch.optim.Adam(d.parameters(), lr=dc.lr, betas=(0.9, 0.999))
+        opt = torch.optim.Adam(d.parameters(), lr=dc.lr, fused=True)  # as DiscriminatorTrainer
         gen = torch.Generator().manual_seed(1)
         real = torch.randint(0, V, (dc.batch_size, T), generator=gen)
         fake = torch.softmax(3 * torch.randn(dc.batch_size, T, V, generator=gen), -1)
