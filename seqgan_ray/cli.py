@@ -158,10 +158,14 @@ def build_reproduce_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", metavar="K[,K]", default=None,
                    help="train only these seeds of the file now (default: every seed)")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="after a seed's pretraining, train up to N of its runs side by side, each "
-                        "in its own process with its share of the cores and its own log "
-                        "(<out_dir>/seed<k>/<run>.log); needs --no-ray (e.g. one GPU machine, "
-                        "every role of every run on the GPU). Default 1: one after another")
+                   help="train up to N side by side: each seed's pretraining and runs, each in "
+                        "its own process with its share of the cores and its own log "
+                        "(<out_dir>/seed<k>/<run>.log, pretrain.log), a run as soon as what it "
+                        "starts from has finished; needs --no-ray (e.g. one GPU machine, every "
+                        "role of every run on the GPU). Default 1: one after another")
+    p.add_argument("--pretrain-only", action="store_true",
+                   help="train only the seeds' shared pretraining (what the runs, or those of "
+                        "--runs, start from), none of the runs")
     p.add_argument("--no-report", action="store_true", help="train, but do not write the report")
     p.add_argument("--background", action="store_true",
                    help="run detached from this terminal, output to <out_dir>/reproduce.log; start "
@@ -374,7 +378,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
             spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
             connect(spec, argv)
-        failed = run_plan(plan, spec, only=only, seeds=seeds, jobs=args.jobs,
+        failed = run_plan(plan, spec, only=only, seeds=seeds, jobs=args.jobs, pretrain_only=args.pretrain_only,
                           child_args=["--config", str(args.config), *args.overrides, "--no-ray"])
         if failed:
             print(f"error: {', '.join(failed)} failed; see their logs", file=sys.stderr)

@@ -27,6 +27,7 @@ stopped and started again at any point. At the end (and with `--report-only`) it
 the report: a table beside the paper's with 95% confidence intervals, a plot like the
 paper's Figure 2, the wall time of each run, and the configs (on a corpus, BLEU and Self-BLEU
 beside the published ones). `--runs` naming only standalone runs skips the shared pretraining.
+With `--jobs N` every seed's pretraining and runs are jobs, N at a time, each in its own process.
 """
 
 from __future__ import annotations
@@ -287,37 +288,36 @@ def _changes_shared_pretraining(key: str) -> bool:
 # --------------------------------------------------------------------------- running
 
 def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int] | None = None,
-             jobs: int = 1, child_args: list[str] = ()) -> list[str]:
+             jobs: int = 1, child_args: list[str] = (), pretrain_only: bool = False) -> list[str]:
     """Pretrain each seed once, then every run (or those in `only`) from it; finished runs
-    are skipped. With `jobs` > 1 a seed's runs train side by side, each in its own process
-    (`child_args`: the command's options for them); returns the runs that failed."""
+    are skipped. With `jobs` > 1 every seed's pretraining and runs train side by side, each in
+    its own process (`child_args`: the command's options for them); `pretrain_only`: the
+    pretraining alone. Returns the runs that failed."""
     from ..checkpoint import latest_checkpoint
 
-    def todo(seed: int) -> list[str]:  # a run that starts from another's pretraining after it
-        names = [name for name in plan.runs_for(seed) if only is None or name in only]
-        return sorted(names, key=lambda name: name in plan.rep.pretrained_by)
-
     seeds = [s for s in plan.rep.seeds if seeds is None or s in seeds]
-    total = sum(1 + len(todo(seed)) for seed in seeds)
+    if jobs > 1:
+        return _train_side_by_side(plan, {seed: plan_todo(plan, seed, only) for seed in seeds}, jobs, child_args,
+                                   pretrain_only=pretrain_only)
+    total = sum(1 + (0 if pretrain_only else len(plan_todo(plan, seed, only))) for seed in seeds)
     done, failed = 0, []
     for seed in seeds:
+        todo = plan_todo(plan, seed, only)
         folder = plan.folder(seed)
         pre_dir = folder / "pretrain"
         cfg = plan.pretrain_config(seed)
         done += 1
         pretrained = None
-        if all(plan.standalone(name) for name in todo(seed)):  # none of them starts from it
+        if not needs_shared_pretraining(plan, todo):  # none of them starts from it
             print(f"[{done}/{total}] seed {seed}: pretraining: not needed by "
-                  f"{', '.join(todo(seed)) or 'any run (none of this seed is to train)'}", file=sys.stderr)
+                  f"{', '.join(todo) or 'any run (none of this seed is to train)'}", file=sys.stderr)
         else:
             _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
                        ignored=_pretraining_only)
             pretrained = latest_checkpoint(pre_dir / "checkpoints")
-        if jobs > 1:
-            failed += _train_side_by_side(plan, seed, todo(seed), jobs, child_args, first=done)
-            done += len(todo(seed))
+        if pretrain_only:
             continue
-        for name in todo(seed):
+        for name in todo:
             done += 1
             cfg = plan.config(name, seed)
             if name in plan.rep.pretrained_by:
@@ -334,6 +334,18 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
     return failed
 
 
+def plan_todo(plan: Plan, seed: int, only: list[str] | None) -> list[str]:
+    """The runs of `seed` to train now (those in `only`), a run that starts from another's
+    pretraining after it."""
+    names = [name for name in plan.runs_for(seed) if only is None or name in only]
+    return sorted(names, key=lambda name: name in plan.rep.pretrained_by)
+
+
+def needs_shared_pretraining(plan: Plan, names: list[str]) -> bool:
+    """Whether any of `names` starts from its seed's shared pretraining."""
+    return any(not plan.standalone(name) for name in names)
+
+
 def measure_frontier(run_dir: Path, temperatures: list[float]) -> None:
     """`run.py evaluate` of a finished run, once: its frontier.csv/.md/.png in `run_dir`."""
     from ..tasks.text import load_task
@@ -347,13 +359,21 @@ def measure_frontier(run_dir: Path, temperatures: list[float]) -> None:
     write_frontier({run_dir.name: frontier(cfg, load_task(cfg.data, run_dir), generator, temperatures)}, run_dir)
 
 
-def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, child_args: list[str], *,
-                        first: int) -> list[str]:
-    """Train `names` of `seed`, at most `jobs` at a time, each as `run.py reproduce --runs NAME
-    --seeds SEED` in its own process, output to <out_dir>/seed<k>/<name>.log. Each gets
-    cores / jobs threads (OpenMP threads of several processes on the same cores slowed an
-    evaluation 30-80x on a 16-core GPU machine). A SIGINT or SIGTERM to this process alone is
-    passed on to them; each checkpoints and stops, and this command then stops too."""
+SHARED = "pretraining"  # a seed's shared pretraining, as a job of `_train_side_by_side`
+
+
+def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child_args: list[str], *,
+                        pretrain_only: bool = False) -> list[str]:
+    """Train each seed's pretraining and runs (`todo`: the runs of each seed), at most `jobs`
+    at a time, each in its own process: `run.py reproduce --seeds SEED --runs NAME` (the
+    pretraining: `--pretrain-only` with the runs that start from it), output to
+    <out_dir>/seed<k>/<name>.log. A job starts as soon as what it starts from has finished
+    (a run its seed's pretraining, a `pretrained_by` run its donor), in the file's order, seed
+    by seed: so the next seed's pretraining starts on a core the last runs of a seed leave
+    free. Each process gets cores / jobs threads (OpenMP threads of several processes on the
+    same cores slowed an evaluation 30-80x on a 16-core GPU machine). A SIGINT or SIGTERM to
+    this process alone is passed on to them; each checkpoints and stops, and this command then
+    stops too."""
     import os
     import signal
     import time
@@ -362,7 +382,29 @@ def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, chil
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    queue, running, failed, stopping = list(names), {}, [], []
+    queue: list[tuple[int, str]] = []
+    for seed, names in todo.items():
+        if needs_shared_pretraining(plan, names):
+            queue.append((seed, SHARED))
+        else:
+            print(f"seed {seed}: pretraining: not needed by "
+                  f"{', '.join(names) or 'any run (none of this seed is to train)'}", file=sys.stderr, flush=True)
+        if not pretrain_only:
+            queue += [(seed, name) for name in names]
+    total, started = len(queue), 0
+    running: dict[tuple[int, str], tuple[subprocess.Popen, Path]] = {}
+    failed: list[str] = []
+    broken: set[tuple[int, str]] = set()  # finished without success
+    stopping: list[int] = []
+
+    def after(job: tuple[int, str]) -> tuple[int, str] | None:
+        """The job that `job` starts from, if any."""
+        seed, name = job
+        if name == SHARED:
+            return None
+        if name in plan.rep.pretrained_by:
+            return seed, plan.rep.pretrained_by[name]
+        return None if plan.standalone(name) else (seed, SHARED)
 
     def forward(signum, frame):
         stopping.append(signum)
@@ -374,35 +416,44 @@ def _train_side_by_side(plan: Plan, seed: int, names: list[str], jobs: int, chil
     saved = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while queue or running:
-            while len(running) < jobs:  # a run that starts from another's pretraining waits for it
-                ready = [n for n in queue if plan.rep.pretrained_by.get(n) not in (*queue, *running)]
+            for job in [j for j in queue if after(j) in broken]:  # what it starts from failed
+                queue.remove(job)
+                broken.add(job)
+                failed.append(f"seed {job[0]}: {job[1]}")
+                print(f"seed {job[0]}: {job[1]} not started: {after(job)[1]} did not finish", file=sys.stderr, flush=True)
+            while len(running) < jobs:
+                ready = [j for j in queue if after(j) is None or (after(j) not in queue and after(j) not in running)]
                 if not ready:
                     break
-                name = ready[0]
-                queue.remove(name)
-                log = plan.folder(seed) / f"{name}.log"
+                seed, name = job = ready[0]
+                queue.remove(job)
+                started += 1
+                log = plan.folder(seed) / f"{'pretrain' if name == SHARED else name}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
-                cmd = [sys.executable, "-m", "seqgan_ray.cli", "reproduce", *child_args,
-                       "--runs", name, "--seeds", str(seed), "--no-report"]
+                what = (["--runs", ",".join(todo[seed]), "--pretrain-only"] if name == SHARED else ["--runs", name])
+                cmd = [sys.executable, "-m", "seqgan_ray.cli", "reproduce", *child_args, *what,
+                       "--seeds", str(seed), "--no-report"]
                 with open(log, "ab") as out:
                     # its own session: a signal to this command's process group (timeout,
                     # a scheduler) reaches it once, through `forward`, not twice (which would
                     # stop it without a checkpoint)
-                    running[name] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                                      stdin=subprocess.DEVNULL, env=env,
-                                                      start_new_session=True), log)
-                print(f"[{first + names.index(name) + 1}] seed {seed}: {name} started in its own "
-                      f"process ({threads} threads), log {log}", file=sys.stderr, flush=True)
+                    running[job] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                                     stdin=subprocess.DEVNULL, env=env,
+                                                     start_new_session=True), log)
+                print(f"[{started}/{total}] seed {seed}: {name} started in its own process ({threads} threads), "
+                      f"log {log}", file=sys.stderr, flush=True)
             time.sleep(0.5)
-            for name, (proc, log) in list(running.items()):
+            for job, (proc, log) in list(running.items()):
                 if proc.poll() is None:
                     continue
-                del running[name]
+                del running[job]
                 ok = proc.returncode == 0
-                print(f"seed {seed}: {name} {'finished' if ok else f'stopped (exit {proc.returncode})'}"
+                print(f"seed {job[0]}: {job[1]} {'finished' if ok else f'stopped (exit {proc.returncode})'}"
                       + ("" if ok else f"; see {log}"), file=sys.stderr, flush=True)
-                if not ok and proc.returncode != 130:
-                    failed.append(name)
+                if not ok:
+                    broken.add(job)
+                    if proc.returncode != 130:
+                        failed.append(f"seed {job[0]}: {job[1]}")
     finally:
         for sig, old in saved.items():
             signal.signal(sig, old)

@@ -459,6 +459,24 @@ def test_a_family_report_judges_each_method_against_mle_at_equal_nll_test(tmp_pa
     assert "G moved" in gsgan[-1] and SHARPENS not in gsgan[-1]
 
 
+def test_seeds_pretrain_side_by_side_and_pretrain_only_trains_no_run(tmp_path, capsys):
+    """--jobs 2 over two seeds: both seeds' pretraining start at once, each in its own process
+    and log, and each seed's runs after its own; --pretrain-only trains the pretraining alone."""
+    path = reproduce_file(tmp_path, {"mle": {"train.method": "mle"}}, seeds=[0, 1])
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--seeds", "0", "--pretrain-only", "--no-report"]) == 0
+    out = tmp_path / "runs"
+    assert (out / "seed0" / "pretrain" / "summary.json").is_file() and not (out / "seed0" / "mle").exists()
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.index("seed 1: pretraining started") < err.index("seed 0: pretraining finished")
+    for seed in (0, 1):
+        assert err.index(f"seed {seed}: pretraining finished") < err.index(f"seed {seed}: mle started")
+        assert (out / f"seed{seed}" / "pretrain.log").is_file()
+        assert (out / f"seed{seed}" / "mle" / "summary.json").is_file()
+    assert "seed 0: pretraining: done" in (out / "seed0" / "pretrain.log").read_text()  # trained once, by --pretrain-only
+
+
 def test_a_standalone_run_may_start_from_anothers_pretraining(tmp_path, capsys):
     """reproduce.pretrained_by: LeakGAN's ablation starts from LeakGAN's own pretraining (the same
     model and schedule), trained after it, side by side or not; it pretrains nothing itself."""
