@@ -3,6 +3,7 @@ training set: the ceiling for any discriminator on the synthetic task.
 
     python -m seqgan_ray.experiments.separability runs/reproduce_family/seed0/pretrain
     python -m seqgan_ray.experiments.separability RUN --checkpoint RUN/checkpoints/pretrain_g_000120.pt
+    python -m seqgan_ray.experiments.separability RUN --train-d 50 [--paper-d]   # and a fresh D's learning
 
 With the oracle at hand, the best possible discriminator is the likelihood ratio: call a
 sequence real when the oracle gives it more probability than G does. Its accuracy on fresh
@@ -19,12 +20,14 @@ import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor
 
 from ..checkpoint import CheckpointError
-from ..config import ConfigError
+from ..config import Config, ConfigError
+from ..models.discriminator import paper_filters
 from ..models.policy import LSTMPolicy
 from ..tasks import SyntheticTask
 from ..tasks.synthetic import load_task
@@ -66,6 +69,27 @@ def separability(oracle: LSTMPolicy, generator: LSTMPolicy, training: Tensor, *,
         samples=samples)
 
 
+def train_d(cfg: Config, oracle: LSTMPolicy, generator: LSTMPolicy, training: Tensor, rounds: int, *,
+            samples: int = 2000, every: int = 5, seed: int = 0) -> Iterator[dict[str, float]]:
+    """A fresh D of `cfg` trained as the pretraining trains one (each round train.num_negatives
+    fresh samples of `generator` against as many training sequences, train.pretrain_d_epochs
+    epochs), against a fixed G: after round 1 and every `every` rounds, its accuracy on fresh
+    oracle samples and on training sequences, each against the same fresh G samples."""
+    from ..roles import DiscriminatorTrainer
+
+    trainer = DiscriminatorTrainer(cfg, seed)
+    rng, held = torch.Generator().manual_seed(seed + 2), torch.Generator().manual_seed(seed + 3)
+    fresh, fake = oracle.sample(samples, generator=held), generator.sample(samples, generator=held)
+    train = training[torch.randperm(len(training), generator=held)[:samples]]
+    n = cfg.train.num_negatives
+    for r in range(1, rounds + 1):
+        real = training[torch.randperm(len(training), generator=rng)[:n]]
+        trainer.train(generator.sample(n, generator=rng), cfg.train.pretrain_d_epochs, real)
+        if r == 1 or r % every == 0 or r == rounds:
+            yield {"round": r, "heldout": trainer.heldout_accuracy(fresh, fake),
+                   "trainset": trainer.heldout_accuracy(train, fake)}
+
+
 def report(s: Separability, label: str) -> str:
     lines = [f"{label}: {s.samples} sequences of each kind",
              "",
@@ -88,9 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", type=Path, help="a checkpoint of the run (default: its final generator)")
     ap.add_argument("--samples", type=int, default=2000, help="sequences of each kind (default 2000)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the fresh samples (default 0)")
+    ap.add_argument("--train-d", type=int, default=0, metavar="ROUNDS",
+                    help="also train a fresh D of the run's config against this G for ROUNDS rounds, as "
+                         "the pretraining does, and print its accuracy on fresh oracle samples and on "
+                         "training sequences every 5 rounds")
+    ap.add_argument("--paper-d", action="store_true",
+                    help="with --train-d: the paper's D (its window sizes and all their maps) instead of the run's")
     args = ap.parse_args(argv)
     if args.samples < 2:
         ap.error(f"--samples must be at least 2, got {args.samples}")
+    if args.train_d < 0 or (args.paper_d and not args.train_d):
+        ap.error("--train-d takes a number of rounds (1 or more); --paper-d goes with it")
     try:
         cfg, generator = load_run(args.run, checkpoint=args.checkpoint)
         if cfg.data.corpus:
@@ -102,7 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     assert isinstance(task, SyntheticTask)
     print(report(separability(task.oracle, generator.eval(), task.real, samples=args.samples, seed=args.seed),
-                 str(args.checkpoint or args.run)))
+                 str(args.checkpoint or args.run)), flush=True)
+    if args.train_d:
+        if args.paper_d:
+            cfg.discriminator.filter_sizes, cfg.discriminator.num_filters = paper_filters(cfg.data.seq_len)
+        dc = cfg.discriminator
+        print(f"\nA fresh D ({sum(dc.num_filters)} maps, windows {dc.filter_sizes}), {cfg.train.pretrain_d_epochs} "
+              f"epochs a round over {cfg.train.num_negatives} G samples and as many training sequences:\n\n"
+              "| round | accuracy: fresh oracle samples | training sequences |\n|---|---|---|", flush=True)
+        for rec in train_d(cfg, task.oracle, generator, task.real, args.train_d, samples=args.samples, seed=args.seed):
+            print(f"| {rec['round']} | {rec['heldout']:.3f} | {rec['trainset']:.3f} |", flush=True)
     return 0
 
 

@@ -46,9 +46,12 @@ def test_separability_of_a_run(run_dir):
     """The likelihood-ratio ceiling and each model's NLLs of a tiny run, in a subprocess; a
     clear error for a folder that is not a run."""
     cmd = [sys.executable, "-m", "seqgan_ray.experiments.separability"]
-    proc = subprocess.run([*cmd, str(run_dir), "--samples", "64"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([*cmd, str(run_dir), "--samples", "64", "--train-d", "2"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| the oracle |" in proc.stdout and "| G |" in proc.stdout
+    rounds = [line.split(" | ") for line in proc.stdout.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert [r[0] for r in rounds] == ["| 1", "| 2"] and all(0 <= float(x.strip(" |")) <= 1 for r in rounds for x in r[1:])
     acc = float(proc.stdout.split("accuracy ")[1].split(" ")[0])
     assert 0.5 <= acc <= 1.0
     proc = subprocess.run([*cmd, str(run_dir / "checkpoints")], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -5,7 +5,7 @@ import copy
 import torch
 
 from seqgan_ray.config import config_from_dict
-from seqgan_ray.experiments.separability import ratio_accuracy, report, separability
+from seqgan_ray.experiments.separability import ratio_accuracy, report, separability, train_d
 from seqgan_ray.tasks.synthetic import seeded_oracle
 from tests.conftest import TINY
 
@@ -39,3 +39,15 @@ def test_another_oracle_is_told_apart_and_memorised_training_sequences_show():
     text = report(s, "x")
     assert f"accuracy {s.bayes_fresh:.3f} on fresh oracle samples" in text
     assert f"| G | {s.generator_nll['training']:.3f} |" in text
+
+
+def test_a_fresh_d_learns_to_tell_another_model_from_the_oracle():
+    """train_d's rounds: after round 1, every `every` rounds and the last; a D against a G that
+    is another model entirely learns it on held-out samples too."""
+    cfg, oracle = _oracle(0)
+    _, other = _oracle(1)
+    cfg.train.num_negatives, cfg.train.pretrain_d_epochs = 128, 3
+    training = oracle.sample(256, generator=torch.Generator().manual_seed(5))
+    recs = list(train_d(cfg, oracle, other, training, 7, samples=200, every=5))
+    assert [r["round"] for r in recs] == [1, 5, 7]
+    assert recs[-1]["heldout"] > 0.6 and recs[-1]["heldout"] > recs[0]["heldout"]
