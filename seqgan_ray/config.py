@@ -187,7 +187,8 @@ class DiscriminatorConfig:
     """Batch of discriminator training."""
     precision: str = "float32"
     """float32, or bfloat16: matmuls in bfloat16 with float32 weights and optimizer state
-    (about 1.7x faster training here; needs AVX-512 BF16/AMX or a bf16 GPU to pay off)."""
+    (about 1.7x faster training here; needs AVX-512 BF16/AMX or a bf16 GPU to pay off). Both
+    kinds of D (RelGAN's: its convolutions, highway and fc layers)."""
 
 
 @dataclass

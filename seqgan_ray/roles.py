@@ -110,7 +110,7 @@ def make_discriminator(cfg: Config, seed: int) -> Discriminator | RelGANDiscrimi
     if dc.kind == "relgan":
         return RelGANDiscriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim, num_rep=dc.num_rep,
                                    filter_sizes=dc.filter_sizes, num_filters=dc.num_filters,
-                                   dropout=dc.dropout, seed=seed)
+                                   dropout=dc.dropout, precision=dc.precision, seed=seed)
     return Discriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=dc.emb_dim,
                          filter_sizes=dc.filter_sizes, num_filters=dc.num_filters, dropout=dc.dropout,
                          precision=dc.precision, padding_row=cfg.generator.kind == "leakgan", seed=seed,

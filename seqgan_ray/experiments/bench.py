@@ -751,51 +751,60 @@ def section_maskgan(ctx: Context) -> None:
 
 def section_relgan(ctx: Context) -> None:
     """RelGAN's D step (configs/relgan_oracle.yaml: the RSGAN loss over a real batch and a batch
-    of soft one-hots, Adam), its convolutions computed both ways (`kernels.maxconv`), interleaved
-    ABBA: every product kept for the backward pass, against rows in cache-sized blocks whose
-    products the backward pass recomputes (what thin windows use on CPU); at the paper's maps a
-    window and the family tier's quarter."""
+    of soft one-hots, Adam), interleaved ABBA: its convolutions computed both ways
+    (`kernels.maxconv`), every product kept for the backward pass against rows in cache-sized
+    blocks whose products the backward pass recomputes (what thin windows use on CPU), and
+    the latter in bfloat16 (discriminator.precision) where this CPU has native bfloat16; at the
+    paper's maps a window and the family tier's quarter."""
     from ..kernels import maxconv
     from ..losses import relaxed_discriminator_loss
 
     s = ctx.sizes
     out: dict[str, dict[str, float]] = {}
     rows = []
+    precisions = PRECISIONS if bf16_supported() else ("float32",)
     for maps in s.relgan_maps:
-        cfg = load_config(RELGAN_CONFIG, ["data.oracle_dir=", *s.relgan_overrides, "discriminator.filter_sizes=[2,3,4,5]",
-                                          f"discriminator.num_filters=[{','.join([str(maps)] * 4)}]"])
-        dc, V, T = cfg.discriminator, cfg.data.vocab_size, cfg.data.seq_len
-        d = make_discriminator(cfg, 0)
-        opt = torch.optim.Adam(d.parameters(), lr=dc.lr, fused=True)  # as DiscriminatorTrainer
+        overrides = ["data.oracle_dir=", *s.relgan_overrides, "discriminator.filter_sizes=[2,3,4,5]",
+                     f"discriminator.num_filters=[{','.join([str(maps)] * 4)}]"]
+        cfgs = {p: load_config(RELGAN_CONFIG, [*overrides, f"discriminator.precision={p}"]) for p in precisions}
+        dc, V, T = cfgs["float32"].discriminator, cfgs["float32"].data.vocab_size, cfgs["float32"].data.seq_len
         gen = torch.Generator().manual_seed(1)
         real = torch.randint(0, V, (dc.batch_size, T), generator=gen)
         fake = torch.softmax(3 * torch.randn(dc.batch_size, T, V, generator=gen), -1)
 
-        def step() -> None:
-            loss = relaxed_discriminator_loss("rsgan", d.score(real, generator=gen), d.score(fake, generator=gen))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        def step_of(cfg: Config, *, thin: int = maxconv.THIN_WINDOW) -> Callable[[], None]:
+            d = make_discriminator(cfg, 0)
+            opt = torch.optim.Adam(d.parameters(), lr=dc.lr, fused=True)  # as DiscriminatorTrainer
 
-        def kept() -> None:
-            thin, maxconv.THIN_WINDOW = maxconv.THIN_WINDOW, 0
-            try:
-                step()
-            finally:
-                maxconv.THIN_WINDOW = thin
+            def step() -> None:
+                saved, maxconv.THIN_WINDOW = maxconv.THIN_WINDOW, thin
+                try:
+                    loss = relaxed_discriminator_loss("rsgan", d.score(real, generator=gen), d.score(fake, generator=gen))
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+                finally:
+                    maxconv.THIN_WINDOW = saved
+            return step
 
         ctx.log(f"relgan: D step, {maps} maps a window, B = {dc.batch_size} + {dc.batch_size}, V = {V}")
-        t = interleaved({"kept": kept, "blocked": step}, s.relgan_repeats)
+        fns = {"kept": step_of(cfgs["float32"], thin=0), "blocked": step_of(cfgs["float32"])}
+        if "bfloat16" in cfgs:
+            fns["blocked_bf16"] = step_of(cfgs["bfloat16"])
+        t = interleaved(fns, s.relgan_repeats)
         F_ = maps * len(dc.filter_sizes)
         highway = 2 * 3 * (2 * dc.batch_size * dc.num_rep) * F_ * 2 * F_  # forward and backward, both batches
         out[str(maps)] = {**t, "highway_gflop": highway / 1e9}
-        rows.append([f"{maps} maps a window", t["kept"], t["blocked"], t["kept"] / t["blocked"], highway / 1e9])
+        rows.append([f"{maps} maps a window", t["kept"], t["blocked"], t["kept"] / t["blocked"],
+                     t.get("blocked_bf16", ""), t["kept"] / t["blocked_bf16"] if "blocked_bf16" in t else "",
+                     highway / 1e9])
     ctx.results["relgan"] = out
     table(f"relgan: a D step of {RELGAN_CONFIG.name} (num_rep {dc.num_rep}, windows {dc.filter_sizes}, "
           f"{torch.get_num_threads()} threads), seconds",
-          ["D", "products kept", "blocks recomputed", "speed-up", "highway GFLOP"], rows,
+          ["D", "float32, products kept", "blocks recomputed", "speed-up", "the same in bfloat16", "speed-up",
+           "highway GFLOP"], rows,
           [f"interleaved (ABBA, {s.relgan_repeats} pair(s)); the highway layer's (B·num_rep, F) x (F, 2F) "
-           "products are the same in both"])
+           "products are the same in all" + ("" if "bfloat16" in precisions else "; no native bfloat16 here")])
 
 
 # --------------------------------------------------------------------------- 7. GPU

@@ -346,12 +346,17 @@ class RelGANDiscriminator(nn.Module):
     representation) a highway layer (no biases, gate bias 0), dropout (always on, as in the
     reference, whose `tf.nn.dropout` has no switch), a linear layer of 100 and one logit. So a
     batch of B sequences gives B × num_rep logits, and the losses average over all of them.
+    `precision="bfloat16"`: the convolutions, highway and fc layers in bfloat16, with float32
+    weights, gradients and optimizer state (as SeqGAN's D).
     """
 
     def __init__(self, vocab_size: int, seq_len: int, *, emb_dim: int = 64, num_rep: int = 64,
                  filter_sizes: list[int] | None = None, num_filters: list[int] | None = None,
-                 dropout: float = 0.25, seed: int = 0):
+                 dropout: float = 0.25, precision: str = "float32", seed: int = 0):
         super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
         if emb_dim % num_rep:
             raise ValueError(f"discriminator.emb_dim ({emb_dim}) must be a multiple of "
                              f"discriminator.num_rep ({num_rep})")
@@ -385,16 +390,24 @@ class RelGANDiscriminator(nn.Module):
                 trunc(layer.weight, layer.weight.shape[1] ** -0.5)
                 layer.bias.zero_()
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """bfloat16 if so configured (the convolutions, the highway and fc layers), else the
+        parameters' own dtype."""
+        return torch.bfloat16 if self.precision == "bfloat16" else self.embedding.dtype
+
     def score(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Logits (B, num_rep) for tokens `x` (B, T) or soft tokens (B, T, V)."""
         emb = x @ self.embedding if x.is_floating_point() else self.embedding[x]   # (B, T, E)
         B, T, _ = emb.shape
+        dt = self.compute_dtype
         reps = emb.view(B, T, self.num_rep, self.rep_dim).transpose(1, 2).reshape(B * self.num_rep, T, -1)
-        best = MaxOverTimeConvs.apply(reps, reps.dtype, tuple(self.filter_sizes), torch.is_grad_enabled(),
-                                      *self.filter_w)
+        best = MaxOverTimeConvs.apply(reps, dt, tuple(self.filter_sizes), torch.is_grad_enabled(), *self.filter_w)
         feat = F.relu(best + torch.cat(list(self.filter_b)))                       # (B·num_rep, F)
-        h, t = affine(feat, self.highway).chunk(2, dim=1)  # oneDNN: 2x torch.mm for these shapes
+        # through oneDNN on CPU (2x torch.mm for these shapes), in bfloat16 if so configured
+        h, t = affine(feat.to(dt), self.highway.to(dt)).to(feat.dtype).chunk(2, dim=1)
         gate = torch.sigmoid(t)
         feat = gate * F.relu(h) + (1.0 - gate) * feat
-        hidden = Linear.apply(dropout(feat, self.dropout, generator), self.fc.weight, self.fc.bias)
+        hidden = Linear.apply(dropout(feat, self.dropout, generator).to(dt), self.fc.weight.to(dt),
+                              self.fc.bias.to(dt)).to(feat.dtype)
         return self.out(hidden).view(B, self.num_rep)

@@ -13,7 +13,7 @@ from seqgan_ray.kernels import maxconv
 from seqgan_ray.losses import relaxed_discriminator_loss, relaxed_generator_loss
 from seqgan_ray.models.discriminator import RelGANDiscriminator
 from seqgan_ray.models.relational import RelationalMemoryPolicy, _joint_layer_norm
-from seqgan_ray.roles import DiscriminatorTrainer, GeneratorLearner, make_generator
+from seqgan_ray.roles import DiscriminatorTrainer, GeneratorLearner, make_discriminator, make_generator
 from tests.conftest import TINY
 
 RELGAN = {"generator": {"kind": "relational_memory", "head_size": 4, "num_heads": 2, "mem_slots": 2},
@@ -115,6 +115,29 @@ def test_relgan_discriminator_gradients_equal_its_conv2d_reference(monkeypatch, 
         for a, b in zip(torch.autograd.grad((ours * weights).sum(), inputs),
                         torch.autograd.grad((ref * weights).sum(), inputs)):
             torch.testing.assert_close(a, b)
+
+
+def test_relgan_discriminator_in_bfloat16_follows_float32(tiny_cfg):
+    """discriminator.precision reaches RelGAN's D (it was once ignored there): bfloat16
+    products, float32 parameters and gradients, scores and gradients near float32's."""
+    cfg = config_from_dict({**{k: dict(v) for k, v in TINY.items()}, **RELGAN})
+    cfg.discriminator.precision = "bfloat16"
+    validate(cfg)
+    d16 = make_discriminator(cfg, 0)
+    assert isinstance(d16, RelGANDiscriminator) and d16.compute_dtype == torch.bfloat16
+    d32 = RelGANDiscriminator(cfg.data.vocab_size, cfg.data.seq_len, emb_dim=8, num_rep=4, filter_sizes=[2, 3],
+                              num_filters=[6, 6], dropout=0.0, seed=0)
+    d16.dropout = 0.0
+    d32.load_state_dict(d16.state_dict())
+    toks = torch.randint(0, cfg.data.vocab_size, (16, cfg.data.seq_len), generator=torch.Generator().manual_seed(0))
+    s16, s32 = d16.score(toks), d32.score(toks)
+    assert s16.dtype == torch.float32 and not torch.equal(s16, s32)
+    torch.testing.assert_close(s16, s32, atol=0.05, rtol=0.05)
+    g16 = torch.autograd.grad(s16.sum(), list(d16.parameters()))
+    g32 = torch.autograd.grad(s32.sum(), list(d32.parameters()))
+    for a, b in zip(g16, g32):
+        assert a.dtype == torch.float32
+        assert (a - b).norm() <= 0.05 * b.norm() + 1e-4
 
 
 def test_relgan_discriminator_convolves_each_representation_with_the_same_filters():
