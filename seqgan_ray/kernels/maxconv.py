@@ -61,8 +61,8 @@ class MaxOverTimeConvs(torch.autograd.Function):
 
     Thin windows (`THIN_WINDOW`, RelGAN's D) on CPU: the products, k multiply-adds each, cost
     less to recompute than to store and read back, so the rows go in cache-sized blocks
-    (`row_blocks`) and the backward pass recomputes each block's products (the same products
-    of the same shapes, so the same bits) to find its maxima.
+    (`row_blocks`): only the maxima are kept, and the backward pass recomputes each block's
+    products (the same products of the same shapes, so the same bits) to find where they are.
     """
 
     @staticmethod
