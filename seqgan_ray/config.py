@@ -202,8 +202,9 @@ class RolloutConfig:
     reward: str = "discriminator"
     """What scores a completed sequence in Eq. 4: `discriminator` (D_φ's P(real): SeqGAN),
     `bleu` (BLEU-bleu_n against the training data: the paper's PG-BLEU; D is then not
-    trained), `constant` (1 for every sequence: REINFORCE with no signal, the control; no D),
-    or `module:Class` of your own (docs/rewards.md)."""
+    trained), `constant` (1 for every sequence: REINFORCE with no signal, the control; no D,
+    except under train.method leakgan, whose D's features steer the Manager), or
+    `module:Class` of your own (docs/rewards.md). LeakGAN takes discriminator or constant."""
     stride: int = setting(1, min=1)
     """c: roll out from every c-th prefix only (lengths c, 2c, ... below T), about 1/c of the
     work; each token takes the estimate of the next rolled-out prefix, and the tokens after the
@@ -801,7 +802,8 @@ def _validate_leakgan(cfg: Config) -> None:
          f"'leakgan.step_size' ({c}) must divide data.seq_len ({T}) and be smaller"),
         (cfg.rollout.stride != c, f"'rollout.stride' ({cfg.rollout.stride}) must equal leakgan.step_size "
                                   f"({c}): LeakGAN rolls out at every step_size-th prefix"),
-        (cfg.rollout.reward != "discriminator", "'rollout.reward' must be discriminator with train.method leakgan"),
+        (cfg.rollout.reward not in ("discriminator", "constant"),
+         "'rollout.reward' must be discriminator (or constant, the no-signal control) with train.method leakgan"),
         (cfg.rollout.update_rate != 0, "'rollout.update_rate' must be 0 with train.method leakgan: it rolls out "
                                        "with G itself, as the reference (no delayed policy)"),
         (tc.pretrain_workers != 0, "'train.pretrain_workers' must be 0 with train.method leakgan (its MLE "

@@ -91,6 +91,8 @@ class ReproduceConfig:
     # iterations: the report shows the fraction of them that ran
     control: str = ""   # a run with no learning signal (rollout.reward constant): each run's frontier
     # gap to it too; a run that beats the baseline but not the control only sharpens as it does
+    controls: dict[str, str] = field(default_factory=dict)  # a run -> its own no-signal control, in
+    # place of `control` (e.g. LeakGAN's, trained from LeakGAN's pretraining with every reward 1)
     metrics: list[str] = field(default_factory=list)  # more of the last evaluation's metrics as
     # columns (mean over seeds, a t-interval over 3 or more), e.g. MaskGAN's eval/infill_oracle_nll
 
@@ -219,6 +221,12 @@ def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
     if rep.control and (rep.control not in rep.runs or rep.control not in rep.frontier):
         raise ConfigError(f"{where}reproduce.control '{rep.control}' must be one of reproduce.runs and of "
                           f"reproduce.frontier (its frontier is what the runs are held to)")
+    for name, control in rep.controls.items():
+        if name not in rep.runs:
+            raise ConfigError(f"{where}reproduce.controls: '{name}' is not one of reproduce.runs")
+        if control not in rep.runs or control not in rep.frontier or control == name:
+            raise ConfigError(f"{where}reproduce.controls.{name}: '{control}' must be another run, one of "
+                              f"reproduce.runs and of reproduce.frontier (its frontier is what {name} is held to)")
     if rep.baseline not in rep.runs:
         raise ConfigError(f"{where}reproduce.baseline '{rep.baseline}' is not one of reproduce.runs")
     for name in rep.frontier:

@@ -147,7 +147,7 @@ def _per_seed(values: list[float | None], spec: str) -> str:
 def judge(gap: Gap | None, checks: Sequence[Check], control: Gap | None = None) -> str:
     """The verdict column: the failed regime checks when any failed (a run outside its regime
     has no verdict), else the verdict from the gap, else why there is none. With the gap to a
-    no-signal control (reproduce.control): a run that beats MLE but not the control beyond its
+    no-signal control (reproduce.control, or the run's own in reproduce.controls): a run that beats MLE but not the control beyond its
     interval gets NO_SIGNAL instead."""
     failed = [c.name for c in checks if c.ok is False]
     if failed:
@@ -249,24 +249,30 @@ def against_baseline_section(plan) -> list[str]:
              f"per seed), β reached (the last inverse temperature of a relaxed method at or above "
              f"reproduce.beta_min), G moved (‖θ − θ₀‖ / ‖θ₀‖ over the adversarial phase above "
              f"{G_MOVED:g}).", ""]
-    control = plan.rep.control
-    controls = read_frontiers(plan, control) if control else {}
-    if control:
-        lines += [f"The control, `{control}`, is a run with no learning signal (every reward 1): REINFORCE on G's "
-                  f"own samples, which sharpens G context by context, as no single temperature does. Each run's "
-                  f"gap to it is read the same way, off `{control}`'s frontier. A run that beats `{base}` but "
-                  f"not the control beyond the interval is judged '{NO_SIGNAL}'.", ""]
+    rep = plan.rep
+    control_of = {name: rep.controls.get(name, rep.control) for name in plan.run_configs}
+    every_control = {c for c in control_of.values() if c}
+    control_frontiers = {c: read_frontiers(plan, c) for c in every_control}
+    if every_control:
+        held = [f"`{rep.control}` for every run" if rep.control else ""]
+        held += [f"`{c}` for `{name}`" for name, c in rep.controls.items()]
+        lines += [f"A no-signal control is a run of a method's own model and pretraining with every reward 1: "
+                  f"REINFORCE on G's own samples, which sharpens G context by context, as no single temperature "
+                  f"does. The controls here: {', '.join(h for h in held if h)}. Each run's gap to its control is "
+                  f"read the same way, off the control's frontier. A run that beats `{base}` but not its control "
+                  f"beyond the interval is judged '{NO_SIGNAL}'.", ""]
     lines += ["| method | frontier gap | ± 95% | per seed | "
-              + (f"gap to `{control}` | ± 95% | per seed | " if control else "")
+              + ("gap to its control | ± 95% | per seed | " if every_control else "")
               + "D held-out acc. (after pretraining; after the run) | β at the end | G moved | "
               "paper's schedule (fraction run) | verdict |",
-              "|---|---|---|---|" + ("---|---|---|" if control else "") + "---|---|---|---|---|"]
+              "|---|---|---|---|" + ("---|---|---|" if every_control else "") + "---|---|---|---|---|"]
     for name, cfg in plan.run_configs.items():
         regime = read_regime(plan, name)
         checks = regime_checks(plan, name, regime)
         gap = collect_gap(read_frontiers(plan, name), baselines) if name != base else None
-        to_control = (collect_gap(read_frontiers(plan, name), controls)
-                      if control and name not in (base, control) else None)
+        control = control_of[name]
+        to_control = (collect_gap(read_frontiers(plan, name), control_frontiers[control])
+                      if control and name != base and name not in every_control else None)
         if not regime.seeds:
             judged = "not run yet"
         elif name == base:
@@ -275,7 +281,10 @@ def against_baseline_section(plan) -> list[str]:
             judged = "no verdict: its frontier is not measured (add it to reproduce.frontier)"
         else:
             judged = judge(gap, checks, to_control)
-        shown = gap_cell(gap, regime.seeds) + (f" | {gap_cell(to_control, regime.seeds)}" if control else "")
+        shown = gap_cell(gap, regime.seeds)
+        if every_control:
+            theirs = f" (to `{control}`)" if to_control is not None and control != rep.control else ""
+            shown += f" | {gap_cell(to_control, regime.seeds)}{theirs}"
         schedule = plan.rep.paper_schedule.get(name, "")
         if name in plan.rep.paper_iterations:
             schedule += f" ({cfg.train.adv_iterations / plan.rep.paper_iterations[name]:.0%} of its iterations)"

@@ -42,6 +42,16 @@ def test_leakgan_interleaves_pretraining_and_resumes_exactly(tmp_path):
     assert_resumes_exactly(cfg, task, tmp_path, role="discriminator", method="train", call=4)  # the first adversarial iteration's D round
 
 
+def test_the_no_signal_control_ranks_by_place_in_the_batch_and_still_trains_d(tmp_path):
+    """rollout.reward constant (LeakGAN's control): every score 1, so the true rank is a row's
+    place in the batch, blind to D's scores; D still trains, its features steering the Manager."""
+    cfg = leakgan_config(**{"rollout.reward": "constant"})
+    train(cfg, load_task(cfg.data), local_roles(cfg), tmp_path / "r")
+    steps = [r for r in read_metrics(tmp_path / "r" / "metrics.jsonl") if "gen/pg_loss" in r]
+    assert len(steps) == 3 and all(r["gen/d_score_mean"] == 1.0 and math.isfinite(r["disc/loss"]) for r in steps)
+    assert len({r["disc/loss"] for r in steps}) == 3   # D trained each iteration
+
+
 def test_fresh_positives_are_new_oracle_samples_each_round(tmp_path):
     cfg = leakgan_config()
     task = load_task(cfg.data)

@@ -177,6 +177,7 @@ def leakgan_sections(**overrides):
     ({"leakgan.pretrain_rounds": 3}, "leakgan.pretrain_rounds"),
     ({"generator.kind": "lstm"}, "generator.kind"),
     ({"leakgan.rescale": "sorted"}, "leakgan.rescale"),
+    ({"rollout.reward": "bleu"}, "rollout.reward"),
     ({"train.method": "seqgan", "generator.kind": "lstm", "rollout.stride": 1}, "leakgan.pretrain_rounds"),
     ({"train.method": "seqgan", "leakgan.pretrain_rounds": 10, "rollout.stride": 1}, "generator.kind"),
 ])

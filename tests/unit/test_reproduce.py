@@ -97,6 +97,7 @@ def test_the_laptop_tier_scales_only_what_its_rules_allow():
               "train.adv_iterations", "train.eval_every", "train.checkpoint_every"}
     paper = {"mle": (relaxed, "mle", set()), "seqgan": (relaxed, "seqgan", set()), "gsgan": (relaxed, "gsgan", set()),
              "leakgan": (leakgan, "leakgan", {"train.pretrain_g_epochs"}),
+             "leakgan_constant": (leakgan, "leakgan", {"train.pretrain_g_epochs", "rollout.reward"}),  # its control
              "leakgan_reference": (leakgan, "leakgan",
                                    {"train.pretrain_g_epochs", "leakgan.rescale", "leakgan.cosine"}),
              "relgan": (relaxed, "relgan",

@@ -110,3 +110,59 @@ def test_a_run_that_beats_mle_but_not_the_no_signal_control_is_judged_by_the_con
     assert judge(beats, [g_moved([0.1])]) == BEATS
     assert judge(beats, [g_moved([0.1])], Gap([0.01, -0.01, 0.0], [0.02] * 3, [0, 1, 2])) == NO_SIGNAL
     assert judge(beats, [g_moved([0.1])], Gap([-0.1, -0.11, -0.09], [0.02] * 3, [0, 1, 2])) == BEATS
+
+
+def _finished(folder, frontier):
+    """A run's folder as a finished run leaves it: its summary, metrics and frontier.csv."""
+    import json
+
+    from seqgan_ray.experiments.frontier import frontier_csv
+
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text(json.dumps({}))
+    (folder / "metrics.jsonl").write_text(json.dumps({"phase": "adversarial", "gen/param_change": 0.01}) + "\n")
+    (folder / "frontier.csv").write_text(frontier_csv({folder.name: frontier}))
+
+
+def test_a_run_is_held_to_its_own_control_where_reproduce_controls_names_one(tmp_path):
+    """LeakGAN's no-signal control has LeakGAN's model and pretraining: reproduce.controls holds
+    it to that one, the others to reproduce.control; the controls themselves to none."""
+    from seqgan_ray.experiments.reproduce import load_plan
+    from seqgan_ray.experiments.verdict import against_baseline_section
+    from tests.helpers import reproduce_file
+
+    runs = {"mle": {"train.method": "mle"}, "seqgan": {}, "constant": {"rollout.reward": "constant"},
+            "leak": {}, "leak_constant": {"rollout.reward": "constant"}}
+    path = reproduce_file(tmp_path, runs, seeds=[0], frontier=list(runs), control="constant",
+                          controls={"leak": "leak_constant"})
+    plan = load_plan(path)
+    shift = lambda d: [p._replace(oracle_nll=p.oracle_nll + d) for p in MLE]   # noqa: E731
+    for name, d in {"mle": 0.0, "seqgan": -0.3, "constant": -0.3, "leak": -0.3, "leak_constant": 0.0}.items():
+        _finished(plan.folder(0) / name, shift(d))
+    lines = against_baseline_section(plan)
+    assert any("`constant` for every run, `leak_constant` for `leak`" in line for line in lines)
+    rows = {l.split(" | ")[0][2:]: l.split(" | ") for l in lines if l.startswith("| ") and not l.startswith("| method")}
+    rows["leak"] = rows.pop("SeqGAN (`leak`)")
+    # SeqGAN: -0.3 from MLE and 0 from its control, so no better than it; LeakGAN: -0.3 from both
+    assert float(rows["SeqGAN"][1]) == pytest.approx(-0.3) and float(rows["SeqGAN"][4]) == pytest.approx(0.0)
+    assert rows["SeqGAN"][-1] == NO_SIGNAL + " |"
+    leak = rows["leak"]
+    assert float(leak[4]) == pytest.approx(-0.3) and leak[6].endswith("(to `leak_constant`)")
+    assert leak[-1] == BEATS + " |"
+    assert rows["constant"][4] == "" and rows["leak_constant (`leak_constant`)"][4] == ""   # none for a control
+
+
+@pytest.mark.parametrize("controls, message", [
+    ({"nope": "constant"}, "reproduce.controls: 'nope' is not one of reproduce.runs"),
+    ({"seqgan": "nope"}, "reproduce.controls.seqgan: 'nope' must be another run"),
+    ({"seqgan": "seqgan"}, "reproduce.controls.seqgan: 'seqgan' must be another run"),
+])
+def test_a_control_that_is_not_another_measured_run_is_refused(tmp_path, controls, message):
+    from seqgan_ray.config import ConfigError
+    from seqgan_ray.experiments.reproduce import load_plan
+    from tests.helpers import reproduce_file
+
+    runs = {"mle": {"train.method": "mle"}, "seqgan": {}, "constant": {"rollout.reward": "constant"}}
+    path = reproduce_file(tmp_path, runs, frontier=list(runs), controls=controls)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_plan(path)
