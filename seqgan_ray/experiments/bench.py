@@ -39,7 +39,8 @@ from ..rollout import complete_prefixes, mc_rewards, mc_rewards_reference, rollo
 from ..tasks.synthetic import seeded_oracle
 from .flops import Counts, Work, adversarial_evals, pretrain_evals
 
-SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "leakgan", "maskgan", "relgan", "gpu")  # gpu: skipped without one
+SECTIONS = ("rewards", "flops", "iteration", "pool", "scaling", "stride", "leakgan", "maskgan", "relgan", "batched",
+            "gpu")  # gpu: skipped without one
 STRIDES = (1, 2, 4)  # rollout.stride values of the stride section
 PRECISIONS = ("float32", "bfloat16")
 PAPER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "paper_synthetic.yaml"
@@ -79,6 +80,9 @@ class Sizes:
     relgan_maps: tuple[int, ...] = (300, 75)  # RelGAN D's maps a window: its paper's, the family tier's
     relgan_overrides: tuple[str, ...] = ()
     relgan_repeats: int = 2          # ABBA pairs
+    batched_k: int = 3               # seeds stacked into one model (seqgan_ray.batched)
+    batched_overrides: tuple[str, ...] = ()
+    batched_repeats: int = 5         # round-robin repeats
 
 
 FULL = Sizes()
@@ -94,7 +98,8 @@ QUICK = Sizes(batch=4, rollouts=2, ref_rollouts=1, repeats=2, d_sequences=384, m
                                  "discriminator.batch_size=16"),
               maskgan_infills=(16, 256), maskgan_repeats=1,
               relgan_maps=(20,), relgan_overrides=("data.vocab_size=500", "discriminator.batch_size=16"),
-              relgan_repeats=1)
+              relgan_repeats=1, batched_overrides=("data.vocab_size=500", "discriminator.filter_sizes=[2,3]",
+                                                   "discriminator.num_filters=[20,20]"), batched_repeats=2)
 
 
 @dataclass
@@ -807,6 +812,76 @@ def section_relgan(ctx: Context) -> None:
            "products are the same in all" + ("" if "bfloat16" in precisions else "; no native bfloat16 here")])
 
 
+def section_batched(ctx: Context) -> None:
+    """K seeds of the paper's models (G 32/32, its D) stacked into one model (seqgan_ray.batched)
+    against the same K runs stepped one after another, and one run alone: an MLE step, an Eq. 8
+    step (the G step of an iteration) and a D step, B = 64 each, interleaved round-robin. On
+    this device: the GPU when there is one, where the stacked step should cost about one run's."""
+    from .. import batched
+    from ..losses import discriminator_loss, policy_gradient_loss
+    from ..roles import clip_gradients, mle_step
+
+    s, K = ctx.sizes, ctx.sizes.batched_k
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cfg = load_config(PAPER_CONFIG, ["data.oracle_dir=", *s.batched_overrides])
+    g, dc, V, T = cfg.generator, cfg.discriminator, cfg.data.vocab_size, cfg.data.seq_len
+    gens = [make_generator(cfg, seed).to(device) for seed in range(K)]
+    discs = [make_discriminator(cfg, seed).to(device).train() for seed in range(K)]
+    stacked_g, stacked_d = batched.StackedLSTMPolicy(gens).to(device), batched.StackedDiscriminator(discs).to(device)
+    g_opts = [torch.optim.Adam(m.parameters(), lr=g.lr, fused=True) for m in gens]
+    d_opts = [torch.optim.Adam(m.parameters(), lr=dc.lr, fused=True) for m in discs]
+    stacked_g_opt = batched.StackedAdam(list(stacked_g.parameters()), [g.lr] * K)
+    stacked_d_opt = batched.StackedAdam(list(stacked_d.parameters()), [dc.lr] * K)
+    rng = torch.Generator().manual_seed(0)
+    seqs = torch.randint(0, V, (K, g.batch_size, T), generator=rng).to(device)
+    rewards = torch.rand(K, g.batch_size, T, generator=rng).to(device)
+    x = torch.randint(0, V, (K, dc.batch_size, T), generator=rng).to(device)
+    y = torch.randint(0, 2, (K, dc.batch_size), generator=rng).to(device)
+    drop = [torch.Generator(device).manual_seed(k) for k in range(K)]
+
+    def pg(k: int) -> None:
+        g_opts[k].zero_grad(set_to_none=True)
+        policy_gradient_loss(gens[k].log_probs(seqs[k]), rewards[k]).backward()
+        clip_gradients(gens[k], g.grad_clip)
+        g_opts[k].step()
+
+    def d_step(k: int) -> None:
+        d = discs[k]
+        d_opts[k].zero_grad(set_to_none=True)
+        discriminator_loss(d(x[k], generator=drop[k]), y[k], d.out.weight, d.out.bias, dc.l2_reg).backward()
+        d_opts[k].step()
+
+    def synced(fn: Callable[[], Any]) -> Callable[[], None]:
+        def run() -> None:
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        return run
+
+    steps = {
+        "MLE step": (lambda k: mle_step(gens[k], g_opts[k], seqs[k], g.grad_clip),
+                     lambda: batched.mle_step(stacked_g, stacked_g_opt, seqs, g.grad_clip)),
+        "Eq. 8 step": (pg, lambda: batched.policy_gradient_step(stacked_g, stacked_g_opt, seqs, rewards, g.grad_clip)),
+        "D step": (d_step, lambda: batched.discriminator_step(stacked_d, stacked_d_opt, x, y, dc.l2_reg, drop)),
+    }
+    out, rows = {}, []
+    for name, (one, stacked) in steps.items():
+        ctx.log(f"batched: {name}, {K} seeds, on {device.type}")
+        t = interleaved({"one run": synced(lambda: one(0)),
+                         "separate": synced(lambda: [one(k) for k in range(K)]),
+                         "stacked": synced(stacked)}, s.batched_repeats)
+        out[name] = t
+        rows.append([name, t["one run"], t["separate"], t["stacked"], t["separate"] / t["stacked"],
+                     t["stacked"] / t["one run"]])
+    ctx.results["batched"] = {"K": K, "device": device.type, **out}
+    table(f"batched: {K} seeds of {PAPER_CONFIG.name}'s models (V = {V}, G {g.emb_dim}/{g.hidden_dim}, "
+          f"D {sum(dc.num_filters)} maps; B = {g.batch_size}), seconds a step, {device.type}, "
+          f"{torch.get_num_threads()} threads",
+          ["step", "one run", f"{K} runs one after another", f"{K} stacked", "speed-up", "stacked / one run"], rows,
+          [f"interleaved round-robin, median of {s.batched_repeats}; stacked = seqgan_ray.batched (bmm over the "
+           "seeds, one Adam); the separate runs use the training code's own kernels"])
+
+
 # --------------------------------------------------------------------------- 7. GPU
 
 def section_gpu(ctx: Context) -> None:
@@ -876,7 +951,8 @@ RUNNERS: dict[str, Callable[[Context], None]] = {"rewards": section_rewards, "fl
                                                  "iteration": section_iteration, "pool": section_pool,
                                                  "scaling": section_scaling, "stride": section_stride,
                                                  "leakgan": section_leakgan, "maskgan": section_maskgan,
-                                                 "relgan": section_relgan, "gpu": section_gpu}
+                                                 "relgan": section_relgan, "batched": section_batched,
+                                                 "gpu": section_gpu}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
