@@ -10,8 +10,8 @@ What makes the K runs equal K separate runs, not merely alike:
 
 - the loss of the batch is the sum of the K runs' own losses, so the gradient of run k's
   slice is run k's gradient;
-- Adam is elementwise, and `StackedAdam` takes a learning rate per run (a sweep over it is
-  K runs of one model);
+- Adam is elementwise: `StackedAdam` steps each run's slice with torch's fused Adam at that
+  run's own learning rate (a sweep over it is K runs of one model);
 - the gradient is clipped per run, at each run's own norm, as `clip_grad_norm_` clips one;
 - dropout draws each run's mask from that run's own generator, in the order its step would.
 
@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .kernels.linear import Linear
 from .kernels.maxconv import MaxOverTimeConvs
 from .kernels.token_logprob import TokenLogProb
 from .models.discriminator import Discriminator
@@ -50,6 +51,13 @@ def _lookup(table: Tensor, tokens: Tensor) -> Tensor:
     K = table.shape[0]
     runs = torch.arange(K, device=tokens.device).view(K, *([1] * (tokens.dim() - 1)))
     return table[runs, tokens]
+
+
+def _linear_runs(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    """Each run's x·wᵀ + b: `x` (K, M, N), `w` (K, O, N), `b` (K, O) -> (K, M, O)."""
+    if x.device.type == "cpu" and PER_RUN_KERNELS_ON_CPU:
+        return torch.stack([Linear.apply(*run) for run in zip(x.unbind(), w.unbind(), b.unbind())])
+    return torch.baddbmm(b[:, None], x, w.transpose(1, 2))
 
 
 class StackedLSTMPolicy(nn.Module):
@@ -84,8 +92,8 @@ class StackedLSTMPolicy(nn.Module):
             hs.append(h)
         h = torch.stack(hs, 2).view(K, B * T, -1)
         if seqs.device.type == "cpu" and PER_RUN_KERNELS_ON_CPU:  # one run's fused kernel a run at a time
-            return torch.stack([TokenLogProb.apply(h[k], self.W_out[k], self.b_out[k], seqs[k].reshape(-1))
-                                for k in range(K)]).view(K, B, T)
+            runs = zip(h.unbind(), self.W_out.unbind(), self.b_out.unbind(), seqs.reshape(K, -1).unbind())
+            return torch.stack([TokenLogProb.apply(*run) for run in runs]).view(K, B, T)
         logits = torch.baddbmm(self.b_out[:, None], h, self.W_out)
         return logits.log_softmax(-1).gather(2, seqs.reshape(K, B * T, 1)).view(K, B, T)
 
@@ -125,8 +133,9 @@ class StackedDiscriminator(nn.Module):
         x = _lookup(self.embedding, tokens)                                   # (K, B, T, E)
         bias = torch.cat(list(self.filter_b), -1)[:, None]                  # (K, 1, F)
         if tokens.device.type == "cpu" and PER_RUN_KERNELS_ON_CPU:  # one run's convolution kernel a run at a time
-            best = torch.stack([MaxOverTimeConvs.apply(x[r], x.dtype, tuple(self.filter_sizes), torch.is_grad_enabled(),
-                                                       *(w[r] for w in self.filter_w)) for r in range(K)])
+            runs = zip(x.unbind(), *(w.unbind() for w in self.filter_w))   # unbind: one backward op, not K
+            best = torch.stack([MaxOverTimeConvs.apply(xr, x.dtype, tuple(self.filter_sizes), torch.is_grad_enabled(),
+                                                       *wr) for xr, *wr in runs])
         else:
             best = []
             for k, w in zip(self.filter_sizes, self.filter_w):
@@ -135,7 +144,7 @@ class StackedDiscriminator(nn.Module):
                 best.append(torch.bmm(windows, w.transpose(1, 2)).view(K, B, S, -1).amax(2))
             best = torch.cat(best, -1)
         feat = F.relu(best + bias)                                            # (K, B, F): bias and ReLU after the max
-        h, t = torch.baddbmm(self.highway_b[:, None], feat, self.highway_w.transpose(1, 2)).chunk(2, dim=-1)
+        h, t = _linear_runs(feat, self.highway_w, self.highway_b).chunk(2, dim=-1)
         gate = torch.sigmoid(t)
         feat = gate * F.relu(h) + (1.0 - gate) * feat
         if self.training:
@@ -143,7 +152,7 @@ class StackedDiscriminator(nn.Module):
             keep = 1.0 - self.dropout
             mask = torch.stack([torch.rand(feat.shape[1:], generator=g, device=feat.device) < keep for g in generators])
             feat = feat * mask / keep
-        return torch.baddbmm(self.out_b[:, None], feat, self.out_w.transpose(1, 2))
+        return _linear_runs(feat, self.out_w, self.out_b)
 
     def unstacked(self, k: int) -> dict[str, Tensor]:
         """Run k's parameters, as `Discriminator.state_dict` names them."""
@@ -155,16 +164,20 @@ class StackedDiscriminator(nn.Module):
 
 
 class StackedAdam:
-    """Adam over stacked parameters (K, ...), with a learning rate per run `lr` (K,): K
-    separate Adams of torch's formula (no weight decay, no amsgrad), in a few foreach kernels."""
+    """Adam over stacked parameters (K, ...), with a learning rate per run `lr` (K values): K
+    separate Adams, each run's slice stepped by torch's fused Adam kernel (the one the training
+    code's optimisers use; no weight decay, no amsgrad), all runs in one call when the rates agree."""
 
-    def __init__(self, params: Sequence[Tensor], lr: Tensor | Sequence[float], betas: tuple[float, float] = (0.9, 0.999),
+    def __init__(self, params: Sequence[Tensor], lr: Sequence[float], betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8):
-        self.params = [p for p in params]
-        self.lr = torch.as_tensor(lr, dtype=self.params[0].dtype, device=self.params[0].device)
-        self.beta1, self.beta2, self.eps, self.steps = betas[0], betas[1], eps, 0
+        self.params = list(params)
+        self.lr = [float(x) for x in lr]
+        if len(self.lr) != self.params[0].shape[0]:
+            raise ValueError(f"one learning rate a run: {len(self.lr)} for {self.params[0].shape[0]} runs")
+        self.betas, self.eps = betas, eps
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
+        self.steps = [torch.zeros((), device=p.device) for p in self.params]
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -172,18 +185,14 @@ class StackedAdam:
 
     @torch.no_grad()
     def step(self) -> None:
-        self.steps += 1
-        grads = [p.grad for p in self.params]
-        torch._foreach_lerp_(self.m, grads, 1 - self.beta1)
-        torch._foreach_mul_(self.v, self.beta2)
-        torch._foreach_addcmul_(self.v, grads, grads, 1 - self.beta2)
-        c1, c2 = 1 - self.beta1 ** self.steps, (1 - self.beta2 ** self.steps) ** 0.5
-        denom = torch._foreach_sqrt(self.v)
-        torch._foreach_div_(denom, c2)
-        torch._foreach_add_(denom, self.eps)
-        for p, m, d in zip(self.params, self.m, denom):
-            lr = self.lr.view(-1, *([1] * (p.dim() - 1)))
-            p.addcdiv_(m * (lr / c1), d, value=-1.0)
+        torch._foreach_add_(self.steps, 1)
+        runs = [slice(None)] if len(set(self.lr)) == 1 else range(len(self.lr))
+        for k in runs:
+            lr = self.lr[0 if isinstance(k, slice) else k]
+            torch._fused_adam_([p[k] for p in self.params], [p.grad[k] for p in self.params],
+                               [m[k] for m in self.m], [v[k] for v in self.v], [], self.steps,
+                               lr=lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
+                               amsgrad=False, maximize=False)
 
 
 def clip_per_run(params: Sequence[Tensor], max_norm: float) -> Tensor:

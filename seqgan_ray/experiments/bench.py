@@ -875,7 +875,7 @@ def section_batched(ctx: Context) -> None:
                      t["stacked"] / t["one run"]])
     ctx.results["batched"] = {"K": K, "device": device.type, **out}
     table(f"batched: {K} seeds of {PAPER_CONFIG.name}'s models (V = {V}, G {g.emb_dim}/{g.hidden_dim}, "
-          f"D {sum(dc.num_filters)} maps; B = {g.batch_size}), seconds a step, {device.type}, "
+          f"D {discs[0].feature_dim} maps; B = {g.batch_size}), seconds a step, {device.type}, "
           f"{torch.get_num_threads()} threads",
           ["step", "one run", f"{K} runs one after another", f"{K} stacked", "speed-up", "stacked / one run"], rows,
           [f"interleaved round-robin, median of {s.batched_repeats}; stacked = seqgan_ray.batched (bmm over the "

@@ -45,12 +45,14 @@ def _close(stacked, separate):
             torch.testing.assert_close(ours[name], theirs, rtol=1e-5, atol=1e-5, msg=f"run {k}, {name}")
 
 
-@pytest.mark.parametrize("grad_clip", [0.05, 100.0])   # every run clipped at its own norm; none clipped
-def test_stacked_mle_steps_equal_separate_runs(grad_clip):
+@pytest.mark.parametrize("grad_clip, lrs", [(0.05, LRS),          # every run clipped at its own norm
+                                             (100.0, LRS),          # none clipped
+                                             (0.05, [0.01] * K)])   # one rate: one Adam call for all runs
+def test_stacked_mle_steps_equal_separate_runs(grad_clip, lrs):
     separate = _policies()
     stacked = StackedLSTMPolicy(separate)
-    opts = [torch.optim.Adam(p.parameters(), lr=lr, fused=True) for p, lr in zip(separate, LRS)]
-    stacked_opt = StackedAdam(list(stacked.parameters()), LRS)
+    opts = [torch.optim.Adam(p.parameters(), lr=lr, fused=True) for p, lr in zip(separate, lrs)]
+    stacked_opt = StackedAdam(list(stacked.parameters()), lrs)
     for batch in _batches(1, (K, B, T)):
         losses = [separate_mle_step(p, o, b, grad_clip).item() for p, o, b in zip(separate, opts, batch)]
         torch.testing.assert_close(mle_step(stacked, stacked_opt, batch, grad_clip), torch.tensor(losses))
