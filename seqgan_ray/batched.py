@@ -30,9 +30,11 @@ from torch import Tensor, nn
 
 from .kernels.linear import Linear
 from .kernels.maxconv import MaxOverTimeConvs
+from .kernels.sampling import cache_rows, sample_categorical
 from .kernels.token_logprob import TokenLogProb
 from .models.discriminator import Discriminator
 from .models.policy import LSTMPolicy
+from .rollout import complete_prefixes, reward_columns, rollout_prefixes, rollout_uniforms
 
 
 # On a CPU the arithmetic of K runs is K times one run's whatever the kernels: there the output
@@ -72,30 +74,91 @@ class StackedLSTMPolicy(nn.Module):
         shapes = {tuple((n, tuple(t.shape)) for n, t in p.named_parameters()) for p in policies}
         if len(shapes) != 1:
             raise ValueError("stacked policies must share one shape (vocabulary, widths): only their seeds differ")
-        self.K, self.hidden_dim, self.start_token = len(policies), first.hidden_dim, first.start_token
+        self.K, self.hidden_dim, self.start_token, self.T = len(policies), first.hidden_dim, first.start_token, first.seq_len
         for name, _ in first.named_parameters():
             setattr(self, name, _stack([getattr(p, name) for p in policies]))
 
-    def log_probs(self, seqs: Tensor) -> Tensor:
-        """log G_k(y_t | y_<t) for each run's batch `seqs` (K, B, T). Returns (K, B, T)."""
+    def hidden_states(self, seqs: Tensor) -> tuple[Tensor, Tensor]:
+        """Each run teacher-forced over its batch `seqs` (K, B, T): h and c after each step,
+        (K, B, T, H); [:, :, t] has read the start token and y_0..y_{t−1}."""
         K, B, T = seqs.shape
         start = seqs.new_full((K, B, 1), self.start_token)
         inputs = torch.cat([start, seqs[..., :-1]], dim=2)
         x = torch.baddbmm(self.b[:, None], _lookup(self.embedding, inputs).view(K, B * T, -1), self.W)
-        x = x.view(K, B, T, -1)
         h = c = x.new_zeros(K, B, self.hidden_dim)
-        hs = []
-        for x_t in x.unbind(2):
-            i, f, o, g = (x_t + torch.bmm(h, self.U)).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+        hs, cs = [], []
+        for x_t in x.view(K, B, T, -1).unbind(2):
+            h, c = self._cell(x_t, h, c)
             hs.append(h)
-        h = torch.stack(hs, 2).view(K, B * T, -1)
+            cs.append(c)
+        return torch.stack(hs, 2), torch.stack(cs, 2)
+
+    def _cell(self, x_gates: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """The LSTM cell of every run: gates' input share (K, R, 4H), state (K, R, H) each."""
+        i, f, o, g = (x_gates + torch.bmm(h, self.U)).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def log_probs(self, seqs: Tensor) -> Tensor:
+        """log G_k(y_t | y_<t) for each run's batch `seqs` (K, B, T). Returns (K, B, T)."""
+        K, B, T = seqs.shape
+        h = self.hidden_states(seqs)[0].view(K, B * T, -1)
         if seqs.device.type == "cpu" and PER_RUN_KERNELS_ON_CPU:  # one run's fused kernel a run at a time
             runs = zip(h.unbind(), self.W_out.unbind(), self.b_out.unbind(), seqs.reshape(K, -1).unbind())
             return torch.stack([TokenLogProb.apply(*run) for run in runs]).view(K, B, T)
         logits = torch.baddbmm(self.b_out[:, None], h, self.W_out)
         return logits.log_softmax(-1).gather(2, seqs.reshape(K, B * T, 1)).view(K, B, T)
+
+    # Eq. 4's completions (rollout.RolloutPolicy): rows first, each row holding all K runs, so
+    # a row's tokens are (K,) and its state (K, H); rollout.complete_prefixes carries the axis.
+
+    def prefix_states(self, seqs: Tensor) -> tuple[Tensor, Tensor]:
+        """The state after every prefix of `seqs` (B, T, K): h and c, each (B, T, K, H)."""
+        h, c = self.hidden_states(seqs.permute(2, 0, 1))
+        return h.permute(1, 2, 0, 3), c.permute(1, 2, 0, 3)
+
+    def step(self, tokens: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """The state (R, K, H) each after reading `tokens` (R, K)."""
+        h, c = (s.transpose(0, 1) for s in state)
+        x = torch.baddbmm(self.b[:, None], _lookup(self.embedding, tokens.t()), self.W)
+        h, c = self._cell(x, h, c)
+        return h.transpose(0, 1), c.transpose(0, 1)
+
+    def sample_next(self, state: tuple[Tensor, Tensor], u: Tensor) -> Tensor:
+        """The next tokens (R, K) drawn from `state` with uniforms `u` (R, K, 2), a block of
+        rows at a time (as `LSTMPolicy.sample_next`: the logits never exist whole)."""
+        h = state[0].transpose(0, 1)                                            # (K, R, H)
+        K, R = h.shape[:2]
+        n = max(1, cache_rows(self.W_out.shape[-1]) // K)
+        out = []
+        for i in range(0, R, n):
+            logits = torch.baddbmm(self.b_out[:, None], h[:, i:i + n], self.W_out)   # (K, n, V)
+            ui = u[i:i + n].transpose(0, 1).reshape(-1, 2)
+            out.append(sample_categorical(logits.reshape(-1, logits.shape[-1]), ui).view(K, -1))
+        return torch.cat(out, 1).t()
+
+    def finish(self, seqs: Tensor) -> Tensor:
+        return seqs   # fixed-length sequences
+
+    @torch.no_grad()
+    def sample(self, num: int, generators: Sequence[torch.Generator]) -> Tensor:
+        """`num` sequences of each run (K, num, T), run k's uniforms drawn from `generators[k]`
+        in the order `LSTMPolicy.sample` draws them."""
+        device = self.W.device
+        h = self.W.new_zeros(num, self.K, self.hidden_dim)
+        state = (h, h.clone())
+        tok = torch.full((num, self.K), self.start_token, dtype=torch.long, device=device)
+        seq = []
+        for _ in range(self.T):
+            state = self.step(tok, state)
+            u = torch.stack([torch.rand(num, 2, generator=g, device=device) for g in generators], 1)
+            tok = self.sample_next(state, u)
+            seq.append(tok)
+        return torch.stack(seq, 2).permute(1, 0, 2).contiguous()            # (K, num, T)
+
+    def source_names(self) -> list[str]:
+        """The K models' parameter names, in the order of this module's parameters."""
+        return [name for name, _ in self.named_parameters()]
 
     def unstacked(self, k: int) -> dict[str, Tensor]:
         """Run k's parameters, as `LSTMPolicy.state_dict` names them."""
@@ -154,13 +217,26 @@ class StackedDiscriminator(nn.Module):
             feat = feat * mask / keep
         return _linear_runs(feat, self.out_w, self.out_b)
 
+    @torch.no_grad()
+    def prob_real(self, tokens: Tensor, *, chunk_rows: int = 1024) -> Tensor:
+        """P(real) of each run's rows `tokens` (K, R, T) under its own D, in blocks of rows;
+        dropout off. Returns (K, R)."""
+        was_training = self.training
+        self.eval()
+        out = torch.cat([torch.softmax(self(tokens[:, i:i + chunk_rows]), dim=-1)[..., 1]
+                         for i in range(0, tokens.shape[1], chunk_rows)], 1)
+        self.train(was_training)
+        return out
+
+    def source_names(self) -> list[str]:
+        """The K models' parameter names, in the order of this module's parameters."""
+        renamed = {"embedding": "embedding.weight", "highway_w": "highway.weight", "highway_b": "highway.bias",
+                   "out_w": "out.weight", "out_b": "out.bias"}
+        return [renamed.get(name, name) for name, _ in self.named_parameters()]
+
     def unstacked(self, k: int) -> dict[str, Tensor]:
         """Run k's parameters, as `Discriminator.state_dict` names them."""
-        out = {"embedding.weight": self.embedding[k], "highway.weight": self.highway_w[k],
-               "highway.bias": self.highway_b[k], "out.weight": self.out_w[k], "out.bias": self.out_b[k]}
-        for i, (w, b) in enumerate(zip(self.filter_w, self.filter_b)):
-            out[f"filter_w.{i}"], out[f"filter_b.{i}"] = w[k], b[k]
-        return {name: t.detach().clone() for name, t in out.items()}
+        return {name: p[k].detach().clone() for name, p in zip(self.source_names(), self.parameters())}
 
 
 class StackedAdam:
@@ -179,6 +255,22 @@ class StackedAdam:
         self.v = [torch.zeros_like(p) for p in self.params]
         self.steps = [torch.zeros((), device=p.device) for p in self.params]
 
+    @torch.no_grad()
+    def take_over(self, stacked: nn.Module, models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        """Continue where each run's own Adam (`optimizers[k]`, over `models[k]`) stopped: its
+        moments and step count. The runs must have taken as many steps."""
+        for i, name in enumerate(stacked.source_names()):
+            for k, (model, opt) in enumerate(zip(models, optimizers)):
+                state = opt.state.get(dict(model.named_parameters())[name])
+                if not state:
+                    continue
+                self.m[i][k], self.v[i][k] = state["exp_avg"], state["exp_avg_sq"]
+                step = float(state["step"])
+                if k and step != float(self.steps[i]):
+                    raise ValueError(f"runs at different Adam steps ({step:g} against {float(self.steps[i]):g}): "
+                                     f"stack runs at the same point of their schedule")
+                self.steps[i].fill_(step)
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
@@ -193,6 +285,47 @@ class StackedAdam:
                                [m[k] for m in self.m], [v[k] for v in self.v], [], self.steps,
                                lr=lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                                amsgrad=False, maximize=False)
+
+
+def train_discriminator(d: StackedDiscriminator, opt: StackedAdam, real: Tensor, fake: Tensor, epochs: int,
+                        batch_size: int, l2_reg: float, generators: Sequence[torch.Generator]) -> Tensor:
+    """`epochs` passes of each run's D over its real (K, S', T) and `fake` (K, S, T) sequences,
+    shuffled together, as `roles.DiscriminatorTrainer.train` does one run's: each epoch's order
+    and each step's dropout drawn from the run's generator, in that order. Returns each run's
+    mean loss (K,)."""
+    K = real.shape[0]
+    x = torch.cat([real, fake], 1)
+    y = torch.cat([torch.ones(real.shape[:2], dtype=torch.long, device=x.device),
+                   torch.zeros(fake.shape[:2], dtype=torch.long, device=x.device)], 1)
+    runs = torch.arange(K, device=x.device)[:, None]
+    d.train()
+    total, steps = torch.zeros(K, device=x.device), 0
+    for _ in range(epochs):
+        order = torch.stack([torch.randperm(x.shape[1], generator=g, device=x.device) for g in generators])
+        for i in range(0, x.shape[1], batch_size):
+            idx = order[:, i:i + batch_size]
+            total += discriminator_step(d, opt, x[runs, idx], y[runs, idx], l2_reg, generators)
+            steps += 1
+    return total / max(steps, 1)
+
+
+@torch.no_grad()
+def mc_rewards(policy: StackedLSTMPolicy, d: StackedDiscriminator, seqs: Tensor, num_rollouts: int,
+               generators: Sequence[torch.Generator], *, stride: int = 1) -> Tensor:
+    """Eq. 4 for each run's batch `seqs` (K, B, T): run k's completions by its β policy, its
+    uniforms from `generators[k]` (as `rollout.mc_rewards` draws them), scored by its own D.
+    Returns rewards (K, B, T)."""
+    K, B, T = seqs.shape
+    N = num_rollouts
+    u = torch.stack([rollout_uniforms(B, T, N, generator=g, device=seqs.device) for g in generators], -2)
+    lengths = rollout_prefixes(T, stride)
+    completions = complete_prefixes(policy, seqs.permute(1, 2, 0), N, u, lengths=lengths)   # (L, N, B, T, K)
+    L = len(lengths)
+    rows = completions.permute(4, 0, 1, 2, 3).reshape(K, L * N * B, T)
+    scores = d.prob_real(torch.cat([rows, seqs], 1))                                          # (K, L·N·B + B)
+    q, last = scores[:, :-B].view(K, L, N, B).mean(2), scores[:, -B:]
+    table = torch.cat([q, last[:, None]], 1)                                                  # (K, L + 1, B)
+    return torch.cat([table[:, reward_columns(T, lengths)].transpose(1, 2), last[..., None]], 2)
 
 
 def clip_per_run(params: Sequence[Tensor], max_norm: float) -> Tensor:
@@ -241,3 +374,63 @@ def discriminator_step(d: StackedDiscriminator, opt: StackedAdam, x: Tensor, y: 
     losses.sum().backward()
     opt.step()
     return losses.detach()
+
+
+@torch.no_grad()
+def blend(beta: StackedLSTMPolicy, theta: StackedLSTMPolicy, update_rate: float) -> None:
+    """β ← r·β + (1−r)·θ for every run (the delayed rollout policy)."""
+    for b, t in zip(beta.parameters(), theta.parameters()):
+        b.mul_(update_rate).add_(t, alpha=1.0 - update_rate)
+
+
+class StackedSeqGAN:
+    """K runs of SeqGAN's adversarial phase (Algorithm 1) that differ in seed (and learning
+    rates), stepped together: each `iteration` is g_steps × (samples of each run's G_θ, Eq. 4
+    rewards by its β and D, an Eq. 8 step), β's update, and d_steps × (fresh negatives, k_epochs
+    of D against the run's real sequences), as algorithms.seqgan does one run's with the roles.
+
+    Built from the K runs' roles (`roles.GeneratorLearner`, the `RolloutWorker`s' streams,
+    `DiscriminatorTrainer`): their weights, Adam moments and random streams are taken over, so
+    the K runs go on exactly where they were; `runs()` hands each run's weights back."""
+
+    def __init__(self, cfg, learners, discriminators, rollout_generators: Sequence[torch.Generator],
+                 *, adv_lrs: Sequence[float] | None = None, d_lrs: Sequence[float] | None = None):
+        K = len(learners)
+        self.cfg = cfg
+        self.theta = StackedLSTMPolicy([r.generator for r in learners])
+        self.beta = StackedLSTMPolicy([r.rollout_policy for r in learners])
+        self.beta.requires_grad_(False)
+        self.d = StackedDiscriminator([r.discriminator for r in discriminators])
+        self.g_opt = StackedAdam(list(self.theta.parameters()), adv_lrs or [cfg.generator.adv_lr] * K)
+        self.g_opt.take_over(self.theta, [r.generator for r in learners], [r.pg_opt for r in learners])
+        self.d_opt = StackedAdam(list(self.d.parameters()), d_lrs or [cfg.discriminator.lr] * K)
+        self.d_opt.take_over(self.d, [r.discriminator for r in discriminators], [r.opt for r in discriminators])
+        self.g_rngs = [r.rng for r in learners]
+        self.d_rngs = [r.rng for r in discriminators]
+        self.rollout_rngs = list(rollout_generators)
+
+    def iteration(self, real: Tensor) -> dict[str, Tensor]:
+        """One iteration of every run, D against each run's real sequences `real` (K, S', T).
+        Returns each run's metrics, (K,) each."""
+        cfg, tc = self.cfg, self.cfg.train
+        B = cfg.generator.batch_size
+        pg_loss = reward_mean = 0.0
+        for _ in range(tc.g_steps):
+            seqs = self.theta.sample(B, self.g_rngs)                                       # (K, B, T)
+            rewards = mc_rewards(self.beta, self.d, seqs, cfg.rollout.num_rollouts, self.rollout_rngs,
+                                 stride=cfg.rollout.stride)
+            pg_loss = pg_loss + policy_gradient_step(self.theta, self.g_opt, seqs, rewards,
+                                                     cfg.generator.grad_clip) / tc.g_steps
+            reward_mean = reward_mean + rewards.mean((1, 2)) / tc.g_steps
+        blend(self.beta, self.theta, cfg.rollout.update_rate)
+        d_loss = torch.zeros(len(self.g_rngs))
+        for _ in range(tc.d_steps):
+            fake = self.theta.sample(tc.num_negatives, self.g_rngs)
+            d_loss = train_discriminator(self.d, self.d_opt, real, fake, tc.k_epochs, cfg.discriminator.batch_size,
+                                         cfg.discriminator.l2_reg, self.d_rngs)
+        return {"gen/pg_loss": pg_loss, "gen/reward_mean": reward_mean, "disc/loss": d_loss}
+
+    def runs(self) -> list[dict[str, dict[str, Tensor]]]:
+        """Each run's weights: G_θ, β and D state dicts."""
+        return [{"generator": self.theta.unstacked(k), "rollout_policy": self.beta.unstacked(k),
+                 "discriminator": self.d.unstacked(k)} for k in range(self.theta.K)]

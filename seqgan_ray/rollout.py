@@ -78,13 +78,16 @@ def complete_prefixes(policy: RolloutPolicy, seqs: Tensor, num_rollouts: int, u:
 
     Returns (L, N, B, T) for L prefix lengths: [i, n, b] keeps y_0..y_{t−1} of sequence b, for
     t = lengths[i], and samples the rest, with the uniforms u[n, t−1] whatever the other lengths.
+
+    A policy whose tokens carry more axes after the position (K runs stacked: seqs (B, T, K),
+    u (N, T−1, T, B, K, 2); `batched.StackedLSTMPolicy`) gets completions (L, N, B, T, K).
     """
-    B, T = seqs.shape
+    B, T, *extra = seqs.shape
     N = num_rollouts
     lengths = list(range(1, T)) if lengths is None else list(lengths)
-    out = seqs.expand(len(lengths), N, B, T).reshape(len(lengths) * N * B, T).clone()  # rows (t, n, b)
+    out = seqs.expand(len(lengths), N, *seqs.shape).reshape(len(lengths) * N * B, T, *extra).clone()  # rows (t, n, b)
     if not lengths:
-        return out.view(0, N, B, T)
+        return out.view(0, N, B, T, *extra)
     prefixes = policy.prefix_states(seqs)  # each (B, T, ...): [:, t] draws y_t
     which = torch.tensor(lengths, device=u.device) - 1  # u's index of each prefix length
     state = None
@@ -100,10 +103,10 @@ def complete_prefixes(policy: RolloutPolicy, seqs: Tensor, num_rollouts: int, u:
             state = joining if state is None else tuple(torch.cat([a, b]) for a, b in zip(state, joining))
             started += 1
         rows = started * N * B
-        up = u[:, which[:started], p].permute(1, 0, 2, 3).reshape(rows, 2)  # (rows, 2) in (t, n, b) order
+        up = u[:, which[:started], p].transpose(0, 1).reshape(rows, *extra, 2)  # (rows, ..., 2) in (t, n, b) order
         prev = policy.sample_next(state, up)
         out[:rows, p] = prev
-    return policy.finish(out).view(len(lengths), N, B, T)
+    return policy.finish(out).view(len(lengths), N, B, T, *extra)
 
 
 @torch.no_grad()

@@ -110,3 +110,113 @@ def test_models_that_differ_in_shape_are_refused():
         StackedLSTMPolicy([LSTMPolicy(V, 5, 6, T, eos_token=1)] * 2)
     with pytest.raises(ValueError, match="float32"):
         StackedDiscriminator([Discriminator(V, T, emb_dim=4, filter_sizes=[1], num_filters=[2], precision="bfloat16")])
+
+
+def _discriminators():
+    return [Discriminator(V, T, emb_dim=4, filter_sizes=[1, 2, 4], num_filters=[3, 5, 2], dropout=0.25, seed=s)
+            for s in range(K)]
+
+
+def test_stacked_sampling_draws_each_runs_own_sequences():
+    separate = _policies()
+    stacked = StackedLSTMPolicy(separate)
+    ours = stacked.sample(9, [torch.Generator().manual_seed(20 + k) for k in range(K)])
+    theirs = torch.stack([p.sample(9, generator=torch.Generator().manual_seed(20 + k)) for k, p in enumerate(separate)])
+    assert torch.equal(ours, theirs)
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_stacked_rewards_equal_each_runs_own_rollouts_and_d(stride):
+    """Eq. 4 for K runs at once: run k's completions by its own β with its own uniforms, scored
+    by its own D, as the rollout worker computes them one run at a time."""
+    from seqgan_ray.rollout import mc_rewards as separate_rewards
+
+    policies, discs = _policies(), _discriminators()
+    seqs = torch.stack([p.sample(B, generator=torch.Generator().manual_seed(k)) for k, p in enumerate(policies)])
+    ours = batched.mc_rewards(StackedLSTMPolicy(policies), StackedDiscriminator(discs), seqs, 4,
+                              [torch.Generator().manual_seed(30 + k) for k in range(K)], stride=stride)
+    for k, (p, d) in enumerate(zip(policies, discs)):
+        theirs = separate_rewards(p, d.prob_real, seqs[k], 4, generator=torch.Generator().manual_seed(30 + k),
+                                  score_rollouts=d.prob_real_rollouts, stride=stride)
+        torch.testing.assert_close(ours[k], theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_d_training_equals_each_runs_discriminator_trainer():
+    """Epochs over real and fake, shuffled together: each run's order and dropout from its own
+    generator, as roles.DiscriminatorTrainer draws them."""
+    from seqgan_ray.config import config_from_dict
+    from seqgan_ray.roles import DiscriminatorTrainer
+    from tests.helpers import TINY
+
+    cfg = config_from_dict(TINY)
+    dc, Vt, Tt = cfg.discriminator, cfg.data.vocab_size, cfg.data.seq_len
+    trainers = [DiscriminatorTrainer(cfg, seed) for seed in range(K)]
+    stacked = StackedDiscriminator([t.discriminator for t in trainers])
+    opt = StackedAdam(list(stacked.parameters()), [dc.lr] * K)
+    rngs = [torch.Generator().manual_seed(seed + 1) for seed in range(K)]   # DiscriminatorTrainer's
+    g = torch.Generator().manual_seed(7)
+    real = torch.randint(0, Vt, (K, 40, Tt), generator=g)
+    fake = torch.randint(0, Vt, (K, 30, Tt), generator=g)
+    losses = batched.train_discriminator(stacked, opt, real, fake, 2, dc.batch_size, dc.l2_reg, rngs)
+    for k, t in enumerate(trainers):
+        stats = t.train(fake[k], 2, real=real[k])
+        assert losses[k].item() == pytest.approx(stats.loss, rel=1e-5)
+    _close(stacked, [t.discriminator for t in trainers])
+
+
+def test_a_stacked_seqgan_iteration_equals_each_runs_iteration_with_its_roles():
+    """Algorithm 1's iteration of K runs at once, against each run's own GeneratorLearner,
+    RolloutWorker and DiscriminatorTrainer doing what algorithms.seqgan does with them."""
+    from seqgan_ray.config import config_from_dict
+    from seqgan_ray.roles import DiscriminatorTrainer, GeneratorLearner, RolloutWorker
+    from tests.helpers import TINY
+
+    sections = {k: dict(v) for k, v in TINY.items()}
+    sections["train"].update(g_steps=2, d_steps=2, k_epochs=2, num_negatives=24)
+    sections["rollout"].update(num_rollouts=3, update_rate=0.8)
+    cfg = config_from_dict(sections)
+    V_, T_ = cfg.data.vocab_size, cfg.data.seq_len
+    real = torch.randint(0, V_, (K, 20, T_), generator=torch.Generator().manual_seed(9))
+
+    def roles(seed):
+        learner, disc, worker = GeneratorLearner(cfg, seed), DiscriminatorTrainer(cfg, seed), RolloutWorker(cfg, 50 + seed)
+        learner.sync_rollout_policy()
+        return learner, disc, worker
+
+    def separate_iteration(learner, disc, worker, real_k):
+        losses = []
+        for _ in range(cfg.train.g_steps):
+            worker.set_weights(learner.rollout_weights(), disc.weights())
+            seqs = learner.sample(cfg.generator.batch_size)
+            losses.append(learner.pg_step(seqs, worker.rewards(seqs)).loss)
+        learner.update_rollout_policy()
+        for _ in range(cfg.train.d_steps):
+            stats = disc.train(learner.sample(cfg.train.num_negatives), cfg.train.k_epochs, real=real_k)
+        return sum(losses) / len(losses), stats.loss
+
+    separate = [roles(seed) for seed in range(K)]
+    for k, run in enumerate(separate):   # an iteration first: the stacked runs take over Adam's moments too
+        separate_iteration(*run, real[k])
+    stacked = batched.StackedSeqGAN(cfg, *[list(r) for r in zip(*roles_copy(separate))])
+    metrics = stacked.iteration(real)
+    for k, run in enumerate(separate):
+        pg_loss, d_loss = separate_iteration(*run, real[k])
+        assert metrics["disc/loss"][k].item() == pytest.approx(d_loss, rel=1e-5)
+        assert metrics["gen/pg_loss"][k].item() == pytest.approx(pg_loss, rel=1e-4)
+    run = stacked.runs()
+    for k, (learner, disc, _) in enumerate(separate):
+        for name, model in (("generator", learner.generator), ("rollout_policy", learner.rollout_policy),
+                            ("discriminator", disc.discriminator)):
+            for key, theirs in model.state_dict().items():
+                torch.testing.assert_close(run[k][name][key], theirs, rtol=1e-5, atol=1e-5, msg=f"{k} {name} {key}")
+
+
+def roles_copy(separate):
+    """Copies of each run's learner and D trainer (weights, optimiser state, streams), and its
+    rollout worker's stream: what the stacked runs take over."""
+    import copy
+
+    out = []
+    for learner, disc, worker in separate:
+        out.append((copy.deepcopy(learner), copy.deepcopy(disc), copy.deepcopy(worker.rng)))
+    return out
