@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .kernels.linear import Linear
+from .kernels.linear import Linear, linear
 from .kernels.maxconv import MaxOverTimeConvs
 from .kernels.sampling import cache_rows, sample_categorical
 from .kernels.token_logprob import TokenLogProb
@@ -131,8 +131,12 @@ class StackedLSTMPolicy(nn.Module):
         K, R = h.shape[:2]
         n = max(1, cache_rows(self.W_out.shape[-1]) // K)
         out = []
+        per_run = h.device.type == "cpu" and PER_RUN_KERNELS_ON_CPU
         for i in range(0, R, n):
-            logits = torch.baddbmm(self.b_out[:, None], h[:, i:i + n], self.W_out)   # (K, n, V)
+            if per_run:   # the training code's product (oneDNN's on CPU), a run at a time
+                logits = torch.stack([linear(h[r, i:i + n], self.W_out[r].t(), self.b_out[r]) for r in range(K)])
+            else:
+                logits = torch.baddbmm(self.b_out[:, None], h[:, i:i + n], self.W_out)   # (K, n, V)
             ui = u[i:i + n].transpose(0, 1).reshape(-1, 2)
             out.append(sample_categorical(logits.reshape(-1, logits.shape[-1]), ui).view(K, -1))
         return torch.cat(out, 1).t()
@@ -178,7 +182,8 @@ class StackedDiscriminator(nn.Module):
         shapes = {tuple((n, tuple(t.shape)) for n, t in d.named_parameters()) for d in discriminators}
         if len(shapes) != 1:
             raise ValueError("stacked discriminators must share one shape (filters, widths): only their seeds differ")
-        self.K, self.filter_sizes, self.dropout = len(discriminators), list(first.filter_sizes), first.dropout
+        self.K, self.filter_sizes, self.dropout, self.T = (len(discriminators), list(first.filter_sizes), first.dropout,
+                                                           first.seq_len)
         self.embedding = _stack([d.embedding.weight for d in discriminators])                  # (K, V, E)
         self.filter_w = nn.ParameterList(_stack([d.filter_w[i] for d in discriminators])     # (K, n, k·E)
                                          for i in range(len(first.filter_w)))
@@ -188,6 +193,7 @@ class StackedDiscriminator(nn.Module):
         self.highway_b = _stack([d.highway.bias for d in discriminators])
         self.out_w = _stack([d.out.weight for d in discriminators])                            # (K, 2, F)
         self.out_b = _stack([d.out.bias for d in discriminators])
+        self._copies: dict[int, Discriminator] = {}   # `run`'s
 
     def forward(self, tokens: Tensor, generators: Sequence[torch.Generator] | None = None) -> Tensor:
         """Class logits (K, B, 2) of each run's batch `tokens` (K, B, T). In training mode run
@@ -233,6 +239,17 @@ class StackedDiscriminator(nn.Module):
         renamed = {"embedding": "embedding.weight", "highway_w": "highway.weight", "highway_b": "highway.bias",
                    "out_w": "out.weight", "out_b": "out.bias"}
         return [renamed.get(name, name) for name, _ in self.named_parameters()]
+
+    def run(self, k: int) -> Discriminator:
+        """Run k's D as a `Discriminator` of its own (a copy of its weights now, in eval mode,
+        without gradients)."""
+        if k in self._copies:
+            self._copies[k].load_state_dict(self.unstacked(k))
+            return self._copies[k]
+        d = self._copies[k] = Discriminator(self.embedding.shape[1], self.T, emb_dim=self.embedding.shape[2], filter_sizes=self.filter_sizes,
+                          num_filters=[w.shape[1] for w in self.filter_w], dropout=self.dropout)
+        d.load_state_dict(self.unstacked(k))
+        return d.requires_grad_(False).eval().to(self.embedding.device)
 
     def unstacked(self, k: int) -> dict[str, Tensor]:
         """Run k's parameters, as `Discriminator.state_dict` names them."""
@@ -321,9 +338,17 @@ def mc_rewards(policy: StackedLSTMPolicy, d: StackedDiscriminator, seqs: Tensor,
     lengths = rollout_prefixes(T, stride)
     completions = complete_prefixes(policy, seqs.permute(1, 2, 0), N, u, lengths=lengths)   # (L, N, B, T, K)
     L = len(lengths)
-    rows = completions.permute(4, 0, 1, 2, 3).reshape(K, L * N * B, T)
-    scores = d.prob_real(torch.cat([rows, seqs], 1))                                          # (K, L·N·B + B)
-    q, last = scores[:, :-B].view(K, L, N, B).mean(2), scores[:, -B:]
+    if seqs.device.type == "cpu" and PER_RUN_KERNELS_ON_CPU:   # each run's D, sharing the windows inside a prefix
+        q, last = [], []
+        for k in range(K):
+            dk = d.run(k)
+            q.append(dk.prob_real_rollouts(seqs[k], completions[..., k], lengths).mean(1))
+            last.append(dk.prob_real(seqs[k]))
+        q, last = torch.stack(q), torch.stack(last)
+    else:
+        rows = completions.permute(4, 0, 1, 2, 3).reshape(K, L * N * B, T)
+        scores = d.prob_real(torch.cat([rows, seqs], 1))                                      # (K, L·N·B + B)
+        q, last = scores[:, :-B].view(K, L, N, B).mean(2), scores[:, -B:]
     table = torch.cat([q, last[:, None]], 1)                                                  # (K, L + 1, B)
     return torch.cat([table[:, reward_columns(T, lengths)].transpose(1, 2), last[..., None]], 2)
 

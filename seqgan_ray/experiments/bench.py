@@ -83,6 +83,7 @@ class Sizes:
     batched_k: int = 3               # seeds stacked into one model (seqgan_ray.batched)
     batched_overrides: tuple[str, ...] = ()
     batched_repeats: int = 5         # round-robin repeats
+    batched_negatives: int = 1024    # D's negatives (and real sequences) in the timed iteration's D round
 
 
 FULL = Sizes()
@@ -99,7 +100,8 @@ QUICK = Sizes(batch=4, rollouts=2, ref_rollouts=1, repeats=2, d_sequences=384, m
               maskgan_infills=(16, 256), maskgan_repeats=1,
               relgan_maps=(20,), relgan_overrides=("data.vocab_size=500", "discriminator.batch_size=16"),
               relgan_repeats=1, batched_overrides=("data.vocab_size=500", "discriminator.filter_sizes=[2,3]",
-                                                   "discriminator.num_filters=[20,20]"), batched_repeats=2)
+                                                   "discriminator.num_filters=[20,20]", "rollout.num_rollouts=2"),
+              batched_repeats=2, batched_negatives=64)
 
 
 @dataclass
@@ -864,12 +866,31 @@ def section_batched(ctx: Context) -> None:
         "Eq. 8 step": (pg, lambda: batched.policy_gradient_step(stacked_g, stacked_g_opt, seqs, rewards, g.grad_clip)),
         "D step": (d_step, lambda: batched.discriminator_step(stacked_d, stacked_d_opt, x, y, dc.l2_reg, drop)),
     }
+    # a whole iteration: the G step (samples, Eq. 4 rewards by β and D, Eq. 8) and one round of D
+    icfg = load_config(PAPER_CONFIG, ["data.oracle_dir=", *s.batched_overrides, "train.d_steps=1",
+                                      "train.k_epochs=1", f"train.num_negatives={s.batched_negatives}"])
+    real = torch.randint(0, V, (K, s.batched_negatives, T), generator=rng).to(device)
+    runs = [(GeneratorLearner(icfg, k), DiscriminatorTrainer(icfg, k), RolloutWorker(icfg, 50 + k)) for k in range(K)]
+    for learner, _, _ in runs:
+        learner.sync_rollout_policy()
+    stacked_it = batched.StackedSeqGAN(icfg, [r[0] for r in runs], [r[1] for r in runs],
+                                       [torch.Generator(device).manual_seed(50 + k) for k in range(K)])
+
+    def iteration(k: int) -> None:
+        learner, disc, worker = runs[k]
+        worker.set_weights(learner.rollout_weights(), disc.weights())
+        seqs = learner.sample(icfg.generator.batch_size)
+        learner.pg_step(seqs, worker.rewards(seqs))
+        learner.update_rollout_policy()
+        disc.train(learner.sample(icfg.train.num_negatives), 1, real=real[k])
+
+    steps["iteration (G step, a D round)"] = (iteration, lambda: stacked_it.iteration(real))
     out, rows = {}, []
     for name, (one, stacked) in steps.items():
         ctx.log(f"batched: {name}, {K} seeds, on {device.type}")
         t = interleaved({"one run": synced(lambda: one(0)),
                          "separate": synced(lambda: [one(k) for k in range(K)]),
-                         "stacked": synced(stacked)}, s.batched_repeats)
+                         "stacked": synced(stacked)}, s.batched_repeats if "iteration" not in name else 2)
         out[name] = t
         rows.append([name, t["one run"], t["separate"], t["stacked"], t["separate"] / t["stacked"],
                      t["stacked"] / t["one run"]])
@@ -878,8 +899,10 @@ def section_batched(ctx: Context) -> None:
           f"D {discs[0].feature_dim} maps; B = {g.batch_size}), seconds a step, {device.type}, "
           f"{torch.get_num_threads()} threads",
           ["step", "one run", f"{K} runs one after another", f"{K} stacked", "speed-up", "stacked / one run"], rows,
-          [f"interleaved round-robin, median of {s.batched_repeats}; stacked = seqgan_ray.batched (bmm over the "
-           "seeds, one Adam); the separate runs use the training code's own kernels"])
+          [f"interleaved round-robin, median of {s.batched_repeats} (the iteration: of 2); stacked = seqgan_ray.batched (bmm over the "
+           "seeds, one Adam); the separate runs use the training code's own kernels (the roles, in-process); "
+           f"the iteration: B = {icfg.generator.batch_size}, N = {icfg.rollout.num_rollouts}, one D epoch over "
+           f"{s.batched_negatives} + {s.batched_negatives}"])
 
 
 # --------------------------------------------------------------------------- 7. GPU

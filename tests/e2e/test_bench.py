@@ -88,7 +88,7 @@ def test_quick_relgan_bench_times_the_d_step_both_ways(tmp_path):
 def test_quick_batched_bench_times_stacked_seeds_against_separate_runs(tmp_path):
     data = _quick_section(tmp_path, "batched")
     assert data["K"] == 3 and data["device"] in ("cpu", "cuda")
-    for step in ("MLE step", "Eq. 8 step", "D step"):
+    for step in ("MLE step", "Eq. 8 step", "D step", "iteration (G step, a D round)"):
         assert set(data[step]) == {"one run", "separate", "stacked"}
     numbers = list(_numbers(data))
     assert numbers and all(math.isfinite(x) and x > 0 for x in numbers)
