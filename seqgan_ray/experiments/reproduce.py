@@ -370,6 +370,18 @@ def measure_frontier(run_dir: Path, temperatures: list[float]) -> None:
 SHARED = "pretraining"  # a seed's shared pretraining, as a job of `_train_side_by_side`
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity (`taskset`, a container's cpuset) where
+    the system says, else all of them. Several reproduce commands side by side on one machine,
+    each given its own cores (clusters/gpu_tables.sh), then split those, not the machine's."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child_args: list[str], *,
                         pretrain_only: bool = False) -> list[str]:
     """Train each seed's pretraining and runs (`todo`: the runs of each seed), at most `jobs`
@@ -378,8 +390,9 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
     <out_dir>/seed<k>/<name>.log. A job starts as soon as what it starts from has finished
     (a run its seed's pretraining, a `pretrained_by` run its donor), in the file's order, seed
     by seed: so the next seed's pretraining starts on a core the last runs of a seed leave
-    free. Each process gets cores / jobs threads (OpenMP threads of several processes on the
-    same cores slowed an evaluation 30-80x on a 16-core GPU machine). A SIGINT or SIGTERM to
+    free. Each process gets cores / jobs threads, of the cores this process may use (OpenMP
+    threads of several processes on the same cores slowed an evaluation 30-80x on a 16-core
+    GPU machine). A SIGINT or SIGTERM to
     this process alone is passed on to them; each checkpoints and stops, and this command then
     stops too."""
     import os
@@ -388,7 +401,7 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
 
     from ..trainer import Interrupted
 
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = max(1, usable_cpus() // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     queue: list[tuple[int, str]] = []
     for seed, names in todo.items():
