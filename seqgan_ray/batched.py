@@ -1,10 +1,12 @@
 """K runs of one model that differ only in seed (or in a learning rate), trained as one.
 
 Each parameter of the K generators (or discriminators) is stacked into one tensor with a
-leading axis of K, and every product becomes one batched product (`torch.bmm`) over that
-axis. A step of the K runs is then as many kernels as a step of one: on a GPU, where a step of
-the paper's small models is latency-bound (hundreds of small kernels), K seeds cost about one
-run; on a CPU the arithmetic is K times one run's and the saving is the per-kernel overhead.
+leading axis of K, and each product becomes one batched product (`torch.bmm`) over that axis.
+A step of the K runs is then as many kernels as a step of one: on a GPU, where a step of the
+paper's small models is latency-bound (hundreds of small kernels), K seeds should cost about
+one run. On a CPU the arithmetic of K runs is K times one run's whatever the kernels, so there
+the big products go through the training code's own CPU kernels a run at a time
+(`PER_RUN_KERNELS_ON_CPU`; docs/performance.md, "Seeds stacked into one model", has both).
 
 What makes the K runs equal K separate runs, not merely alike:
 
@@ -13,16 +15,19 @@ What makes the K runs equal K separate runs, not merely alike:
 - Adam is elementwise: `StackedAdam` steps each run's slice with torch's fused Adam at that
   run's own learning rate (a sweep over it is K runs of one model);
 - the gradient is clipped per run, at each run's own norm, as `clip_grad_norm_` clips one;
-- dropout draws each run's mask from that run's own generator, in the order its step would.
+- each run's dropout masks, samples, rollout uniforms and D shuffles come from that run's own
+  generator, in the order its own code draws them.
 
-So a batched step equals K separate steps up to floating-point rounding (tests/unit/test_batched.py:
-1e-5 in float32, after several steps of MLE, policy gradient and D). The models covered are
-SeqGAN's: `LSTMPolicy` and the CNN `Discriminator`.
+So a stacked step equals K separate steps up to floating-point rounding (tests/unit/test_batched.py,
+1e-5 in float32): MLE, Eq. 8 and D steps, sampling, Eq. 4 rewards, D epochs, and `StackedSeqGAN`'s
+whole iteration against each run's roles. The models covered are SeqGAN's on the synthetic
+task: `LSTMPolicy` and the CNN `Discriminator` in float32. Training does not use it yet
+(`reproduce --seeds` and Tune run a model a process).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -36,11 +41,14 @@ from .models.discriminator import Discriminator
 from .models.policy import LSTMPolicy
 from .rollout import complete_prefixes, reward_columns, rollout_prefixes, rollout_uniforms
 
+if TYPE_CHECKING:
+    from .config import Config
+    from .roles import DiscriminatorTrainer, GeneratorLearner
 
-# On a CPU the arithmetic of K runs is K times one run's whatever the kernels: there the output
-# projection (fused with the log-softmax) and the convolutions run one run at a time through the
-# training code's own CPU kernels, and only the small products are batched. Elsewhere everything
-# is batched (bmm over the runs), which is what saves a GPU's per-kernel latency.
+
+# On a CPU: the output projection (fused with the log-softmax, or the sampler's logits), the
+# convolutions and D's linear layers one run at a time through the training code's own CPU
+# kernels, only the LSTM's small products batched. Elsewhere every product batched over the runs.
 PER_RUN_KERNELS_ON_CPU = True
 
 
@@ -246,8 +254,9 @@ class StackedDiscriminator(nn.Module):
         if k in self._copies:
             self._copies[k].load_state_dict(self.unstacked(k))
             return self._copies[k]
-        d = self._copies[k] = Discriminator(self.embedding.shape[1], self.T, emb_dim=self.embedding.shape[2], filter_sizes=self.filter_sizes,
-                          num_filters=[w.shape[1] for w in self.filter_w], dropout=self.dropout)
+        V, E = self.embedding.shape[1:]
+        d = self._copies[k] = Discriminator(V, self.T, emb_dim=E, filter_sizes=self.filter_sizes,
+                                            num_filters=[w.shape[1] for w in self.filter_w], dropout=self.dropout)
         d.load_state_dict(self.unstacked(k))
         return d.requires_grad_(False).eval().to(self.embedding.device)
 
@@ -418,8 +427,9 @@ class StackedSeqGAN:
     `DiscriminatorTrainer`): their weights, Adam moments and random streams are taken over, so
     the K runs go on exactly where they were; `runs()` hands each run's weights back."""
 
-    def __init__(self, cfg, learners, discriminators, rollout_generators: Sequence[torch.Generator],
-                 *, adv_lrs: Sequence[float] | None = None, d_lrs: Sequence[float] | None = None):
+    def __init__(self, cfg: Config, learners: Sequence[GeneratorLearner], discriminators: Sequence[DiscriminatorTrainer],
+                 rollout_generators: Sequence[torch.Generator], *, adv_lrs: Sequence[float] | None = None,
+                 d_lrs: Sequence[float] | None = None):
         K = len(learners)
         self.cfg = cfg
         self.theta = StackedLSTMPolicy([r.generator for r in learners])
