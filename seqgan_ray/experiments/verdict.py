@@ -250,11 +250,14 @@ def against_baseline_section(plan) -> list[str]:
              f"reproduce.beta_min), G moved (‖θ − θ₀‖ / ‖θ₀‖ over the adversarial phase above "
              f"{G_MOVED:g}).", ""]
     rep = plan.rep
-    control_of = {name: rep.controls.get(name, rep.control) for name in plan.run_configs}
+    # a run's own control, else the file's for the runs on the shared pretraining (its model and
+    # pretraining): none for a run that pretrains its own model and names no control of its own
+    control_of = {name: rep.controls.get(name, "" if plan.standalone(name) else rep.control)
+                  for name in plan.run_configs}
     every_control = {c for c in control_of.values() if c}
     control_frontiers = {c: read_frontiers(plan, c) for c in every_control}
     if every_control:
-        held = [f"`{rep.control}` for every run" if rep.control else ""]
+        held = [f"`{rep.control}` for the runs on the shared pretraining" if rep.control else ""]
         held += [f"`{c}` for `{name}`" for name, c in rep.controls.items()]
         lines += [f"A no-signal control is a run of a method's own model and pretraining with every reward 1: "
                   f"REINFORCE on G's own samples, which sharpens G context by context, as no single temperature "

@@ -133,16 +133,18 @@ def test_a_run_is_held_to_its_own_control_where_reproduce_controls_names_one(tmp
 
     runs = {"mle": {"train.method": "mle"}, "seqgan": {}, "constant": {"rollout.reward": "constant"},
             "leak": {}, "leak_constant": {"rollout.reward": "constant"}}
+    runs["own"] = {}   # pretrains its own model and names no control: held to none
     path = reproduce_file(tmp_path, runs, seeds=[0], frontier=list(runs), control="constant",
-                          controls={"leak": "leak_constant"})
+                          controls={"leak": "leak_constant"}, standalone=["leak", "leak_constant", "own"])
     plan = load_plan(path)
     shift = lambda d: [p._replace(oracle_nll=p.oracle_nll + d) for p in MLE]   # noqa: E731
-    for name, d in {"mle": 0.0, "seqgan": -0.3, "constant": -0.3, "leak": -0.3, "leak_constant": 0.0}.items():
+    for name, d in {"mle": 0.0, "seqgan": -0.3, "constant": -0.3, "leak": -0.3, "leak_constant": 0.0,
+                    "own": -0.3}.items():
         _finished(plan.folder(0) / name, shift(d))
     lines = against_baseline_section(plan)
-    assert any("`constant` for every run, `leak_constant` for `leak`" in line for line in lines)
+    assert any("`constant` for the runs on the shared pretraining, `leak_constant` for `leak`" in line for line in lines)
     rows = {l.split(" | ")[0][2:]: l.split(" | ") for l in lines if l.startswith("| ") and not l.startswith("| method")}
-    rows["leak"] = rows.pop("SeqGAN (`leak`)")
+    rows["leak"], rows["own"] = rows.pop("SeqGAN (`leak`)"), rows.pop("SeqGAN (`own`)")
     # SeqGAN: -0.3 from MLE and 0 from its control, so no better than it; LeakGAN: -0.3 from both
     assert float(rows["SeqGAN"][1]) == pytest.approx(-0.3) and float(rows["SeqGAN"][4]) == pytest.approx(0.0)
     assert rows["SeqGAN"][-1] == NO_SIGNAL + " |"
@@ -150,6 +152,7 @@ def test_a_run_is_held_to_its_own_control_where_reproduce_controls_names_one(tmp
     assert float(leak[4]) == pytest.approx(-0.3) and leak[6].endswith("(to `leak_constant`)")
     assert leak[-1] == BEATS + " |"
     assert rows["constant"][4] == "" and rows["leak_constant (`leak_constant`)"][4] == ""   # none for a control
+    assert rows["own"][4] == "" and rows["own"][-1] == BEATS + " |"   # its own model: no control to hold it to
 
 
 @pytest.mark.parametrize("controls, message", [
