@@ -89,8 +89,8 @@ class ReproduceConfig:
     paper_schedule: dict[str, str] = field(default_factory=dict)  # a run's paper's schedule, in words
     paper_iterations: dict[str, int] = field(default_factory=dict)  # its paper's adversarial
     # iterations: the report shows the fraction of them that ran
-    control: str = ""   # a run with no learning signal (rollout.reward constant): each run's frontier
-    # gap to it too; a run that beats the baseline but not the control only sharpens as it does
+    control: str = ""   # a run with no learning signal (rollout.reward constant): each run on the
+    # shared pretraining is held to it too; one that beats the baseline but not it only sharpens
     controls: dict[str, str] = field(default_factory=dict)  # a run -> its own no-signal control, in
     # place of `control` (e.g. LeakGAN's, trained from LeakGAN's pretraining with every reward 1)
     metrics: list[str] = field(default_factory=list)  # more of the last evaluation's metrics as
