@@ -463,6 +463,17 @@ class Trainer:
         """A checkpoint at `path` (for Ray Tune's own checkpoints)."""
         torch.save(self._state(), path)
 
+    def load(self, path: Path) -> None:
+        """Take the roles' state (weights, optimisers, streams) and the phase from checkpoint
+        `path` without running anything, nor touching the run the checkpoint came from: for
+        probes that go on from a run's checkpoint (experiments/separability.py)."""
+        self._restore(path, own=False)
+        if self.task.train_rows is None:
+            self.learner.set_data(self.task.real)
+            self.disc.set_data(self.task.real)
+        if self.leaks:
+            self.learner.set_critic(self.disc.weights())
+
     def _restore(self, path: Path, *, own: bool | None) -> bool:
         """Load checkpoint `path`; `own` (None: if it was written in this run folder): resuming
         this run, whose records are cut back to the checkpoint's, rather than starting another

@@ -4,6 +4,7 @@ training set: the ceiling for any discriminator on the synthetic task.
     python -m seqgan_ray.experiments.separability runs/reproduce_family/seed0/pretrain
     python -m seqgan_ray.experiments.separability RUN --checkpoint RUN/checkpoints/pretrain_g_000120.pt
     python -m seqgan_ray.experiments.separability RUN --train-d 50 [--paper-d]   # and a fresh D's learning
+    python -m seqgan_ray.experiments.separability RUN --checkpoint CKPT --more-d 150  # the run's D, longer
 
 With the oracle at hand, the best possible discriminator is the likelihood ratio: call a
 sequence real when the oracle gives it more probability than G does. Its accuracy on fresh
@@ -90,6 +91,39 @@ def train_d(cfg: Config, oracle: LSTMPolicy, generator: LSTMPolicy, training: Te
                    "trainset": trainer.heldout_accuracy(train, fake)}
 
 
+def more_d(run_dir: Path, checkpoint: Path, rounds: int, *, samples: int = 2000, every: int = 10,
+           seed: int = 0) -> Iterator[dict[str, float]]:
+    """The run's own D, from its `checkpoint` (a whole checkpoint of the run), trained `rounds`
+    more rounds exactly as its run trains one (Trainer.d_round: train.num_negatives fresh G
+    samples, the run's real side, LeakGAN's fresh positives and leaked sampling included,
+    train.pretrain_d_epochs epochs), G held where the checkpoint left it: D's accuracy on fresh
+    oracle samples and on training sequences, each against the same fresh G samples, before
+    the first round and every `every` rounds. Would more D training put D in its regime?
+    Nothing is written to the run's folder."""
+    import tempfile
+
+    from ..config import load_config
+    from ..trainer import Trainer, local_roles
+
+    cfg = load_config(run_dir / "config.yaml", saved=True)
+    cfg.run.progress = False
+    task = load_task(cfg.data)
+    with tempfile.TemporaryDirectory() as scratch:
+        trainer = Trainer(cfg, task, local_roles(cfg), Path(scratch))
+        trainer.load(checkpoint)
+        held = torch.Generator().manual_seed(seed + 3)
+        fresh = task.oracle.sample(samples, generator=held)
+        fake = trainer.generator_samples(samples)
+        train = task.real[torch.randperm(len(task.real), generator=held)[:samples]]
+        for r in range(rounds + 1):
+            if r:
+                trainer.d_round(cfg.train.pretrain_d_epochs)
+            if r % every == 0 or r == rounds:
+                yield {"round": r, "heldout": trainer.disc.heldout_accuracy(fresh, fake),
+                       "trainset": trainer.disc.heldout_accuracy(train, fake)}
+        trainer.roles.shutdown()
+
+
 def report(s: Separability, label: str) -> str:
     lines = [f"{label}: {s.samples} sequences of each kind",
              "",
@@ -118,11 +152,16 @@ def main(argv: list[str] | None = None) -> int:
                          "training sequences every 5 rounds")
     ap.add_argument("--paper-d", action="store_true",
                     help="with --train-d: the paper's D (its window sizes and all their maps) instead of the run's")
+    ap.add_argument("--more-d", type=int, default=0, metavar="ROUNDS",
+                    help="also train the run's own D from --checkpoint (a whole checkpoint of the run) ROUNDS "
+                         "more rounds as its run trains one, G fixed, and print its accuracy every 10 rounds")
     args = ap.parse_args(argv)
     if args.samples < 2:
         ap.error(f"--samples must be at least 2, got {args.samples}")
     if args.train_d < 0 or (args.paper_d and not args.train_d):
         ap.error("--train-d takes a number of rounds (1 or more); --paper-d goes with it")
+    if args.more_d < 0 or (args.more_d and args.checkpoint is None):
+        ap.error("--more-d takes a number of rounds (1 or more) and a --checkpoint of the run to go on from")
     try:
         cfg, generator = load_run(args.run, checkpoint=args.checkpoint)
         if cfg.data.corpus:
@@ -144,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
               "| round | accuracy: fresh oracle samples | training sequences |\n|---|---|---|", flush=True)
         for rec in train_d(cfg, task.oracle, generator, task.real, args.train_d, samples=args.samples, seed=args.seed):
             print(f"| {rec['round']} | {rec['heldout']:.3f} | {rec['trainset']:.3f} |", flush=True)
+    if args.more_d:
+        print(f"\nThe run's own D from {args.checkpoint}, {args.more_d} more rounds as its run trains one, G fixed:"
+              "\n\n| more rounds | accuracy: fresh oracle samples | training sequences |\n|---|---|---|", flush=True)
+        try:
+            for rec in more_d(args.run, args.checkpoint, args.more_d, samples=args.samples, seed=args.seed):
+                print(f"| {rec['round']} | {rec['heldout']:.3f} | {rec['trainset']:.3f} |", flush=True)
+        except CheckpointError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -56,3 +56,22 @@ def test_separability_of_a_run(run_dir):
     assert 0.5 <= acc <= 1.0
     proc = subprocess.run([*cmd, str(run_dir / "checkpoints")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "not a run folder" in proc.stderr
+
+
+def test_more_rounds_of_a_runs_own_d_from_its_checkpoint(run_dir):
+    """--more-d: the run's own D from a whole checkpoint, more rounds as its run trains one, its
+    accuracy before and after; the run's folder is left as it was."""
+    from seqgan_ray.checkpoint import latest_checkpoint
+
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    checkpoint = latest_checkpoint(run_dir / "checkpoints")
+    cmd = [sys.executable, "-m", "seqgan_ray.experiments.separability", str(run_dir), "--samples", "64"]
+    proc = subprocess.run([*cmd, "--checkpoint", str(checkpoint), "--more-d", "3"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = proc.stdout.split("more rounds as its run trains one")[1]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith(("| 0 |", "| 3 |"))]
+    assert [r[0] for r in rows] == ["| 0", "| 3"] and all(0 <= float(x.strip(" |")) <= 1 for r in rows for x in r[1:])
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    proc = subprocess.run([*cmd, "--more-d", "3"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--checkpoint" in proc.stderr
