@@ -16,14 +16,16 @@
 # checkpoints, metrics.jsonl, a log a run: seed<k>/<run>.log), docs/results/synthetic_2016.md,
 # leakgan.md and relaxed.md, and gpu_tables.log (the commands' output; LOG to put it elsewhere).
 # Environment: SEEDS (default 0,1,2), JOBS (runs at once per file, default 5), FILES (default the
-# three above, space-separated), PYTHON (default python), DRY_RUN=1 (print the commands, run nothing).
+# three above, space-separated), ORACLE_DIR (the paper's oracle folder, where the files' own
+# ../shared/data/oracle is not there), PYTHON (default python, else python3), DRY_RUN=1 (print the commands only).
 set -euo pipefail
 
 BUDGET=${1:-540}
 SEEDS=${SEEDS:-0,1,2}
 JOBS=${JOBS:-5}
-PYTHON=${PYTHON:-python}
+PYTHON=${PYTHON:-$(command -v python || command -v python3)}
 LOG=$(realpath -m "${LOG:-gpu_tables.log}")
+[ -z "${ORACLE_DIR:-}" ] || ORACLE_DIR=$(realpath -m "$ORACLE_DIR")   # the caller's path, before the cd
 files=()
 for f in ${FILES:-}; do files+=("$(realpath -m "$f")"); done   # the caller's paths, before the cd
 cd "$(dirname "$0")/.."
@@ -36,6 +38,7 @@ done
 cpus=$(nproc)
 share=$(( cpus / ${#files[@]} ))
 overrides=("reproduce.seeds=[${SEEDS}]" "train.checkpoint_every_s=60")
+if [ -n "${ORACLE_DIR:-}" ]; then overrides+=("data.oracle_dir=$ORACLE_DIR"); fi
 
 exec 3>&1
 run() {

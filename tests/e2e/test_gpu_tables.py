@@ -18,7 +18,7 @@ def _script(*args, **env):
 
 
 def test_the_default_files_load_with_the_scripts_overrides_and_share_the_cores(tmp_path):
-    proc = _script("540", DRY_RUN="1", LOG=str(tmp_path / "log"))
+    proc = _script("540", DRY_RUN="1", LOG=str(tmp_path / "log"), ORACLE_DIR=str(tmp_path / "oracle"))
     assert proc.returncode == 0, proc.stderr
     training = [line.split() for line in proc.stdout.splitlines() if " --no-report " in line]
     assert len(training) == 3
@@ -31,9 +31,11 @@ def test_the_default_files_load_with_the_scripts_overrides_and_share_the_cores(t
         config = cmd[cmd.index("--config") + 1]
         overrides = cmd[cmd.index("--no-report") + 1:]
         assert "reproduce.seeds=[0,1,2]" in overrides and "train.checkpoint_every_s=60" in overrides
+        assert f"data.oracle_dir={tmp_path / 'oracle'}" in overrides   # a GPU machine has no ../shared
         plan = load_plan(ROOT / config, overrides)   # every key the script sets is one the file takes
         assert plan.rep.seeds == [0, 1, 2]
-        assert all(cfg.train.checkpoint_every_s == 60 for cfg in plan.run_configs.values())
+        assert all(cfg.train.checkpoint_every_s == 60 and cfg.data.oracle_dir == str(tmp_path / "oracle")
+                   for cfg in plan.run_configs.values())
 
 
 def test_two_reproduce_files_train_side_by_side_and_their_reports_are_written(tmp_path):
@@ -54,3 +56,16 @@ def test_bad_input_is_refused_before_any_work(tmp_path):
     assert proc.returncode == 2 and "SECONDS must be a whole number" in proc.stderr
     proc = _script("60", FILES="configs/no_such.yaml", LOG=str(tmp_path / "log"))
     assert proc.returncode == 2 and "no reproduce file" in proc.stderr and "no_such.yaml" in proc.stderr
+
+
+def test_the_gpu_check_says_so_on_a_machine_without_a_gpu(tmp_path):
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: clusters/gpu_check.sh would run its checks")
+    proc = subprocess.run(["bash", str(ROOT / "clusters" / "gpu_check.sh"), "60"],
+                          env={**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out")},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "torch sees no CUDA GPU here" in proc.stdout
+    assert "torch sees no CUDA GPU here" in (tmp_path / "out" / "gpu_check.log").read_text()
