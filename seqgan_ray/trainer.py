@@ -166,13 +166,7 @@ class Trainer:
         self.restarts_before = self.events.totals().restarts["rollout"]  # the pool's own count from 0
         self.events.append("start", attempt=self.attempt, resume=bool(resume), phase=self.phase, step=self.step)
         self.last_checkpoint = time.perf_counter()
-        if self.task.train_rows is None:  # a small training set: the roles hold it whole
-            self.learner.set_data(self.task.real)
-            self.disc.set_data(self.task.real)
-        if self._reward_needs_data:
-            self.pool.set_data(self.task.real)
-        if self.leaks:
-            self.learner.set_critic(self.disc.weights())
+        self._hand_over_data()
         try:
             with _stop_on_signals(self):
                 if self._todo("pretrain_g"):
@@ -468,9 +462,16 @@ class Trainer:
         `path` without running anything, nor touching the run the checkpoint came from: for
         probes that go on from a run's checkpoint (experiments/separability.py)."""
         self._restore(path, own=False)
-        if self.task.train_rows is None:
+        self._hand_over_data()
+
+    def _hand_over_data(self) -> None:
+        """What the roles hold besides their weights: a small training set whole, the data a
+        reward is built on, LeakGAN's copy of D in G."""
+        if self.task.train_rows is None:  # a small training set: the roles hold it whole
             self.learner.set_data(self.task.real)
             self.disc.set_data(self.task.real)
+        if self._reward_needs_data:
+            self.pool.set_data(self.task.real)
         if self.leaks:
             self.learner.set_critic(self.disc.weights())
 
