@@ -86,8 +86,10 @@ def test_a_paper_note_stands_beside_the_bar(tmp_path):
 def test_the_laptop_tier_scales_only_what_its_rules_allow():
     """configs/reproduce_family.yaml against the paper-scale files: each run keeps its models'
     families, loss, step ratio, rates and schedule; only D's filter counts, the negatives per
-    round, the iterations (and their evaluation and checkpoint spacing), RelGAN's G width and
-    LeakGAN's and RelGAN's MLE epochs (halved) differ, and RelGAN's β still ends at 100^0.6."""
+    round, the iterations (and their evaluation and checkpoint spacing), RelGAN's G width,
+    LeakGAN's and RelGAN's MLE epochs (halved) and LeakGAN's D pretraining rounds (more rounds of
+    fewer negatives, no more negatives in all than the reference's) differ, and RelGAN's β still
+    ends at 100^0.6."""
     from tests.helpers import ROOT
 
     family = load_plan(ROOT / "configs" / "reproduce_family.yaml")
@@ -96,10 +98,11 @@ def test_the_laptop_tier_scales_only_what_its_rules_allow():
     scaled = {"discriminator.filter_sizes", "discriminator.num_filters", "train.num_negatives", "train.num_real",
               "train.adv_iterations", "train.eval_every", "train.checkpoint_every"}
     paper = {"mle": (relaxed, "mle", set()), "seqgan": (relaxed, "seqgan", set()), "gsgan": (relaxed, "gsgan", set()),
-             "leakgan": (leakgan, "leakgan", {"train.pretrain_g_epochs"}),
-             "leakgan_constant": (leakgan, "leakgan", {"train.pretrain_g_epochs", "rollout.reward"}),  # its control
-             "leakgan_reference": (leakgan, "leakgan",
-                                   {"train.pretrain_g_epochs", "leakgan.rescale", "leakgan.cosine"}),
+             "leakgan": (leakgan, "leakgan", {"train.pretrain_g_epochs", "train.pretrain_d_rounds"}),
+             "leakgan_constant": (leakgan, "leakgan", {"train.pretrain_g_epochs", "train.pretrain_d_rounds",
+                                                       "rollout.reward"}),  # its control
+             "leakgan_reference": (leakgan, "leakgan", {"train.pretrain_g_epochs", "train.pretrain_d_rounds",
+                                                        "leakgan.rescale", "leakgan.cosine"}),
              "relgan": (relaxed, "relgan",
                         {"generator.head_size", "relaxed.temperature_steps", "train.pretrain_g_epochs"}),
              "textgan_mmd": (relaxed, "textgan_mmd", set()), "textgan_mean": (relaxed, "textgan_mean", set()),
@@ -112,6 +115,9 @@ def test_the_laptop_tier_scales_only_what_its_rules_allow():
         differs = {f"{s}.{k}" for s, values in ours.items() if s != "run" for k, v in values.items() if full[s][k] != v}
         assert differs <= scaled | allowed, (name, differs - scaled - allowed)
         assert ours["train"]["adv_iterations"] <= family.rep.paper_iterations[name]
+        if "train.pretrain_d_rounds" in differs:   # D pretraining sees no more negatives than the reference's
+            assert (ours["train"]["pretrain_d_rounds"] * ours["train"]["num_negatives"]
+                    <= full["train"]["pretrain_d_rounds"] * full["train"]["num_negatives"]), name
     ref = family.run_configs["leakgan_reference"].leakgan
     assert (ref.rescale, ref.cosine, ref.temperature_trick) == ("reference", "batch_mean", 1.0)
     relgan = family.run_configs["relgan"]
