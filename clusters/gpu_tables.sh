@@ -17,7 +17,8 @@
 # leakgan.md and relaxed.md, and gpu_tables.log (the commands' output; LOG to put it elsewhere).
 # Environment: SEEDS (default 0,1,2), JOBS (runs at once per file, default 5), FILES (default the
 # three above, space-separated), ORACLE_DIR (the paper's oracle folder, where the files' own
-# ../shared/data/oracle is not there), PYTHON (default python, else python3), DRY_RUN=1 (print the commands only).
+# ../shared/data/oracle is not there), PYTHON (default python, else python3), STACK=1 (each SeqGAN
+# run's seeds as one stacked model, one job: --stack-seeds), DRY_RUN=1 (print the commands only).
 set -euo pipefail
 
 BUDGET=${1:-540}
@@ -39,6 +40,8 @@ cpus=$(nproc)
 share=$(( cpus / ${#files[@]} ))
 overrides=("reproduce.seeds=[${SEEDS}]" "train.checkpoint_every_s=60")
 if [ -n "${ORACLE_DIR:-}" ]; then overrides+=("data.oracle_dir=$ORACLE_DIR"); fi
+stack=()
+if [ -n "${STACK:-}" ]; then stack=(--stack-seeds); fi
 
 exec 3>&1
 run() {
@@ -56,7 +59,7 @@ pids=()
 for i in "${!files[@]}"; do
   # the report of each is written once, below, after all three stop
   run timeout --signal=TERM --kill-after=120 "$BUDGET" taskset -c "$(cores "$i")" \
-      "$PYTHON" run.py reproduce --config "${files[$i]}" --no-ray --jobs "$JOBS" --no-report "${overrides[@]}" \
+      "$PYTHON" run.py reproduce --config "${files[$i]}" --no-ray --jobs "$JOBS" ${stack[@]+"${stack[@]}"} --no-report "${overrides[@]}" \
       >> "$LOG" 2>&1 &
   pids+=($!)
 done

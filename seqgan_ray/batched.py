@@ -21,13 +21,14 @@ What makes the K runs equal K separate runs, not merely alike:
 So a stacked step equals K separate steps up to floating-point rounding (tests/unit/test_batched.py,
 1e-5 in float32): MLE, Eq. 8 and D steps, sampling, Eq. 4 rewards, D epochs, and `StackedSeqGAN`'s
 whole iteration against each run's roles. The models covered are SeqGAN's on the synthetic
-task: `LSTMPolicy` and the CNN `Discriminator` in float32. Training does not use it yet
-(`reproduce --seeds` and Tune run a model a process).
+task: `LSTMPolicy` and the CNN `Discriminator` in float32. `reproduce --stack-seeds` trains
+with it (stacked_runs.py: each run's own folder, logs and checkpoints); Tune still runs a
+model a trial.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -297,6 +298,22 @@ class StackedAdam:
                                      f"stack runs at the same point of their schedule")
                 self.steps[i].fill_(step)
 
+    @torch.no_grad()
+    def give_back(self, stacked: nn.Module, models: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
+        """Hand each run's moments and step count back to its own Adam (`optimizers[k]`, over
+        `models[k]`), which then goes on as if it had taken every step itself."""
+        for i, name in enumerate(stacked.source_names()):
+            for k, (model, opt) in enumerate(zip(models, optimizers)):
+                param = dict(model.named_parameters())[name]
+                state = opt.state[param]
+                if not state:  # an Adam that has not stepped yet: its state as its first step makes it
+                    state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+                    state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["exp_avg"].copy_(self.m[i][k])
+                state["exp_avg_sq"].copy_(self.v[i][k])
+                state["step"].fill_(float(self.steps[i]))
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
@@ -313,26 +330,35 @@ class StackedAdam:
                                amsgrad=False, maximize=False)
 
 
+class StackedDiscStats(NamedTuple):
+    """`roles.DiscStats` of K runs: each (K,)."""
+    loss: Tensor      # mean loss over the steps
+    acc_real: Tensor  # share of the real sequences D called real, over the epochs
+    acc_fake: Tensor  # share of the fake ones called fake
+
+
 def train_discriminator(d: StackedDiscriminator, opt: StackedAdam, real: Tensor, fake: Tensor, epochs: int,
-                        batch_size: int, l2_reg: float, generators: Sequence[torch.Generator]) -> Tensor:
+                        batch_size: int, l2_reg: float, generators: Sequence[torch.Generator]) -> StackedDiscStats:
     """`epochs` passes of each run's D over its real (K, S', T) and `fake` (K, S, T) sequences,
     shuffled together, as `roles.DiscriminatorTrainer.train` does one run's: each epoch's order
     and each step's dropout drawn from the run's generator, in that order. Returns each run's
-    mean loss (K,)."""
+    mean loss and training accuracies, as the role's `DiscStats`."""
     K = real.shape[0]
     x = torch.cat([real, fake], 1)
     y = torch.cat([torch.ones(real.shape[:2], dtype=torch.long, device=x.device),
                    torch.zeros(fake.shape[:2], dtype=torch.long, device=x.device)], 1)
     runs = torch.arange(K, device=x.device)[:, None]
     d.train()
-    total, steps = torch.zeros(K, device=x.device), 0
+    tally, steps = torch.zeros(K, 3, device=x.device), 0   # loss, right on real, right on fake
     for _ in range(epochs):
         order = torch.stack([torch.randperm(x.shape[1], generator=g, device=x.device) for g in generators])
         for i in range(0, x.shape[1], batch_size):
             idx = order[:, i:i + batch_size]
-            total += discriminator_step(d, opt, x[runs, idx], y[runs, idx], l2_reg, generators)
+            discriminator_step(d, opt, x[runs, idx], y[runs, idx], l2_reg, generators, tally=tally)
             steps += 1
-    return total / max(steps, 1)
+    n = max(epochs, 1)
+    return StackedDiscStats(tally[:, 0] / max(steps, 1), tally[:, 1] / (n * real.shape[1]),
+                            tally[:, 2] / (n * fake.shape[1]))
 
 
 @torch.no_grad()
@@ -396,9 +422,10 @@ def policy_gradient_step(policy: StackedLSTMPolicy, opt: StackedAdam, seqs: Tens
 
 
 def discriminator_step(d: StackedDiscriminator, opt: StackedAdam, x: Tensor, y: Tensor, l2_reg: float,
-                       generators: Sequence[torch.Generator]) -> Tensor:
+                       generators: Sequence[torch.Generator], *, tally: Tensor | None = None) -> Tensor:
     """One Eq. 5 step of each run on its batch `x` (K, B, T) with labels `y` (K, B) (1: real),
-    plus l2_reg·(‖W‖² + ‖b‖²)/2 of its output layer. Returns the K losses."""
+    plus l2_reg·(‖W‖² + ‖b‖²)/2 of its output layer. Returns the K losses; `tally` (K, 3), if
+    given, gets each run's loss and its right calls on real and on fake rows added."""
     logits = d(x, generators)
     K, B, _ = logits.shape
     ce = F.cross_entropy(logits.reshape(K * B, 2), y.reshape(K * B), reduction="none").view(K, B).mean(1)
@@ -407,6 +434,9 @@ def discriminator_step(d: StackedDiscriminator, opt: StackedAdam, x: Tensor, y: 
     opt.zero_grad()
     losses.sum().backward()
     opt.step()
+    if tally is not None:
+        hit = logits.detach().argmax(-1) == y
+        tally += torch.stack([losses.detach(), (hit & (y == 1)).sum(1).float(), (hit & (y == 0)).sum(1).float()], 1)
     return losses.detach()
 
 
@@ -424,14 +454,16 @@ class StackedSeqGAN:
     of D against the run's real sequences), as algorithms.seqgan does one run's with the roles.
 
     Built from the K runs' roles (`roles.GeneratorLearner`, the `RolloutWorker`s' streams,
-    `DiscriminatorTrainer`): their weights, Adam moments and random streams are taken over, so
-    the K runs go on exactly where they were; `runs()` hands each run's weights back."""
+    `DiscriminatorTrainer`): their weights and Adam moments are taken over and their random
+    streams shared, so the K runs go on exactly where they were; `give_back` writes each run's
+    weights and moments back into its roles (to evaluate or checkpoint it there), `runs()`
+    returns them."""
 
     def __init__(self, cfg: Config, learners: Sequence[GeneratorLearner], discriminators: Sequence[DiscriminatorTrainer],
                  rollout_generators: Sequence[torch.Generator], *, adv_lrs: Sequence[float] | None = None,
                  d_lrs: Sequence[float] | None = None):
         K = len(learners)
-        self.cfg = cfg
+        self.cfg, self.learners, self.discriminators = cfg, list(learners), list(discriminators)
         self.theta = StackedLSTMPolicy([r.generator for r in learners])
         self.beta = StackedLSTMPolicy([r.rollout_policy for r in learners])
         self.beta.requires_grad_(False)
@@ -444,9 +476,10 @@ class StackedSeqGAN:
         self.d_rngs = [r.rng for r in discriminators]
         self.rollout_rngs = list(rollout_generators)
 
-    def iteration(self, real: Tensor) -> dict[str, Tensor]:
-        """One iteration of every run, D against each run's real sequences `real` (K, S', T).
-        Returns each run's metrics, (K,) each."""
+    def iteration(self, real: Tensor | Sequence[Tensor]) -> dict[str, Tensor]:
+        """One iteration of every run, D against each run's real sequences `real` (K, S', T), or
+        against `real[i]` in D step i (a fresh sample a round, train.num_real). Returns each
+        run's metrics, (K,) each."""
         cfg, tc = self.cfg, self.cfg.train
         B = cfg.generator.batch_size
         pg_loss = reward_mean = 0.0
@@ -458,12 +491,28 @@ class StackedSeqGAN:
                                                      cfg.generator.grad_clip) / tc.g_steps
             reward_mean = reward_mean + rewards.mean((1, 2)) / tc.g_steps
         blend(self.beta, self.theta, cfg.rollout.update_rate)
-        d_loss = torch.zeros(len(self.g_rngs))
-        for _ in range(tc.d_steps):
+        metrics = {"gen/pg_loss": pg_loss, "gen/reward_mean": reward_mean}
+        for i in range(tc.d_steps):
             fake = self.theta.sample(tc.num_negatives, self.g_rngs)
-            d_loss = train_discriminator(self.d, self.d_opt, real, fake, tc.k_epochs, cfg.discriminator.batch_size,
-                                         cfg.discriminator.l2_reg, self.d_rngs)
-        return {"gen/pg_loss": pg_loss, "gen/reward_mean": reward_mean, "disc/loss": d_loss}
+            stats = train_discriminator(self.d, self.d_opt, real if isinstance(real, Tensor) else real[i], fake,
+                                        tc.k_epochs, cfg.discriminator.batch_size, cfg.discriminator.l2_reg,
+                                        self.d_rngs)
+            metrics.update({"disc/loss": stats.loss, "disc/acc_real": stats.acc_real, "disc/acc_fake": stats.acc_fake})
+        return metrics
+
+    @torch.no_grad()
+    def give_back(self) -> None:
+        """Each run's G_θ, β and D weights and its two Adams' state into its own roles (their
+        random streams are shared already): the roles then hold what K separate runs would."""
+        for k, (learner, disc) in enumerate(zip(self.learners, self.discriminators)):
+            for model, stacked in ((learner.generator, self.theta), (learner.rollout_policy, self.beta),
+                                   (disc.discriminator, self.d)):
+                own = model.state_dict()  # tensors that share the model's storage
+                for name, value in stacked.unstacked(k).items():
+                    own[name].copy_(value)
+        self.g_opt.give_back(self.theta, [r.generator for r in self.learners], [r.pg_opt for r in self.learners])
+        self.d_opt.give_back(self.d, [r.discriminator for r in self.discriminators],
+                             [r.opt for r in self.discriminators])
 
     def runs(self) -> list[dict[str, dict[str, Tensor]]]:
         """Each run's weights: G_θ, β and D state dicts."""

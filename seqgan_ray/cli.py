@@ -163,6 +163,11 @@ def build_reproduce_parser() -> argparse.ArgumentParser:
                         "(<out_dir>/seed<k>/<run>.log, pretrain.log), a run as soon as what it "
                         "starts from has finished; needs --no-ray (e.g. one GPU machine, every "
                         "role of every run on the GPU). Default 1: one after another")
+    p.add_argument("--stack-seeds", action="store_true",
+                   help="train the seeds of each SeqGAN run as one stacked model in this process "
+                        "(after every seed's pretraining): on a GPU, K seeds for about one run's "
+                        "time; the same results as apart. Runs that cannot stack train apart, "
+                        "with the reason; needs --no-ray. With --jobs, a stacked run is one job")
     p.add_argument("--pretrain-only", action="store_true",
                    help="train only the seeds' shared pretraining (what the runs, or those of "
                         "--runs, start from), none of the runs")
@@ -360,6 +365,8 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     if args.jobs > 1 and not args.no_ray:
         raise ConfigError("--jobs N trains each run in its own process without Ray: add --no-ray (with "
                           "Ray, one process drives the rollout pool; give the pool the cores instead)")
+    if args.stack_seeds and not args.no_ray:
+        raise ConfigError("--stack-seeds trains every role of the stacked runs in one process: add --no-ray")
     command = " ".join(["python run.py reproduce", f"--config {args.config}", *args.overrides])
     args.run_dir = plan.rep.out_dir  # named by the interruption message
     if not args.report_only:  # before Ray starts or anything is trained
@@ -379,7 +386,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
             spec = load_cluster(args.cluster or DEFAULT_CLUSTER)
             connect(spec, argv)
         failed = run_plan(plan, spec, only=only, seeds=seeds, jobs=args.jobs, pretrain_only=args.pretrain_only,
-                          child_args=["--config", str(args.config), *args.overrides, "--no-ray"])
+                          stack_seeds=args.stack_seeds, child_args=["--config", str(args.config), *args.overrides, "--no-ray"])
         if failed:
             print(f"error: {', '.join(failed)} failed; see their logs", file=sys.stderr)
     if not args.no_report:

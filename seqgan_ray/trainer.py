@@ -13,6 +13,7 @@ where it stopped; in-process, a resumed run writes the same metrics as an uninte
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import shutil
@@ -140,6 +141,18 @@ class Trainer:
     def run(self, *, resume: bool = False, start_from: Path | None = None) -> Result:
         """Train from scratch, from this run's newest checkpoint (`resume`), or from another
         run's checkpoint file (`start_from`, e.g. a pretrained one shared by a sweep)."""
+        with self.session(resume=resume, start_from=start_from), _stop_on_signals([self]):
+            self.pretrain()
+            if self._todo("adversarial"):
+                self.adversarial()
+            return self._finish()
+
+    @contextlib.contextmanager
+    def session(self, *, resume: bool = False, start_from: Path | None = None):
+        """The run folder set up (or restored from a checkpoint: `resume`, `start_from`), its
+        logs open and the roles given their data, for the phases to run inside; on the way out
+        the attempt's end is recorded and the logs closed. (`run` is one session; the seeds
+        of stacked_runs.train_stacked are K side by side.)"""
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume:
@@ -168,19 +181,19 @@ class Trainer:
         self.last_checkpoint = time.perf_counter()
         self._hand_over_data()
         try:
-            with _stop_on_signals(self):
-                if self._todo("pretrain_g"):
-                    self.pretrain_generator()
-                if self._todo("pretrain_d"):
-                    self.pretrain_discriminator()
-                if self._todo("adversarial"):
-                    self.adversarial()
-            return self._finish()
+            yield self
         except BaseException as exc:  # the attempt's end, for the wall time; the caller says why
             self.events.append("stop", reason=type(exc).__name__)
             raise
         finally:
             self.log.close()
+
+    def pretrain(self) -> None:
+        """The pretraining phases still to run: G by MLE, then D."""
+        if self._todo("pretrain_g"):
+            self.pretrain_generator()
+        if self._todo("pretrain_d"):
+            self.pretrain_discriminator()
 
     def pretrain_generator(self) -> None:
         """MLE on the training data, with NLL-oracle every eval_every epochs."""
@@ -267,25 +280,39 @@ class Trainer:
     def adversarial(self) -> None:
         """The adversarial iterations of the algorithm train.method names (seqgan: Algorithm 1's
         loop; the baselines' are MLE epochs), each evaluated, logged and checkpointed here."""
-        tc, algorithm = self.cfg.train, self.algorithm
-        algorithm.start(self, fresh=self.step <= 0)
+        self.begin_adversarial()
+        bar = self._progress(self.algorithm.label, self.cfg.train.adv_iterations)
+        for it in range(self.step + 1, self.cfg.train.adv_iterations + 1):
+            self.adversarial_iteration(it, bar)
+        self._next_phase()
+
+    def begin_adversarial(self) -> None:
+        """The algorithm's start of the phase (β ← θ on a fresh one); θ kept to measure its move."""
+        self.algorithm.start(self, fresh=self.step <= 0)
         if self.step <= 0:  # gen/param_change is measured from here
             self.adversarial_start = generator_own(self.learner.weights())
         self.step = max(self.step, 0)
-        bar = self._progress(algorithm.label, tc.adv_iterations)
-        for it in range(self.step + 1, tc.adv_iterations + 1):
-            t_iter = time.perf_counter()
-            metrics, note = algorithm.iteration(self, it)
-            metrics["time/iteration_s"] = time.perf_counter() - t_iter
-            self.log.log("adversarial", it, tc.pretrain_g_epochs + it, metrics)
-            if it % tc.eval_every == 0 or it == tc.adv_iterations:
-                metrics.update(self.evaluate(it))
+
+    def adversarial_iteration(self, it: int, bar: Progress) -> None:
+        """Iteration `it` of the algorithm, then `end_iteration`."""
+        t_iter = time.perf_counter()
+        metrics, note = self.algorithm.iteration(self, it)
+        metrics["time/iteration_s"] = time.perf_counter() - t_iter
+        self.end_iteration(it, metrics, note, bar)
+
+    def end_iteration(self, it: int, metrics: dict[str, float], note: str, bar: Progress | None) -> None:
+        """After adversarial iteration `it` (whoever ran it): its metrics logged, an evaluation
+        when one is due, the progress line, Tune's report, and a checkpoint when one is due."""
+        tc = self.cfg.train
+        self.log.log("adversarial", it, tc.pretrain_g_epochs + it, metrics)
+        if it % tc.eval_every == 0 or it == tc.adv_iterations:
+            metrics.update(self.evaluate(it))
+        if bar is not None:
             bar.update(it, f"{note}  {self._latest()}")
-            if self.on_iteration is not None:
-                self.step = it
-                self.on_iteration(self, metrics)
-            self._end_step(it, last=it == tc.adv_iterations)
-        self._next_phase()
+        if self.on_iteration is not None:
+            self.step = it
+            self.on_iteration(self, metrics)
+        self._end_step(it, last=it == tc.adv_iterations)
 
     # ------------------------------------------------------------------ pieces
 
@@ -569,20 +596,22 @@ def real_per_round(cfg: Config, task: SyntheticTask | TextTask) -> int | None:
 
 
 class _stop_on_signals:
-    """While training, SIGINT and SIGTERM ask the loop to checkpoint and stop after its step."""
+    """While training, SIGINT and SIGTERM ask the loop to checkpoint and stop after its step
+    (every trainer's, when several train in lockstep)."""
 
     received: int | None = None  # the signal that asked for the stop, in this process
 
-    def __init__(self, trainer: Trainer):
-        self.trainer, self.saved = trainer, {}
+    def __init__(self, trainers: list[Trainer]):
+        self.trainers, self.saved = trainers, {}
 
     def __enter__(self):
         _stop_on_signals.received = None
 
         def handler(signum, frame):
-            if self.trainer.stop_requested:  # a second signal: stop now
+            if any(t.stop_requested for t in self.trainers):  # a second signal: stop now
                 raise KeyboardInterrupt
-            self.trainer.stop_requested = True
+            for t in self.trainers:
+                t.stop_requested = True
             _stop_on_signals.received = signum
 
         for sig in (signal.SIGINT, signal.SIGTERM):

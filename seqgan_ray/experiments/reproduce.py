@@ -28,6 +28,8 @@ the report: a table beside the paper's with 95% confidence intervals, a plot lik
 paper's Figure 2, the wall time of each run, and the configs (on a corpus, BLEU and Self-BLEU
 beside the published ones). `--runs` naming only standalone runs skips the shared pretraining.
 With `--jobs N` every seed's pretraining and runs are jobs, N at a time, each in its own process.
+With `--stack-seeds` every seed's pretraining comes first, then each run with all its seeds as
+one stacked model (stacked_runs.py), where the run's method allows it.
 """
 
 from __future__ import annotations
@@ -296,50 +298,97 @@ def _changes_shared_pretraining(key: str) -> bool:
 # --------------------------------------------------------------------------- running
 
 def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int] | None = None,
-             jobs: int = 1, child_args: list[str] = (), pretrain_only: bool = False) -> list[str]:
+             jobs: int = 1, child_args: list[str] = (), pretrain_only: bool = False,
+             stack_seeds: bool = False) -> list[str]:
     """Pretrain each seed once, then every run (or those in `only`) from it; finished runs
     are skipped. With `jobs` > 1 every seed's pretraining and runs train side by side, each in
     its own process (`child_args`: the command's options for them); `pretrain_only`: the
-    pretraining alone. Returns the runs that failed."""
-    from ..checkpoint import latest_checkpoint
-
+    pretraining alone; `stack_seeds`: each run's seeds as one stacked model, after every
+    seed's pretraining. Returns the runs that failed."""
     seeds = [s for s in plan.rep.seeds if seeds is None or s in seeds]
     if jobs > 1:
         return _train_side_by_side(plan, {seed: plan_todo(plan, seed, only) for seed in seeds}, jobs, child_args,
-                                   pretrain_only=pretrain_only)
+                                   pretrain_only=pretrain_only, stack_seeds=stack_seeds)
+    if stack_seeds and not pretrain_only:
+        return _train_stacked_seeds(plan, seeds, only)
     total = sum(1 + (0 if pretrain_only else len(plan_todo(plan, seed, only))) for seed in seeds)
-    done, failed = 0, []
+    done = 0
     for seed in seeds:
         todo = plan_todo(plan, seed, only)
-        folder = plan.folder(seed)
-        pre_dir = folder / "pretrain"
-        cfg = plan.pretrain_config(seed)
         done += 1
-        pretrained = None
-        if not needs_shared_pretraining(plan, todo):  # none of them starts from it
-            print(f"[{done}/{total}] seed {seed}: pretraining: not needed by "
-                  f"{', '.join(todo) or 'any run (none of this seed is to train)'}", file=sys.stderr)
-        else:
-            _train_one(f"[{done}/{total}] seed {seed}: pretraining", cfg, pre_dir, spec, start_from=None,
-                       ignored=_pretraining_only)
-            pretrained = latest_checkpoint(pre_dir / "checkpoints")
+        _shared_pretraining(plan, seed, todo, spec, f"[{done}/{total}] seed {seed}")
         if pretrain_only:
             continue
         for name in todo:
             done += 1
             cfg = plan.config(name, seed)
-            if name in plan.rep.pretrained_by:
-                start = _pretraining_of(folder / plan.rep.pretrained_by[name], name)
-            elif plan.standalone(name):
-                start = None
-            elif plan.own_d_pretraining(name):
-                start = _generator_pretrained(pre_dir, cfg)
-            else:
-                start = pretrained
-            _train_one(f"[{done}/{total}] seed {seed}: {name}", cfg, folder / name, spec, start_from=start)
+            _train_one(f"[{done}/{total}] seed {seed}: {name}", cfg, plan.folder(seed) / name, spec,
+                       start_from=_start_of(plan, name, seed, cfg))
             if name in plan.rep.frontier:
-                measure_frontier(folder / name, plan.rep.temperatures)
-    return failed
+                measure_frontier(plan.folder(seed) / name, plan.rep.temperatures)
+    return []
+
+
+def _shared_pretraining(plan: Plan, seed: int, todo: list[str], spec, label: str) -> None:
+    """Seed `seed`'s shared pretraining, if any of `todo` starts from it."""
+    if not needs_shared_pretraining(plan, todo):  # none of them starts from it
+        print(f"{label}: pretraining: not needed by {', '.join(todo) or 'any run (none of this seed is to train)'}",
+              file=sys.stderr)
+        return
+    _train_one(f"{label}: pretraining", plan.pretrain_config(seed), plan.folder(seed) / "pretrain", spec,
+               start_from=None, ignored=_pretraining_only)
+
+
+def _start_of(plan: Plan, name: str, seed: int, cfg: Config) -> Path | None:
+    """The checkpoint run `name` of `seed` starts from: another run's pretraining, none (it
+    pretrains on its own), the shared one's G (it pretrains its own D), or the shared one's end."""
+    from ..checkpoint import latest_checkpoint
+
+    folder = plan.folder(seed)
+    if name in plan.rep.pretrained_by:
+        return _pretraining_of(folder / plan.rep.pretrained_by[name], name)
+    if plan.standalone(name):
+        return None
+    if plan.own_d_pretraining(name):
+        return _generator_pretrained(folder / "pretrain", cfg)
+    return latest_checkpoint(folder / "pretrain" / "checkpoints")
+
+
+def _train_stacked_seeds(plan: Plan, seeds: list[int], only: list[str] | None) -> list[str]:
+    """Every seed's shared pretraining, then each run: its seeds stacked into one model where
+    its method allows it (stacked_runs.py), one after another where it does not."""
+    from ..distributed.recovery import run_training
+    from ..stacked_runs import stack_problem, train_stacked
+    from ..tasks.text import load_task
+
+    todo = {seed: plan_todo(plan, seed, only) for seed in seeds}
+    for seed in seeds:
+        _shared_pretraining(plan, seed, todo[seed], None, f"seed {seed}")
+    names = sorted(dict.fromkeys(n for seed in seeds for n in todo[seed]), key=lambda n: n in plan.rep.pretrained_by)
+    for name in names:
+        group = [seed for seed in seeds if name in todo[seed]]
+        cfgs = {seed: plan.config(name, seed) for seed in group}
+        problem = stack_problem(cfgs[group[0]]) or (None if len(group) > 1 else "one seed to train")
+        stacked = []
+        for seed in group:
+            label, run_dir = f"seed {seed}: {name}", plan.folder(seed) / name
+            start = _start_of(plan, name, seed, cfgs[seed])
+            if problem:
+                _train_one(label + f" (not stacked: {problem})", cfgs[seed], run_dir, None, start_from=start)
+                continue
+            resume = _prepare(label, cfgs[seed], run_dir)
+            if resume is not None:
+                print(f"{label}: {'resuming' if resume else 'starting'} {run_dir} (stacked)", file=sys.stderr)
+                stacked.append((cfgs[seed], load_task(cfgs[seed].data, run_dir), run_dir, resume, start))
+        if len(stacked) > 1:
+            train_stacked(stacked)
+        elif stacked:  # the others had finished
+            cfg, task, run_dir, resume, start = stacked[0]
+            run_training(cfg, task, run_dir, None, resume=resume, start_from=None if resume else start)
+        if name in plan.rep.frontier:
+            for seed in group:
+                measure_frontier(plan.folder(seed) / name, plan.rep.temperatures)
+    return []
 
 
 def plan_todo(plan: Plan, seed: int, only: list[str] | None) -> list[str]:
@@ -383,11 +432,13 @@ def usable_cpus() -> int:
 
 
 def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child_args: list[str], *,
-                        pretrain_only: bool = False) -> list[str]:
+                        pretrain_only: bool = False, stack_seeds: bool = False) -> list[str]:
     """Train each seed's pretraining and runs (`todo`: the runs of each seed), at most `jobs`
     at a time, each in its own process: `run.py reproduce --seeds SEED --runs NAME` (the
     pretraining: `--pretrain-only` with the runs that start from it), output to
-    <out_dir>/seed<k>/<name>.log. A job starts as soon as what it starts from has finished
+    <out_dir>/seed<k>/<name>.log; with `stack_seeds`, a run that stacks is one job for all
+    its seeds (`--seeds 0,1,2 --stack-seeds`, log <out_dir>/<name>.stacked.log), started
+    once every one of them can. A job starts as soon as what it starts from has finished
     (a run its seed's pretraining, a `pretrained_by` run its donor), in the file's order, seed
     by seed: so the next seed's pretraining starts on a core the last runs of a seed leave
     free. Each process gets cores / jobs threads, of the cores this process may use (OpenMP
@@ -400,31 +451,44 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
 
     from ..trainer import Interrupted
 
+    from ..stacked_runs import stack_problem
+
     threads = max(1, usable_cpus() // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    queue: list[tuple[int, str]] = []
+    # a job: (its seeds, its run); one seed each, but for a run whose seeds train stacked
+    queue: list[tuple[tuple[int, ...], str]] = []
+    stacked = {}  # run -> its seeds, for the runs whose seeds train as one job
+    for name in dict.fromkeys(n for names in todo.values() for n in names):
+        seeds = tuple(seed for seed, names in todo.items() if name in names)
+        if stack_seeds and len(seeds) > 1 and not stack_problem(plan.config(name, seeds[0])):
+            stacked[name] = seeds
     for seed, names in todo.items():
         if needs_shared_pretraining(plan, names):
-            queue.append((seed, SHARED))
+            queue.append(((seed,), SHARED))
         else:
             print(f"seed {seed}: pretraining: not needed by "
                   f"{', '.join(names) or 'any run (none of this seed is to train)'}", file=sys.stderr, flush=True)
-        if not pretrain_only:
-            queue += [(seed, name) for name in names]
+        if not pretrain_only:  # a stacked job where its first seed's run would be
+            queue += [(stacked.get(name, (seed,)), name) for name in names
+                      if name not in stacked or stacked[name][0] == seed]
     total, started = len(queue), 0
-    running: dict[tuple[int, str], tuple[subprocess.Popen, Path]] = {}
+    running: dict[tuple[tuple[int, ...], str], tuple[subprocess.Popen, Path]] = {}
     failed: list[str] = []
-    broken: set[tuple[int, str]] = set()  # finished without success
+    broken: set[tuple[int, str]] = set()  # (seed, run) of the jobs that finished without success
     stopping: list[int] = []
 
-    def after(job: tuple[int, str]) -> tuple[int, str] | None:
-        """The job that `job` starts from, if any."""
-        seed, name = job
-        if name == SHARED:
-            return None
-        if name in plan.rep.pretrained_by:
-            return seed, plan.rep.pretrained_by[name]
-        return None if plan.standalone(name) else (seed, SHARED)
+    def runs_of(job: tuple[tuple[int, ...], str]) -> set[tuple[int, str]]:
+        return {(seed, job[1]) for seed in job[0]}
+
+    def after(job: tuple[tuple[int, ...], str]) -> set[tuple[int, str]]:
+        """The (seed, run)s that `job` starts from."""
+        seeds, name = job
+        if name == SHARED or (plan.standalone(name) and name not in plan.rep.pretrained_by):
+            return set()
+        return {(seed, plan.rep.pretrained_by.get(name, SHARED)) for seed in seeds}
+
+    def label(job: tuple[tuple[int, ...], str]) -> str:
+        return f"seed{'s' if len(job[0]) > 1 else ''} {','.join(map(str, job[0]))}: {job[1]}"
 
     def forward(signum, frame):
         stopping.append(signum)
@@ -436,23 +500,29 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
     saved = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         while queue or running:
-            for job in [j for j in queue if after(j) in broken]:  # what it starts from failed
+            for job in [j for j in queue if after(j) & broken]:  # what it starts from failed
                 queue.remove(job)
-                broken.add(job)
-                failed.append(f"seed {job[0]}: {job[1]}")
-                print(f"seed {job[0]}: {job[1]} not started: {after(job)[1]} did not finish", file=sys.stderr, flush=True)
+                broken |= runs_of(job)
+                failed.append(label(job))
+                print(f"{label(job)} not started: {min(after(job) & broken)[1]} did not finish", file=sys.stderr,
+                      flush=True)
             while len(running) < jobs:
-                ready = [j for j in queue if after(j) is None or (after(j) not in queue and after(j) not in running)]
+                pending = set().union(*map(runs_of, queue), *map(runs_of, running))
+                ready = [j for j in queue if not after(j) & pending]
                 if not ready:
                     break
-                seed, name = job = ready[0]
+                seeds, name = job = ready[0]
                 queue.remove(job)
                 started += 1
-                log = plan.folder(seed) / f"{'pretrain' if name == SHARED else name}.log"
+                if len(seeds) > 1:
+                    log = Path(plan.rep.out_dir) / f"{name}.stacked.log"
+                else:
+                    log = plan.folder(seeds[0]) / f"{'pretrain' if name == SHARED else name}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
-                what = (["--runs", ",".join(todo[seed]), "--pretrain-only"] if name == SHARED else ["--runs", name])
+                what = (["--runs", ",".join(todo[seeds[0]]), "--pretrain-only"] if name == SHARED
+                        else ["--runs", name] + (["--stack-seeds"] if len(seeds) > 1 else []))
                 cmd = [sys.executable, "-m", "seqgan_ray.cli", "reproduce", *child_args, *what,
-                       "--seeds", str(seed), "--no-report"]
+                       "--seeds", ",".join(map(str, seeds)), "--no-report"]
                 with open(log, "ab") as out:
                     # its own session: a signal to this command's process group (timeout,
                     # a scheduler) reaches it once, through `forward`, not twice (which would
@@ -460,7 +530,7 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
                     running[job] = (subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                                      stdin=subprocess.DEVNULL, env=env,
                                                      start_new_session=True), log)
-                print(f"[{started}/{total}] seed {seed}: {name} started in its own process ({threads} threads), "
+                print(f"[{started}/{total}] {label(job)} started in its own process ({threads} threads), "
                       f"log {log}", file=sys.stderr, flush=True)
             time.sleep(0.5)
             for job, (proc, log) in list(running.items()):
@@ -468,12 +538,12 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
                     continue
                 del running[job]
                 ok = proc.returncode == 0
-                print(f"seed {job[0]}: {job[1]} {'finished' if ok else f'stopped (exit {proc.returncode})'}"
+                print(f"{label(job)} {'finished' if ok else f'stopped (exit {proc.returncode})'}"
                       + ("" if ok else f"; see {log}"), file=sys.stderr, flush=True)
                 if not ok:
-                    broken.add(job)
+                    broken |= runs_of(job)
                     if proc.returncode != 130:
-                        failed.append(f"seed {job[0]}: {job[1]}")
+                        failed.append(label(job))
     finally:
         for sig, old in saved.items():
             signal.signal(sig, old)
@@ -529,6 +599,17 @@ def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path
     from ..distributed.recovery import run_training
     from ..tasks.text import load_task
 
+    resume = _prepare(label, cfg, run_dir, ignored)
+    if resume is None:
+        return
+    print(f"{label}: {'resuming' if resume else 'starting'} {run_dir}", file=sys.stderr)
+    run_training(cfg, load_task(cfg.data, run_dir), run_dir, spec, resume=resume, start_from=start_from)
+
+
+def _prepare(label: str, cfg: Config, run_dir: Path,
+             ignored: Callable[[str], bool] = TRIVIA.__contains__) -> bool | None:
+    """Whether `run_dir` resumes (it has checkpoints: then its config must be the file's), or
+    None when it has finished; a finished run the file asks more iterations of is reopened."""
     resume = any((run_dir / "checkpoints").glob("*.pt"))
     if resume:
         for name, have, want in _differences(run_dir, cfg, ignored):
@@ -539,13 +620,12 @@ def _train_one(label: str, cfg: Config, run_dir: Path, spec, *, start_from: Path
         if (run_dir / "summary.json").is_file():
             if ran >= cfg.train.adv_iterations:
                 print(f"{label}: done ({run_dir})", file=sys.stderr)
-                return
+                return None
             print(f"{label}: extending {run_dir} from {ran} to {cfg.train.adv_iterations} iterations",
                   file=sys.stderr)
             (run_dir / "summary.json").unlink()  # written again at the end
         save_config(cfg, run_dir / "config.yaml")
-    print(f"{label}: {'resuming' if resume else 'starting'} {run_dir}", file=sys.stderr)
-    run_training(cfg, load_task(cfg.data, run_dir), run_dir, spec, resume=resume, start_from=start_from)
+    return resume
 
 
 def start_in_background(argv: list[str], log: Path) -> int:

@@ -36,6 +36,10 @@ def test_the_default_files_load_with_the_scripts_overrides_and_share_the_cores(t
         assert plan.rep.seeds == [0, 1, 2]
         assert all(cfg.train.checkpoint_every_s == 60 and cfg.data.oracle_dir == str(tmp_path / "oracle")
                    for cfg in plan.run_configs.values())
+        assert "--stack-seeds" not in cmd
+    proc = _script("540", DRY_RUN="1", STACK="1", LOG=str(tmp_path / "log"))   # each SeqGAN run's seeds one model
+    stacked = [line.split() for line in proc.stdout.splitlines() if " --no-report " in line]
+    assert len(stacked) == 3 and all("--stack-seeds" in cmd and "--no-ray" in cmd for cmd in stacked)
 
 
 def test_two_reproduce_files_train_side_by_side_and_their_reports_are_written(tmp_path):

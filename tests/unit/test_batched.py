@@ -157,10 +157,12 @@ def test_stacked_d_training_equals_each_runs_discriminator_trainer():
     g = torch.Generator().manual_seed(7)
     real = torch.randint(0, Vt, (K, 40, Tt), generator=g)
     fake = torch.randint(0, Vt, (K, 30, Tt), generator=g)
-    losses = batched.train_discriminator(stacked, opt, real, fake, 2, dc.batch_size, dc.l2_reg, rngs)
+    stacked_stats = batched.train_discriminator(stacked, opt, real, fake, 2, dc.batch_size, dc.l2_reg, rngs)
     for k, t in enumerate(trainers):
         stats = t.train(fake[k], 2, real=real[k])
-        assert losses[k].item() == pytest.approx(stats.loss, rel=1e-5)
+        assert stacked_stats.loss[k].item() == pytest.approx(stats.loss, rel=1e-5)
+        assert stacked_stats.acc_real[k].item() == pytest.approx(stats.acc_real, abs=1e-6)
+        assert stacked_stats.acc_fake[k].item() == pytest.approx(stats.acc_fake, abs=1e-6)
     _close(stacked, [t.discriminator for t in trainers])
 
 
@@ -183,32 +185,41 @@ def test_a_stacked_seqgan_iteration_equals_each_runs_iteration_with_its_roles():
         learner.sync_rollout_policy()
         return learner, disc, worker
 
-    def separate_iteration(learner, disc, worker, real_k):
+    def separate_iteration(learner, disc, worker, *reals):
         losses = []
         for _ in range(cfg.train.g_steps):
             worker.set_weights(learner.rollout_weights(), disc.weights())
             seqs = learner.sample(cfg.generator.batch_size)
             losses.append(learner.pg_step(seqs, worker.rewards(seqs)).loss)
         learner.update_rollout_policy()
-        for _ in range(cfg.train.d_steps):
-            stats = disc.train(learner.sample(cfg.train.num_negatives), cfg.train.k_epochs, real=real_k)
-        return sum(losses) / len(losses), stats.loss
+        for i in range(cfg.train.d_steps):
+            stats = disc.train(learner.sample(cfg.train.num_negatives), cfg.train.k_epochs, real=reals[i % len(reals)])
+        return sum(losses) / len(losses), stats
 
     separate = [roles(seed) for seed in range(K)]
     for k, run in enumerate(separate):   # an iteration first: the stacked runs take over Adam's moments too
         separate_iteration(*run, real[k])
-    stacked = batched.StackedSeqGAN(cfg, *[list(r) for r in zip(*roles_copy(separate))])
-    metrics = stacked.iteration(real)
+    copies = roles_copy(separate)
+    stacked = batched.StackedSeqGAN(cfg, *[list(r) for r in zip(*copies)])
+    metrics = stacked.iteration([real, real.flip(1)])   # D step i against real[i]
     for k, run in enumerate(separate):
-        pg_loss, d_loss = separate_iteration(*run, real[k])
-        assert metrics["disc/loss"][k].item() == pytest.approx(d_loss, rel=1e-5)
+        pg_loss, stats = separate_iteration(*run, real[k], real[k].flip(0))
+        assert metrics["disc/loss"][k].item() == pytest.approx(stats.loss, rel=1e-5)
+        assert metrics["disc/acc_fake"][k].item() == pytest.approx(stats.acc_fake, abs=1e-6)
         assert metrics["gen/pg_loss"][k].item() == pytest.approx(pg_loss, rel=1e-4)
     run = stacked.runs()
-    for k, (learner, disc, _) in enumerate(separate):
-        for name, model in (("generator", learner.generator), ("rollout_policy", learner.rollout_policy),
-                            ("discriminator", disc.discriminator)):
+    stacked.give_back()   # into the copies' roles: weights and both Adams, as the separate runs hold them
+    for k, ((learner, disc, _), (own_learner, own_disc, _)) in enumerate(zip(separate, copies)):
+        for name, model, given in (("generator", learner.generator, own_learner.generator),
+                                   ("rollout_policy", learner.rollout_policy, own_learner.rollout_policy),
+                                   ("discriminator", disc.discriminator, own_disc.discriminator)):
             for key, theirs in model.state_dict().items():
                 torch.testing.assert_close(run[k][name][key], theirs, rtol=1e-5, atol=1e-5, msg=f"{k} {name} {key}")
+                torch.testing.assert_close(given.state_dict()[key], theirs, rtol=1e-5, atol=1e-5, msg=f"{k} {key}")
+        for opt, own_opt in ((learner.pg_opt, own_learner.pg_opt), (disc.opt, own_disc.opt)):
+            for p, own_p in zip(opt.param_groups[0]["params"], own_opt.param_groups[0]["params"]):
+                for key in ("exp_avg", "exp_avg_sq", "step"):
+                    torch.testing.assert_close(own_opt.state[own_p][key], opt.state[p][key], rtol=1e-5, atol=1e-6)
 
 
 def roles_copy(separate):
