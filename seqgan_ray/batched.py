@@ -21,7 +21,7 @@ What makes the K runs equal K separate runs, not merely alike:
 So a stacked step equals K separate steps up to floating-point rounding (tests/unit/test_batched.py,
 1e-5 in float32): MLE, Eq. 8 and D steps, sampling, Eq. 4 rewards, D epochs, and `StackedSeqGAN`'s
 whole iteration against each run's roles. The models covered are SeqGAN's on the synthetic
-task: `LSTMPolicy` and the CNN `Discriminator` in float32. `reproduce --stack-seeds` trains
+task: `LSTMPolicy` and the CNN `Discriminator` (D in float32 or bfloat16). `reproduce --stack-seeds` trains
 with it (stacked_runs.py: each run's own folder, logs and checkpoints); Tune still runs a
 model a trial.
 """
@@ -186,13 +186,18 @@ class StackedDiscriminator(nn.Module):
         super().__init__()
         first = discriminators[0]
         for d in discriminators:
-            if d.shift or d.recon is not None or d.precision != "float32":
-                raise ValueError("stacked discriminators are SeqGAN's CNN in float32 (no padding row, no latent head)")
+            if d.shift or d.recon is not None:
+                raise ValueError("stacked discriminators are SeqGAN's CNN (no padding row, no latent head)")
+        if len({d.precision for d in discriminators}) != 1:
+            raise ValueError("stacked discriminators must share one precision: only their seeds differ")
         shapes = {tuple((n, tuple(t.shape)) for n, t in d.named_parameters()) for d in discriminators}
         if len(shapes) != 1:
             raise ValueError("stacked discriminators must share one shape (filters, widths): only their seeds differ")
         self.K, self.filter_sizes, self.dropout, self.T = (len(discriminators), list(first.filter_sizes), first.dropout,
                                                            first.seq_len)
+        # bfloat16: the convolutions and the highway layer in bfloat16 on float32 weights, as
+        # `Discriminator`'s precision="bfloat16"; the output layer in float32
+        self.precision = first.precision
         self.embedding = _stack([d.embedding.weight for d in discriminators])                  # (K, V, E)
         self.filter_w = nn.ParameterList(_stack([d.filter_w[i] for d in discriminators])     # (K, n, k·E)
                                          for i in range(len(first.filter_w)))
@@ -210,19 +215,21 @@ class StackedDiscriminator(nn.Module):
         K, B, T = tokens.shape
         x = _lookup(self.embedding, tokens)                                   # (K, B, T, E)
         bias = torch.cat(list(self.filter_b), -1)[:, None]                  # (K, 1, F)
+        dt = self.compute_dtype
         if tokens.device.type == "cpu" and PER_RUN_KERNELS_ON_CPU:  # one run's convolution kernel a run at a time
             runs = zip(x.unbind(), *(w.unbind() for w in self.filter_w))   # unbind: one backward op, not K
-            best = torch.stack([MaxOverTimeConvs.apply(xr, x.dtype, tuple(self.filter_sizes), torch.is_grad_enabled(),
+            best = torch.stack([MaxOverTimeConvs.apply(xr, dt, tuple(self.filter_sizes), torch.is_grad_enabled(),
                                                        *wr) for xr, *wr in runs])
         else:
             best = []
             for k, w in zip(self.filter_sizes, self.filter_w):
                 S = T - k + 1
                 windows = x.unfold(2, k, 1).transpose(-1, -2).reshape(K, B * S, -1)   # [j·E + e]: token j, unit e
-                best.append(torch.bmm(windows, w.transpose(1, 2)).view(K, B, S, -1).amax(2))
+                best.append(torch.bmm(windows.to(dt), w.to(dt).transpose(1, 2)).view(K, B, S, -1).amax(2).to(x.dtype))
             best = torch.cat(best, -1)
         feat = F.relu(best + bias)                                            # (K, B, F): bias and ReLU after the max
-        h, t = _linear_runs(feat, self.highway_w, self.highway_b).chunk(2, dim=-1)
+        hw = _linear_runs(feat.to(dt), self.highway_w.to(dt), self.highway_b.to(dt)).to(feat.dtype)
+        h, t = hw.chunk(2, dim=-1)
         gate = torch.sigmoid(t)
         feat = gate * F.relu(h) + (1.0 - gate) * feat
         if self.training:
@@ -231,6 +238,10 @@ class StackedDiscriminator(nn.Module):
             mask = torch.stack([torch.rand(feat.shape[1:], generator=g, device=feat.device) < keep for g in generators])
             feat = feat * mask / keep
         return _linear_runs(feat, self.out_w, self.out_b)
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        return torch.bfloat16 if self.precision == "bfloat16" else self.embedding.dtype
 
     @torch.no_grad()
     def prob_real(self, tokens: Tensor, *, chunk_rows: int = 1024) -> Tensor:
@@ -257,7 +268,8 @@ class StackedDiscriminator(nn.Module):
             return self._copies[k]
         V, E = self.embedding.shape[1:]
         d = self._copies[k] = Discriminator(V, self.T, emb_dim=E, filter_sizes=self.filter_sizes,
-                                            num_filters=[w.shape[1] for w in self.filter_w], dropout=self.dropout)
+                                            num_filters=[w.shape[1] for w in self.filter_w], dropout=self.dropout,
+                                            precision=self.precision)
         d.load_state_dict(self.unstacked(k))
         return d.requires_grad_(False).eval().to(self.embedding.device)
 

@@ -49,8 +49,6 @@ def stack_problem(cfg: Config) -> str | None:
          f"rollout.reward={cfg.rollout.reward}: only D's score (discriminator) stacks"),
         (cfg.generator.kind == "lstm", f"generator.kind={cfg.generator.kind}: only the lstm generator stacks"),
         (cfg.discriminator.kind == "cnn", f"discriminator.kind={cfg.discriminator.kind}: only the cnn D stacks"),
-        (cfg.discriminator.precision == "float32",
-         f"discriminator.precision={cfg.discriminator.precision}: only float32 stacks"),
         (not cfg.data.corpus, f"data.corpus={cfg.data.corpus}: only the synthetic task (fixed-length sequences) stacks"),
     )
     return next((why for ok, why in checks if not ok), None)

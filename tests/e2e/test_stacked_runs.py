@@ -50,9 +50,12 @@ def separate(cfgs, folder):
         train(cfg, load_task(cfg.data), local_roles(cfg), folder / str(cfg.run.seed))
 
 
-@pytest.mark.parametrize("num_real", [-1, 64], ids=["whole_training_set", "fresh_sample_a_round"])
-def test_stacked_seeds_write_what_separate_runs_write(tmp_path, num_real):
+@pytest.mark.parametrize("num_real, precision", [(-1, "float32"), (64, "float32"), (-1, "bfloat16")],
+                         ids=["whole_training_set", "fresh_sample_a_round", "bfloat16_d"])
+def test_stacked_seeds_write_what_separate_runs_write(tmp_path, num_real, precision):
     cfgs = configs(num_real=num_real)
+    for cfg in cfgs:
+        cfg.discriminator.precision = precision
     separate(cfgs, tmp_path / "separate")
     results = train_stacked([(cfg, load_task(cfg.data), tmp_path / "stacked" / str(cfg.run.seed), False, None)
                              for cfg in cfgs])

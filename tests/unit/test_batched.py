@@ -77,9 +77,10 @@ def test_stacked_policy_gradient_steps_equal_separate_runs():
     _close(stacked, separate)
 
 
-def test_stacked_discriminator_steps_equal_separate_runs_dropout_included():
-    separate = [Discriminator(V, T, emb_dim=4, filter_sizes=[1, 2, 4], num_filters=[3, 5, 2], dropout=0.25, seed=s)
-                for s in range(K)]
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_stacked_discriminator_steps_equal_separate_runs_dropout_included(precision):
+    separate = [Discriminator(V, T, emb_dim=4, filter_sizes=[1, 2, 4], num_filters=[3, 5, 2], dropout=0.25, seed=s,
+                              precision=precision) for s in range(K)]
     stacked = StackedDiscriminator(separate)
     opts = [torch.optim.Adam(d.parameters(), lr=lr, fused=True) for d, lr in zip(separate, LRS)]
     stacked_opt = StackedAdam(list(stacked.parameters()), LRS)
@@ -108,13 +109,14 @@ def test_models_that_differ_in_shape_are_refused():
         StackedLSTMPolicy([a, b])
     with pytest.raises(ValueError, match="fixed-length"):
         StackedLSTMPolicy([LSTMPolicy(V, 5, 6, T, eos_token=1)] * 2)
-    with pytest.raises(ValueError, match="float32"):
-        StackedDiscriminator([Discriminator(V, T, emb_dim=4, filter_sizes=[1], num_filters=[2], precision="bfloat16")])
+    with pytest.raises(ValueError, match="one precision"):
+        StackedDiscriminator([Discriminator(V, T, emb_dim=4, filter_sizes=[1], num_filters=[2], precision=p)
+                              for p in ("float32", "bfloat16")])
 
 
-def _discriminators():
-    return [Discriminator(V, T, emb_dim=4, filter_sizes=[1, 2, 4], num_filters=[3, 5, 2], dropout=0.25, seed=s)
-            for s in range(K)]
+def _discriminators(precision="float32"):
+    return [Discriminator(V, T, emb_dim=4, filter_sizes=[1, 2, 4], num_filters=[3, 5, 2], dropout=0.25, seed=s,
+                          precision=precision) for s in range(K)]
 
 
 def test_stacked_sampling_draws_each_runs_own_sequences():
@@ -125,13 +127,13 @@ def test_stacked_sampling_draws_each_runs_own_sequences():
     assert torch.equal(ours, theirs)
 
 
-@pytest.mark.parametrize("stride", [1, 3])
-def test_stacked_rewards_equal_each_runs_own_rollouts_and_d(stride):
+@pytest.mark.parametrize("stride, precision", [(1, "float32"), (3, "float32"), (1, "bfloat16")])
+def test_stacked_rewards_equal_each_runs_own_rollouts_and_d(stride, precision):
     """Eq. 4 for K runs at once: run k's completions by its own β with its own uniforms, scored
     by its own D, as the rollout worker computes them one run at a time."""
     from seqgan_ray.rollout import mc_rewards as separate_rewards
 
-    policies, discs = _policies(), _discriminators()
+    policies, discs = _policies(), _discriminators(precision)
     seqs = torch.stack([p.sample(B, generator=torch.Generator().manual_seed(k)) for k, p in enumerate(policies)])
     ours = batched.mc_rewards(StackedLSTMPolicy(policies), StackedDiscriminator(discs), seqs, 4,
                               [torch.Generator().manual_seed(30 + k) for k in range(K)], stride=stride)
