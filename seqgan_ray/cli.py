@@ -165,9 +165,10 @@ def build_reproduce_parser() -> argparse.ArgumentParser:
                         "role of every run on the GPU). Default 1: one after another")
     p.add_argument("--stack-seeds", action="store_true",
                    help="train the seeds of each SeqGAN run as one stacked model in this process "
-                        "(after every seed's pretraining): on a GPU, K seeds for about one run's "
-                        "time; the same results as apart. Runs that cannot stack train apart, "
-                        "with the reason; needs --no-ray. With --jobs, a stacked run is one job")
+                        "(after every seed's pretraining), for a GPU, where K seeds should cost "
+                        "about one run (not yet timed); the results are the runs' apart, up to "
+                        "float32 rounding. Runs that cannot stack train apart, with the reason; "
+                        "needs --no-ray. With --jobs, a stacked run is one job")
     p.add_argument("--pretrain-only", action="store_true",
                    help="train only the seeds' shared pretraining (what the runs, or those of "
                         "--runs, start from), none of the runs")
