@@ -27,7 +27,6 @@ from .algorithms import check_finite
 from .batched import StackedSeqGAN
 from .config import Config, ConfigError
 from .roles import make_discriminator, make_generator, pick_device
-from .runlog import Progress
 from .tasks.synthetic import SyntheticTask
 from .trainer import Interrupted, Result, Trainer, _stop_on_signals, local_roles
 
