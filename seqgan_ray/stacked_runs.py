@@ -84,7 +84,7 @@ def memory_estimate(cfg: Config, K: int) -> int:
     dc = cfg.discriminator
     widths = sum(n * (T - k + 1) for k, n in zip(d.filter_sizes, [w.shape[0] for w in d.filter_w]))
     d_block = 4 * 1024 * (T * dc.emb_dim + widths + 4 * sum(w.shape[0] for w in d.filter_w))
-    negatives = 8 * 2 * (cfg.train.num_negatives + (cfg.train.num_real if cfg.train.num_real > 0 else 10_000)) * T
+    negatives = 8 * 2 * (cfg.train.num_negatives + (cfg.train.num_real if cfg.train.num_real > 0 else c.num_train)) * T
     return FIXED_BYTES + K * (weights + completions + d_block + negatives)
 
 
