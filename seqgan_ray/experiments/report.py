@@ -99,6 +99,7 @@ def collect(plan: Plan) -> dict[str, Outcome]:
     from ..roles import make_generator
     from ..tasks.synthetic import load_task
     from .frontier import load_run
+    from .records import read_nll_test
 
     rows: dict[str, Outcome] = {}
     cfg = plan.base
@@ -106,7 +107,10 @@ def collect(plan: Plan) -> dict[str, Outcome]:
 
     def nll_test(seed: int, run_dir: Path | None) -> float:
         # what the run ended with (generator.pt, or the last checkpoint of a run from before it
-        # was written); with no run, the learner's initial generator for this seed
+        # was written, or a record's nll_test.json); with no run, the learner's initial generator
+        # for this seed
+        if run_dir is not None and (kept := read_nll_test(run_dir)) is not None:
+            return kept
         g = make_generator(cfg, seed) if run_dir is None else load_run(run_dir)[1]
         return g.nll(test)
 
@@ -125,28 +129,32 @@ def collect(plan: Plan) -> dict[str, Outcome]:
         o.where.append(where)
 
     for seed in plan.rep.seeds:
-        folder = plan.folder(seed)
-        pre = _read(folder / "pretrain")
+        pre = _read(plan.read_dir(seed, "pretrain"))
         if pre is not None:  # absent while only standalone runs have trained
             evals = _evals(pre[1], "pretrain_g")
             if len(evals) > 1 and evals[1]["step"] == 1:  # the paper's Random: after the first epoch
                 add("random", seed, evals[1], 0.0, evals[1]["eval/nll_test"])
             else:
                 add("random", seed, evals[0], 0.0, nll_test(seed, None))
-            add("mle_pretrained", seed, evals[-1], pre[0]["wall_time_s"], nll_test(seed, folder / "pretrain"),
-                _where(pre[0]))
+            add("mle_pretrained", seed, evals[-1], pre[0]["wall_time_s"],
+                nll_test(seed, plan.read_dir(seed, "pretrain")), _where(pre[0]))
         for name in plan.runs_for(seed):
-            run = _read(folder / name)
+            run = _read(plan.read_dir(seed, name))
             if run is not None:
                 evals = _evals(run[1], "adversarial")
-                add(name, seed, evals[-1], run[0]["wall_time_s"], nll_test(seed, folder / name), _where(run[0]),
+                add(name, seed, evals[-1], run[0]["wall_time_s"], nll_test(seed, plan.read_dir(seed, name)),
+                    _where(run[0]),
                     best=min(evals, key=lambda r: r["eval/oracle_nll"]))
     return rows
 
 
 def write_report(plan: Plan, argv_text: str) -> Path:
-    """docs/results/synthetic.md (and its figure) from the runs on disk; notes below the
-    marker are kept, and a file written by hand (no marker) is kept whole below it."""
+    """docs/results/synthetic.md (and its figure) from the runs on disk, and from the records
+    (reproduce.records) of those whose folders are gone; notes below the marker are kept, and a
+    file written by hand (no marker) is kept whole below it. Then every run that has finished
+    on disk is kept as a record."""
+    from .records import keep_finished
+
     path = Path(plan.rep.report)
     if _data_source(plan) is None:  # a report of no runs would only erase what a finished one says
         raise ConfigError(f"no run of this reproduce file has started in {plan.rep.out_dir} yet, so there is "
@@ -156,8 +164,13 @@ def write_report(plan: Plan, argv_text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     # the runs are read (which can fail) before a file is written; the frontiers' plot, which
     # render writes, only where runs measured them
-    text = (render_text(plan, collect_text(plan), figure.name, argv_text) if plan.base.data.corpus
-            else render(plan, collect(plan), figure.name, argv_text))
+    if plan.base.data.corpus:
+        text, nll_tests = render_text(plan, collect_text(plan), figure.name, argv_text), {}
+    else:
+        rows = collect(plan)
+        text = render(plan, rows, figure.name, argv_text)
+        nll_tests = {(seed, "pretrain" if name == "mle_pretrained" else name): value
+                     for name, o in rows.items() if name != "random" for seed, value in zip(o.seeds, o.nll_test)}
     if not plan.base.data.corpus:
         plot_figure2(plan, figure)
     notes = ""
@@ -165,6 +178,7 @@ def write_report(plan: Plan, argv_text: str) -> Path:
         old = path.read_text(encoding="utf-8")
         notes = old.split(NOTES_MARKER, 1)[1] if NOTES_MARKER in old else "\n\n" + old
     path.write_text(text + "\n" + NOTES_MARKER + (notes or "\n"), encoding="utf-8")
+    keep_finished(plan, nll_tests)
     return path
 
 
@@ -183,7 +197,8 @@ def render(plan: Plan, rows: dict[str, Outcome], figure: str, command: str) -> s
         *([rep.intro.strip(), ""] if rep.intro else []),
         f"Data: {_data_source(plan) or 'no run yet'}.",
         "",
-        f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
+        f"Written by `{command}` from the runs in `{rep.out_dir}`{_records_too(plan)}. "
+        f"Rerunning it continues unfinished "
         f"runs and rewrites this file above the notes marker.",
         "",
         f"Schedule: {tc.pretrain_g_epochs} MLE epochs, {tc.pretrain_d_rounds} × {tc.pretrain_d_epochs} "
@@ -278,15 +293,14 @@ def collect_text(plan: Plan) -> dict[str, TextOutcome]:
         o.wall_s.append(wall)
 
     for seed in plan.rep.seeds:
-        folder = plan.folder(seed)
-        pre = _read(folder / "pretrain")
+        pre = _read(plan.read_dir(seed, "pretrain"))
         if pre is not None:
             evals = _evals(pre[1], "pretrain_g", key="eval/nll_test")
             if evals and evals[0]["epoch"] == 0:
                 add("random", evals[0], 0.0)
             add("mle_pretrained", evals[-1], pre[0]["wall_time_s"])
         for name in plan.runs_for(seed):
-            run = _read(folder / name)
+            run = _read(plan.read_dir(seed, name))
             if run is not None:
                 add(name, _evals(run[1], "adversarial", key="eval/nll_test")[-1], run[0]["wall_time_s"])
     return rows
@@ -300,7 +314,8 @@ def render_text(plan: Plan, rows: dict[str, TextOutcome], figure: str, command: 
     lines = [
         f"# {rep.title or 'The methods on ' + base.data.corpus}", "",
         f"Data: {_data_source(plan) or base.data.corpus + ' (no run yet)'}.", "",
-        f"Written by `{command}` from the runs in `{rep.out_dir}`. Rerunning it continues unfinished "
+        f"Written by `{command}` from the runs in `{rep.out_dir}`{_records_too(plan)}. "
+        f"Rerunning it continues unfinished "
         f"runs and rewrites this file above the notes marker.", "",
         f"Schedule: {tc.pretrain_g_epochs} MLE epochs, {tc.pretrain_d_rounds} × {tc.pretrain_d_epochs} "
         f"discriminator pretraining epochs, then {tc.adv_iterations} iterations of each method, unless "
@@ -347,9 +362,18 @@ def render_text(plan: Plan, rows: dict[str, TextOutcome], figure: str, command: 
 def _data_source(plan: Plan) -> str | None:
     """The task's one-line source, from whichever run has started (load_plan checks that every
     run trains on the same task); None before any has."""
-    folder = plan.folder(plan.rep.seeds[0])
-    found = (folder / name / "data_source.txt" for name in ("pretrain", *plan.run_configs))
+    seed = plan.rep.seeds[0]
+    found = (plan.read_dir(seed, name) / "data_source.txt" for name in ("pretrain", *plan.run_configs))
     return next((f.read_text().strip() for f in found if f.is_file()), None)
+
+
+def _records_too(plan: Plan) -> str:
+    """", and the records in ... (those whose folders are gone)" when the report read any."""
+    seeds = plan.rep.seeds
+    if not plan.rep.records or not any(plan.read_dir(seed, name) != plan.folder(seed) / name
+                                       for seed in seeds for name in ("pretrain", *plan.runs_for(seed))):
+        return ""
+    return f" and the records in `{plan.rep.records}` (runs whose folders are not there)"
 
 
 def _label(name: str, cfg: Config) -> str:
@@ -391,11 +415,10 @@ def frontier_section(plan: Plan, figure: str) -> list[str]:
     beside the report, and each run's NLL-oracle against the baseline's at the same NLL-test."""
     from .frontier import frontier_gap, frontier_markdown, plot_frontier, read_frontier
 
-    folder = plan.folder(plan.rep.seeds[0])
     frontiers = {}
     for name in plan.run_configs:
-        if (folder / name / "frontier.csv").is_file():
-            frontiers[name] = next(iter(read_frontier(folder / name / "frontier.csv").values()))
+        if (path := plan.read_dir(plan.rep.seeds[0], name) / "frontier.csv").is_file():
+            frontiers[name] = next(iter(read_frontier(path).values()))
     if not frontiers:
         return []
     png = figure.replace("_figure2.png", "_frontier.png")
@@ -465,9 +488,9 @@ def time_section(plan: Plan) -> list[str]:
     its algorithm logs, over the iterations run so far."""
     from ..runlog import read_metrics
 
-    folder, rows = plan.folder(plan.rep.seeds[0]), []
+    rows = []
     for name in plan.run_configs:
-        path = folder / name / "metrics.jsonl"
+        path = plan.read_dir(plan.rep.seeds[0], name) / "metrics.jsonl"
         records = [r for r in read_metrics(path) if r.get("phase") == "adversarial" and "time/iteration_s" in r] \
             if path.is_file() else []
         if records:
@@ -576,15 +599,15 @@ def figure2_curves(plan: Plan) -> dict[str, tuple[list[int], list[float]]]:
     run from its end; a run still in progress is drawn as far as it has got."""
     from ..runlog import read_metrics
 
-    folder = plan.folder(plan.rep.seeds[0])
-    pre = _read(folder / "pretrain")
+    seed = plan.rep.seeds[0]
+    pre = _read(plan.read_dir(seed, "pretrain"))
     curves, start = {}, None  # no shared pretraining while only standalone runs have trained
     if pre is not None:
         ev = [r for r in _evals(pre[1]) if r["epoch"] > 0]
         curves["MLE pretraining"] = ([r["epoch"] for r in ev], [r["eval/oracle_nll"] for r in ev])
         start = (ev[-1]["epoch"], ev[-1]["eval/oracle_nll"])
     for name in plan.run_configs:
-        run_dir = folder / name
+        run_dir = plan.read_dir(seed, name)
         if not (run_dir / "metrics.jsonl").is_file():
             continue
         label = name if (run_dir / "summary.json").is_file() else f"{name} (in progress)"

@@ -97,6 +97,9 @@ class ReproduceConfig:
     # place of `control` (e.g. LeakGAN's, trained from LeakGAN's pretraining with every reward 1)
     metrics: list[str] = field(default_factory=list)  # more of the last evaluation's metrics as
     # columns (mean over seeds, a t-interval over 3 or more), e.g. MaskGAN's eval/infill_oracle_nll
+    records: str = ""   # a folder (e.g. beside the report) where writing the report keeps each finished
+    # run's record: its text without weights (records.py), so the report can be written again
+    # where the run folders are gone; empty: none kept
 
 
 @dataclass
@@ -155,6 +158,18 @@ class Plan:
         cfg = copy.deepcopy(self.run_configs[name])
         cfg.run.seed = seed
         return cfg
+
+    def read_dir(self, seed: int, name: str) -> Path:
+        """The folder the report reads run `name` (or "pretrain") of `seed` from: its folder in
+        out_dir when it has finished there; else its record (reproduce.records) when one was kept
+        with this file's config; else its folder in out_dir (unfinished, or not started)."""
+        from .records import usable_record
+
+        here = self.folder(seed) / name
+        if (here / "summary.json").is_file() or not self.rep.records:
+            return here
+        record = usable_record(self, seed, name)
+        return record if record is not None else here
 
 
 def load_plan(path: Path, overrides: list[str] = ()) -> Plan:
@@ -306,15 +321,15 @@ def run_plan(plan: Plan, spec, *, only: list[str] | None = None, seeds: list[int
     pretraining alone; `stack_seeds`: each run's seeds as one stacked model, after every
     seed's pretraining. Returns the runs that failed."""
     seeds = [s for s in plan.rep.seeds if seeds is None or s in seeds]
-    if jobs > 1:
-        return _train_side_by_side(plan, {seed: plan_todo(plan, seed, only) for seed in seeds}, jobs, child_args,
-                                   pretrain_only=pretrain_only, stack_seeds=stack_seeds)
-    if stack_seeds and not pretrain_only:
+    if stack_seeds and not pretrain_only and jobs == 1:
         return _train_stacked_seeds(plan, seeds, only)
-    total = sum(1 + (0 if pretrain_only else len(plan_todo(plan, seed, only))) for seed in seeds)
+    todos = {seed: plan_todo(plan, seed, only) for seed in seeds}
+    if jobs > 1:
+        return _train_side_by_side(plan, todos, jobs, child_args, pretrain_only=pretrain_only,
+                                   stack_seeds=stack_seeds)
+    total = sum(1 + (0 if pretrain_only else len(todo)) for todo in todos.values())
     done = 0
-    for seed in seeds:
-        todo = plan_todo(plan, seed, only)
+    for seed, todo in todos.items():
         done += 1
         _shared_pretraining(plan, seed, todo, spec, f"[{done}/{total}] seed {seed}")
         if pretrain_only:
@@ -393,8 +408,15 @@ def _train_stacked_seeds(plan: Plan, seeds: list[int], only: list[str] | None) -
 
 def plan_todo(plan: Plan, seed: int, only: list[str] | None) -> list[str]:
     """The runs of `seed` to train now (those in `only`), a run that starts from another's
-    pretraining after it."""
+    pretraining after it. A run kept as a record (reproduce.records) and not in out_dir is not
+    trained again, unless a run to train starts from its pretraining."""
     names = [name for name in plan.runs_for(seed) if only is None or name in only]
+    kept = {name for name in names if plan.read_dir(seed, name) != plan.folder(seed) / name}
+    donors = {plan.rep.pretrained_by[n] for n in names if n in plan.rep.pretrained_by and n not in kept}
+    for name in sorted(kept - donors, key=names.index):
+        print(f"seed {seed}: {name}: kept in {plan.read_dir(seed, name)} (delete the record to train it again)",
+              file=sys.stderr)
+    names = [name for name in names if name not in kept or name in donors]
     return sorted(names, key=lambda name: name in plan.rep.pretrained_by)
 
 

@@ -191,7 +191,7 @@ def read_regime(plan, name: str) -> RunRegime:
 
     out = RunRegime([], [], [], [], [], [])
     for seed in plan.rep.seeds:
-        run_dir = plan.folder(seed) / name
+        run_dir = plan.read_dir(seed, name)
         if name not in plan.runs_for(seed) or not (run_dir / "summary.json").is_file():
             continue
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -215,7 +215,7 @@ def read_frontiers(plan, name: str) -> dict[int, list[FrontierPoint]]:
 
     out = {}
     for seed in plan.rep.seeds:
-        path = plan.folder(seed) / name / "frontier.csv"
+        path = plan.read_dir(seed, name) / "frontier.csv"
         if path.is_file():
             out[seed] = next(iter(read_frontier(path).values()))
     return out

@@ -514,3 +514,35 @@ def test_a_corpus_file_trains_its_runs_side_by_side(tmp_path, capsys):
     assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0, capsys.readouterr().err
     for name in ("mle", "seqgan"):
         assert (tmp_path / "runs" / "seed0" / name / "summary.json").is_file()
+
+
+def test_records_rewrite_the_report_where_the_run_folders_are_gone(tmp_path, capsys):
+    """reproduce.records: writing the report keeps each finished run's record (no weights); with
+    the run folders deleted, --report-only writes the same report from them, and training skips
+    the runs they hold, but trains a run whose record another file's config no longer matches."""
+    runs = {"mle": {"train.method": "mle"}, "seqgan": {}}
+    path = reproduce_file(tmp_path, runs, seeds=[0, 1], frontier=list(runs), temperatures=[0.8, 1.0, 1.3],
+                          records=str(tmp_path / "doc" / "records"))
+    assert main(["reproduce", "--config", str(path), "--no-ray"]) == 0
+    report = tmp_path / "doc" / "synthetic.md"
+    first = report.read_text()
+    records = tmp_path / "doc" / "records"
+    assert sorted(p.name for p in (records / "seed1").iterdir()) == ["mle", "pretrain", "seqgan"]
+    kept = {p.name for p in (records / "seed0" / "seqgan").iterdir()}
+    assert kept == {"config.yaml", "summary.json", "data_source.txt", "frontier.csv", "metrics.jsonl",
+                    "nll_test.json"}
+    assert not list(records.rglob("*.pt"))
+    shutil.rmtree(tmp_path / "runs")
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--report-only"]) == 0
+    second = report.read_text()
+    assert f"and the records in `{records}`" in second
+    assert second.replace(f" and the records in `{records}` (runs whose folders are not there)", "") == first
+    # training skips what the records hold; a record of another config is left out, and trained again
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "mle"]) == 0
+    assert "seed 0: mle: kept in" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "seqgan", "--seeds", "0",
+                 "rollout.num_rollouts=3"]) == 0
+    err = capsys.readouterr().err
+    assert "was trained with rollout.num_rollouts=4" in err and "the report leaves it out" in err
+    assert (tmp_path / "runs" / "seed0" / "seqgan" / "summary.json").is_file()
