@@ -150,12 +150,17 @@ class LeakGANPolicy(LSTMPolicy):
         worker_reward = F.cosine_similarity(moved, per_token.detach(), dim=-1)
         return LeakTerms(logp, manager_cos, worker_reward)
 
-    def log_probs(self, seqs: Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+    def head_inputs(self, seqs: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """The Worker's logits (B, T, V) at every position of `seqs`, from its h and the goal: the
+        cost is here (the Manager reads D's features of every prefix, and the goal-weighted output
+        is a (H·K, V) product), not in the tempered softmax."""
         h, _, _, subs, _ = self._teacher_forced(seqs)
         B, T = seqs.shape
         goals = self._per_token(self._block_goals(subs), T)
-        logits = self.goal_logits(h.flatten(0, 1), goals.flatten(0, 1)).view(B, T, -1) / temperature
-        return torch.log_softmax(logits, -1).gather(-1, seqs[..., None]).squeeze(-1)
+        return self.goal_logits(h.flatten(0, 1), goals.flatten(0, 1)).view(B, T, -1)
+
+    def tempered_log_probs(self, inputs: Tensor, seqs: Tensor, temperature: float = 1.0) -> Tensor:
+        return torch.log_softmax(inputs / temperature, -1).gather(-1, seqs[..., None]).squeeze(-1)
 
     def log_probs_scheduled(self, seqs: Tensor, prob: float, *, generator: torch.Generator | None = None) -> Tensor:
         raise NotImplementedError("scheduled sampling is not defined for LeakGAN's generator")

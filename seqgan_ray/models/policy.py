@@ -9,6 +9,8 @@ stored fused, W = [Wi | Wf | Wo | Wc] (E, 4H), so a step is two matmuls.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -135,8 +137,17 @@ class LSTMPolicy(nn.Module):
         """log G(y_t | y_<t) for every position of `seqs` (B, T). Returns (B, T). At a
         `temperature` τ ≠ 1, the log-probabilities of the tempered policy softmax(logits / τ),
         the distribution `sample(..., temperature=τ)` draws from. `generator`: as `hidden_states`."""
-        h, _ = self.hidden_states(seqs, generator=generator)  # (B, T, H)
-        return self._token_log_probs(h, seqs, temperature)
+        return self.tempered_log_probs(self.head_inputs(seqs, generator=generator), seqs, temperature)
+
+    def head_inputs(self, seqs: Tensor, *, generator: torch.Generator | None = None) -> Any:
+        """What the output layer reads at every position of `seqs` (B, T): the LSTM's h (B, T, H).
+        `log_probs` at a temperature τ is `tempered_log_probs` of it, so `nll_at` computes it once
+        a batch for every τ."""
+        return self.hidden_states(seqs, generator=generator)[0]
+
+    def tempered_log_probs(self, inputs: Any, seqs: Tensor, temperature: float = 1.0) -> Tensor:
+        """log softmax(logits / τ) of each token of `seqs` (B, T), from `head_inputs(seqs)`."""
+        return self._token_log_probs(inputs, seqs, temperature)
 
     def log_probs_scheduled(self, seqs: Tensor, prob: float, *,
                             generator: torch.Generator | None = None) -> Tensor:
@@ -169,13 +180,22 @@ class LSTMPolicy(nn.Module):
         """Mean per-token negative log-likelihood of `seqs` (S, T) in nats (tokens up to the
         end token when sequences have one, the end token included), under softmax(logits / τ)
         at `temperature` τ."""
-        total, count = 0.0, 0
+        return self.nll_at(seqs, [temperature], batch=batch)[0]
+
+    @torch.no_grad()
+    def nll_at(self, seqs: Tensor, temperatures: Sequence[float], *, batch: int = 1024) -> list[float]:
+        """`nll` at each of `temperatures`, reading each batch's states once for all of them: the
+        frontier's NLL-test, whose cost for LeakGAN's G (D's features of every prefix) is in
+        the states, not the output layer."""
+        totals, count = [0.0] * len(temperatures), 0
         for i in range(0, seqs.shape[0], batch):
             block = seqs[i:i + batch]
-            logp, mask = self.log_probs(block, temperature=temperature).double(), self.mask(block)
-            total -= (logp if mask is None else logp[mask]).sum().item()
+            inputs, mask = self.head_inputs(block), self.mask(block)
+            for k, tau in enumerate(temperatures):
+                logp = self.tempered_log_probs(inputs, block, tau).double()
+                totals[k] -= (logp if mask is None else logp[mask]).sum().item()
             count += block.numel() if mask is None else int(mask.sum())
-        return total / count
+        return [total / count for total in totals]
 
     @torch.no_grad()
     def sequence_nll(self, seqs: Tensor, *, batch: int = 1024, temperature: float = 1.0) -> Tensor:

@@ -185,3 +185,36 @@ def test_each_bad_input_is_one_error_line_and_writes_nothing(run_dir, tmp_path, 
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and message in err, (name, err)
     assert not list(tmp_path.rglob("frontier.*")) and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind", ["lstm", "leakgan"])
+def test_nll_at_every_temperature_is_the_samplers_tempered_distribution(kind):
+    """`nll_at` reads G's states once for all temperatures (the frontier's NLL-test): each of its
+    values is the NLL under the very distribution `sample(..., temperature=τ)` draws from, step
+    by step (for LeakGAN, its Manager reading D's features of each prefix as it grows)."""
+    from tests.unit.test_leakgan import policy as leakgan_policy
+
+    if kind == "lstm":
+        policy, seqs = _policy(eos=2)
+    else:
+        policy = leakgan_policy()
+        seqs = torch.randint(1, 30, (40, 8), generator=torch.Generator().manual_seed(1))
+    taus = [0.6, 1.0, 1.7]
+    at = policy.nll_at(seqs, taus, batch=16)  # several batches
+    with torch.no_grad():  # the sampler's logits, step by step (B, T, V)
+        B, steps = seqs.shape[0], []
+        state = policy.initial_state(B) if kind == "lstm" else policy.begin(B)
+        for p in range(seqs.shape[1]):
+            if kind == "lstm":
+                state = policy.step(seqs[:, p - 1] if p else torch.full((B,), policy.start_token), state)
+                steps.append(policy.logits(state[0]))
+            else:
+                state = policy.step(seqs[:, p - 1], state) if p else state
+                steps.append(policy.goal_logits(state[0], state[5]))
+        logits = torch.stack(steps, 1).double()
+    mask = policy.mask(seqs) if kind == "lstm" else torch.ones_like(seqs, dtype=torch.bool)
+    for tau, value in zip(taus, at):
+        logp = F.log_softmax(logits / tau, -1).gather(-1, seqs[..., None]).squeeze(-1)
+        assert value == pytest.approx(-logp[mask].mean().item(), rel=1e-5)
+        assert value == policy.nll(seqs, temperature=tau, batch=16)
+    assert at[0] != pytest.approx(at[2], rel=1e-2)
