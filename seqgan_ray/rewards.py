@@ -75,9 +75,12 @@ class ConstantReward:
     """Every sequence scores 1: REINFORCE on G's own samples with no signal at all, the control
     for SeqGAN's reward (D's probabilities are positive too, and Eq. 8 has no baseline). Its
     expected gradient is 0; what it does to G is what sampling noise under Adam does. A run
-    with it that lands where SeqGAN does on the frontier says D's signal bought nothing."""
+    with it that lands where SeqGAN does on the frontier says D's signal bought nothing. Eq. 4's
+    average of it is 1 for every prefix, so a rollout worker returns that without rolling out
+    (`constant`): the same rewards, none of the rollouts' time."""
 
     needs_data = False
+    constant = 1.0  # every sequence's score, so every Eq. 4 reward
 
     def __init__(self, cfg: Config, real: Tensor | None):
         pass

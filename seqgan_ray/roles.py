@@ -656,6 +656,8 @@ class RolloutWorker:
         self._check(expect)
         if self.reward is None:
             raise RuntimeError(f"rollout.reward={self.cfg.rollout.reward} needs the data: call set_data first")
+        if (constant := getattr(self.reward, "constant", None)) is not None:  # Eq. 4 of a constant score
+            return torch.full(seqs.shape, float(constant))
         rewards = mc_rewards(self.policy, self.reward, seqs.to(self.device), self.cfg.rollout.num_rollouts,
                              generator=self.rng, score_rollouts=getattr(self.reward, "score_rollouts", None),
                              stride=self.cfg.rollout.stride)

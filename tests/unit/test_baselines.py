@@ -92,8 +92,16 @@ def test_the_constant_reward_scores_every_completion_one_and_needs_no_d(tiny_cfg
     """rollout.reward constant (the no-signal control): rewards all 1, no data, no D."""
     from seqgan_ray.rewards import uses_discriminator
 
+    from seqgan_ray.rewards import ConstantReward
+    from seqgan_ray.rollout import mc_rewards
+
     tiny_cfg.rollout.reward = "constant"
     worker = RolloutWorker(tiny_cfg, seed=0)
-    rewards = worker.rewards(torch.randint(0, 40, (4, 8)))
+    seqs, before = torch.randint(0, 40, (4, 8)), worker.rng.get_state()
+    rewards = worker.rewards(seqs)
     assert rewards.shape == (4, 8) and torch.equal(rewards, torch.ones(4, 8))
     assert not uses_discriminator("constant")
+    # what Eq. 4's rollouts give, without them: the worker's random stream is not drawn from
+    rolled = mc_rewards(worker.policy, ConstantReward(tiny_cfg, None), seqs, tiny_cfg.rollout.num_rollouts,
+                        generator=torch.Generator().manual_seed(0))
+    assert torch.equal(rolled, rewards) and torch.equal(worker.rng.get_state(), before)
