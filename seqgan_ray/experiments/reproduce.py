@@ -576,15 +576,29 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
 
 def _pretraining_of(donor_dir: Path, name: str) -> Path:
     """The checkpoint at the end of a finished pretraining in `donor_dir` (D's when it has its
-    own rounds, else G's, with LeakGAN's interleaved D rounds), for run `name` to start from."""
-    done = (donor_dir / "summary.json").is_file() or any((donor_dir / "checkpoints").glob("adversarial_*.pt"))
+    own rounds, else G's, with LeakGAN's interleaved D rounds), for run `name` to start from:
+    as soon as the donor's pretraining has ended, whether or not its adversarial phase has begun."""
     found = [p for phase in ("pretrain_d", "pretrain_g")
              for p in sorted((donor_dir / "checkpoints").glob(f"{phase}_*.pt"))[-1:]]
+    done = ((donor_dir / "summary.json").is_file() or any((donor_dir / "checkpoints").glob("adversarial_*.pt"))
+            or bool(found) and found[0].name == _last_pretraining_checkpoint(donor_dir))
     if not done or not found:
         raise ConfigError(f"{name} starts from the pretraining of {donor_dir.name} (reproduce.pretrained_by), "
                           f"which has not finished in {donor_dir} yet (or kept no checkpoint of it): "
                           f"train {donor_dir.name} first")
     return found[0]
+
+
+def _last_pretraining_checkpoint(run_dir: Path) -> str:
+    """The name of the checkpoint a run in `run_dir` writes at the end of its pretraining: after
+    its last D round, or its last MLE epoch when it has none or they come between the epochs."""
+    from ..algorithms import load_algorithm
+
+    tc = load_config(run_dir / "config.yaml", saved=True).train
+    interleaved = getattr(load_algorithm(tc.method), "interleaved_pretraining", False)
+    if tc.pretrain_d_rounds and not interleaved:
+        return f"pretrain_d_{tc.pretrain_d_rounds:06d}.pt"
+    return f"pretrain_g_{tc.pretrain_g_epochs:06d}.pt"
 
 
 def _generator_pretrained(pre_dir: Path, cfg: Config) -> Path:

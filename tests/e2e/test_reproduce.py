@@ -500,6 +500,31 @@ def test_a_standalone_run_may_start_from_anothers_pretraining(tmp_path, capsys):
     assert "`leakgan_reference`: the pretraining of `leakgan`: " in (tmp_path / "doc" / "synthetic.md").read_text()
 
 
+def test_a_run_starts_from_anothers_pretraining_as_soon_as_it_has_ended(tmp_path, capsys):
+    """A donor stopped right after its pretraining (no adversarial checkpoint yet) is enough; one
+    stopped inside it is not."""
+    leak = {"train.method": "leakgan", "generator.kind": "leakgan", "rollout.stride": 4, "rollout.update_rate": 0.0,
+            "leakgan.pretrain_rounds": 1, "train.checkpoint_every": 1, "train.keep_checkpoints": 10}
+    runs = {"mle": {"train.method": "mle"}, "leakgan": leak, "leakgan_constant": {**leak, "rollout.reward": "constant"}}
+    path = reproduce_file(tmp_path, runs, standalone=["leakgan", "leakgan_constant"],
+                          pretrained_by={"leakgan_constant": "leakgan"})
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "leakgan", "--no-report"]) == 0
+    donor = tmp_path / "runs" / "seed0" / "leakgan"
+    (donor / "summary.json").unlink()  # as if stopped when its pretraining ended
+    for ckpt in (donor / "checkpoints").glob("adversarial_*.pt"):
+        ckpt.unlink()
+    pretrained = sorted((donor / "checkpoints").glob("pretrain_g_*.pt"))
+    assert [p.name for p in pretrained] == ["pretrain_g_000001.pt", "pretrain_g_000002.pt"]
+    last = pretrained[-1]
+    hidden = last.rename(last.with_suffix(".kept"))  # stopped one epoch before its end
+    capsys.readouterr()
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "leakgan_constant", "--no-report"]) == 2
+    assert "train leakgan first" in capsys.readouterr().err
+    hidden.rename(last)
+    assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "leakgan_constant", "--no-report"]) == 0
+    assert (tmp_path / "runs" / "seed0" / "leakgan_constant" / "summary.json").is_file()
+
+
 def test_a_corpus_file_trains_its_runs_side_by_side(tmp_path, capsys):
     """--jobs 2 on a corpus: each run's process reads the reproduce file afresh (the file's
     data.vocab_size and data.seq_len, which the prepared corpus replaces) and still finds the
