@@ -5,7 +5,7 @@ disk. Writing the report keeps one record for each run that has finished in out_
     <records>/seed<k>/<run>/   (and seed<k>/pretrain/ for the shared pretraining)
         config.yaml, summary.json, data_source.txt, frontier.csv   as the run wrote them
         metrics.jsonl   each record's step, epoch, phase and the keys the report reads
-                        (eval/*, time/* to 4 digits, gen/param_change, relaxed/inverse_temperature)
+                        (eval/*, time/*, gen/param_change, relaxed/inverse_temperature)
         nll_test.json   the final generator's NLL-test, which the report otherwise reads off its weights
 
 No weights and no checkpoints: a record is tens of kilobytes to a few hundred, small enough to
@@ -106,7 +106,7 @@ def _slim(record: dict[str, Any]) -> dict[str, Any] | None:
            if k in _KEYS or k.startswith(_PREFIXES)}
     if not set(out) - {"step", "epoch", "phase"}:
         return None
-    return {k: float(f"{v:.4g}") if k.startswith("time/") and isinstance(v, float) else v for k, v in out.items()}
+    return out  # unrounded: the time table's means, read from records, are the run folder's to the digit
 
 
 def read_nll_test(run_dir: Path) -> float | None:

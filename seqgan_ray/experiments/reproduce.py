@@ -461,9 +461,9 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
     <out_dir>/seed<k>/<name>.log; with `stack_seeds`, a run that stacks is one job for all
     its seeds (`--seeds 0,1,2 --stack-seeds`, log <out_dir>/<name>.stacked.log), started
     once every one of them can. A job starts as soon as what it starts from has finished
-    (a run its seed's pretraining, a `pretrained_by` run its donor), in the file's order, seed
-    by seed: so the next seed's pretraining starts on a core the last runs of a seed leave
-    free. Each process gets cores / jobs threads, of the cores this process may use (OpenMP
+    (a run its seed's pretraining, a `pretrained_by` run its donor's pretraining, while the
+    donor goes on with its adversarial phase), in the file's order, seed by seed: so the next
+    seed's pretraining starts on a core the last runs of a seed leave free. Each process gets cores / jobs threads, of the cores this process may use (OpenMP
     threads of several processes on the same cores slowed an evaluation 30-80x on a 16-core
     GPU machine). A SIGINT or SIGTERM to this process alone is passed on to them; each
     checkpoints and stops, and this command then stops too."""
@@ -530,7 +530,7 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
                       flush=True)
             while len(running) < jobs:
                 pending = set().union(*map(runs_of, queue), *map(runs_of, running))
-                ready = [j for j in queue if not after(j) & pending]
+                ready = [j for j in queue if not waiting_on(plan, after(j) & pending, j[1])]
                 if not ready:
                     break
                 seeds, name = job = ready[0]
@@ -572,6 +572,21 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
     if stopping:
         raise Interrupted(f"stopped by {signal.Signals(stopping[0]).name}; each run wrote a checkpoint")
     return failed
+
+
+def waiting_on(plan: Plan, unfinished: set[tuple[int, str]], name: str) -> set[tuple[int, str]]:
+    """Of the unfinished (seed, run)s that run `name` starts from, those it must still wait
+    for: all but a `pretrained_by` donor whose pretraining has ended (`_pretraining_of`)."""
+    def ready(seed: int, donor: str) -> bool:
+        if plan.rep.pretrained_by.get(name) != donor:
+            return False
+        try:
+            _pretraining_of(plan.folder(seed) / donor, name)
+        except ConfigError:
+            return False
+        return True
+
+    return {(seed, run) for seed, run in unfinished if not ready(seed, run)}
 
 
 def _pretraining_of(donor_dir: Path, name: str) -> Path:

@@ -8,7 +8,7 @@ import yaml
 
 from seqgan_ray.cli import main
 from seqgan_ray.experiments.report import NOTES_MARKER, figure2_curves
-from seqgan_ray.experiments.reproduce import load_plan
+from seqgan_ray.experiments.reproduce import load_plan, waiting_on
 from tests.helpers import reproduce_file
 
 
@@ -492,7 +492,7 @@ def test_a_standalone_run_may_start_from_anothers_pretraining(tmp_path, capsys):
     assert "train leakgan first" in capsys.readouterr().err
     assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0
     err = capsys.readouterr().err
-    assert err.index("seed 0: leakgan finished") < err.index("seed 0: leakgan_reference started")  # it waited
+    assert err.index("seed 0: leakgan started") < err.index("seed 0: leakgan_reference started")  # it waited
     out = tmp_path / "runs" / "seed0"
     donor, ablation = (json.loads((out / n / "summary.json").read_text()) for n in ("leakgan", "leakgan_reference"))
     assert ablation["oracle_nll_after_pretraining"] == donor["oracle_nll_after_pretraining"]
@@ -520,7 +520,12 @@ def test_a_run_starts_from_anothers_pretraining_as_soon_as_it_has_ended(tmp_path
     capsys.readouterr()
     assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "leakgan_constant", "--no-report"]) == 2
     assert "train leakgan first" in capsys.readouterr().err
+    # --jobs N waits on an unfinished donor until its pretraining has ended, not to its end
+    plan, donor_job = load_plan(path), {(0, "leakgan")}
+    assert waiting_on(plan, donor_job, "leakgan_constant") == donor_job
     hidden.rename(last)
+    assert waiting_on(plan, donor_job, "leakgan_constant") == set()
+    assert waiting_on(plan, donor_job, "mle") == donor_job  # not what mle starts from
     assert main(["reproduce", "--config", str(path), "--no-ray", "--runs", "leakgan_constant", "--no-report"]) == 0
     assert (tmp_path / "runs" / "seed0" / "leakgan_constant" / "summary.json").is_file()
 
