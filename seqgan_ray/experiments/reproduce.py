@@ -463,8 +463,8 @@ def _train_side_by_side(plan: Plan, todo: dict[int, list[str]], jobs: int, child
     once every one of them can. A job starts as soon as what it starts from has finished
     (a run its seed's pretraining, a `pretrained_by` run its donor's pretraining, while the
     donor goes on with its adversarial phase), in the file's order, seed by seed: so the next
-    seed's pretraining starts on a core the last runs of a seed leave free. Each process gets cores / jobs threads, of the cores this process may use (OpenMP
-    threads of several processes on the same cores slowed an evaluation 30-80x on a 16-core
+    seed's pretraining starts on a core the last runs of a seed leave free. Each process gets
+    cores / jobs threads, of the cores this process may use (OpenMP threads of several processes on the same cores slowed an evaluation 30-80x on a 16-core
     GPU machine). A SIGINT or SIGTERM to this process alone is passed on to them; each
     checkpoints and stops, and this command then stops too."""
     import os

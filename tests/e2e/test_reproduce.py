@@ -492,7 +492,7 @@ def test_a_standalone_run_may_start_from_anothers_pretraining(tmp_path, capsys):
     assert "train leakgan first" in capsys.readouterr().err
     assert main(["reproduce", "--config", str(path), "--no-ray", "--jobs", "2"]) == 0
     err = capsys.readouterr().err
-    assert err.index("seed 0: leakgan started") < err.index("seed 0: leakgan_reference started")  # it waited
+    assert err.index("seed 0: leakgan started") < err.index("seed 0: leakgan_reference started")  # from its pretraining (below)
     out = tmp_path / "runs" / "seed0"
     donor, ablation = (json.loads((out / n / "summary.json").read_text()) for n in ("leakgan", "leakgan_reference"))
     assert ablation["oracle_nll_after_pretraining"] == donor["oracle_nll_after_pretraining"]
