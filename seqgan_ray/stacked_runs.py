@@ -20,6 +20,7 @@ import contextlib
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -53,18 +54,19 @@ def stack_problem(cfg: Config) -> str | None:
     return next((why for ok, why in checks if not ok), None)
 
 
-def check_stack(cfgs: list[Config]) -> None:
-    """Refuse runs that cannot train as one stacked model, naming the key, before any work."""
+def check_stack(cfgs: list[Config], *, what: str = "--stack-seeds") -> None:
+    """Refuse runs that cannot train as one stacked model, naming the key, before any work;
+    `what` names the setting that asked for it in the error."""
     problem = stack_problem(cfgs[0])
     if problem:
-        raise ConfigError(f"--stack-seeds: {problem}; train these runs apart")
+        raise ConfigError(f"{what}: {problem}; train these runs apart")
     first = cfgs[0].to_dict()
     for cfg in cfgs[1:]:
         for section, values in cfg.to_dict().items():
             for key, value in values.items():
                 name = f"{section}.{key}"
                 if section != "run" and name not in MAY_DIFFER and value != first[section][key]:
-                    raise ConfigError(f"--stack-seeds: {name} is {first[section][key]!r} in one run and {value!r} "
+                    raise ConfigError(f"{what}: {name} is {first[section][key]!r} in one run and {value!r} "
                                       f"in another; stacked runs may differ only in run.* and "
                                       f"{', '.join(MAY_DIFFER)}: train them apart")
 
@@ -99,26 +101,33 @@ def free_memory(device: torch.device) -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_memory(cfg: Config, K: int, *, free: int | None = None) -> None:
-    """Refuse K stacked runs that would not fit the device's free memory (an estimate)."""
+def check_memory(cfg: Config, K: int, *, free: int | None = None, what: str = "--stack-seeds",
+                 fewer: str = "fewer --seeds") -> None:
+    """Refuse K stacked runs that would not fit the device's free memory (an estimate); `what`
+    names the setting that asked for them, `fewer` how to ask for fewer."""
     device = pick_device()
     free = free_memory(device) if free is None else free
     need = memory_estimate(cfg, K)
     if need > HEADROOM * free:
         fits = int((HEADROOM * free - FIXED_BYTES) // max((need - FIXED_BYTES) // K, 1))
-        raise ConfigError(f"--stack-seeds: {K} stacked runs need about {need / 2**30:.1f} GiB (an estimate: weights, "
+        raise ConfigError(f"{what}: {K} stacked runs need about {need / 2**30:.1f} GiB (an estimate: weights, "
                           f"Adam, Eq. 4's completions of every prefix, D's activations), but {device.type} has "
-                          f"{free / 2**30:.1f} GiB free: stack at most {fits} (fewer --seeds), or lower "
+                          f"{free / 2**30:.1f} GiB free: stack at most {fits} ({fewer}), or lower "
                           f"rollout.num_rollouts or generator.batch_size")
 
 
-def train_stacked(runs: list[tuple[Config, SyntheticTask, Path, bool, Path | None]]) -> list[Result]:
+def train_stacked(runs: list[tuple[Config, SyntheticTask, Path, bool, Path | None]], *,
+                  on_iteration: list[Callable[[Trainer, dict[str, float]], None]] | None = None,
+                  what: str = "--stack-seeds") -> list[Result]:
     """Train K runs, each (cfg, task, run_dir, resume, start_from) as `Trainer.run` takes them,
-    their adversarial phases stacked. Returns each run's Result."""
+    their adversarial phases stacked; `on_iteration[k]` is run k's `Trainer.on_iteration` (a
+    Tune trial's report). Returns each run's Result."""
     cfgs = [cfg for cfg, *_ in runs]
-    check_stack(cfgs)
-    check_memory(cfgs[0], len(runs))
-    trainers = [Trainer(cfg, task, local_roles(cfg), run_dir) for cfg, task, run_dir, *_ in runs]
+    check_stack(cfgs, what=what)
+    check_memory(cfgs[0], len(runs), what=what)
+    hooks = on_iteration or [None] * len(runs)
+    trainers = [Trainer(cfg, task, local_roles(cfg), run_dir, on_iteration=hook)
+                for (cfg, task, run_dir, *_), hook in zip(runs, hooks)]
     try:
         with contextlib.ExitStack() as sessions:
             for t, (_, _, _, resume, start_from) in zip(trainers, runs):

@@ -15,6 +15,11 @@ A sweep file is an ordinary config (the base every trial starts from) plus a `tu
 Each trial starts its own learner, discriminator and rollout actors inside a placement group
 that reserves a bundle for each of them, so trials never wait for actors they cannot get.
 Pretraining is done once and shared, unless the search space touches it.
+
+With `tune.stack: K` a trial is a group of K configurations that differ only in learning rates,
+trained as one stacked model in the trial's own process (stacked_runs.py): on a GPU, where a
+step of these small models is latency-bound, K trials cost about one. Each member keeps its own
+run folder and its own row in results.csv.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class SweepConfig:
     name: str = "sweep"
     out_dir: str = "runs/tune"
     pretrained: str = ""
+    stack: int = 1  # configurations a trial trains as one stacked model (for a GPU); 1: a trial, a config
     search_space: dict[str, dict[str, list]] = field(default_factory=dict)
 
 
@@ -85,6 +91,8 @@ def load_sweep(path: Path, overrides: list[str] = ()) -> tuple[Config, SweepConf
         raise ConfigError(f"{where}tune.search_space is empty; give at least one key to search")
     for key, spec in sweep.search_space.items():
         _check_space(base, key, spec, where)
+    if sweep.stack != 1:
+        _check_stack(base, sweep, where)
     # Trials run in their own folders: make the data path independent of the working directory.
     for key in ("oracle_dir", "corpus", "test_text"):  # trials run in their own folders
         if getattr(base.data, key):
@@ -109,6 +117,39 @@ def _check_search_alg(sweep: SweepConfig, where: str) -> None:
     except ImportError:
         raise ConfigError(f"{where}tune.search_alg optuna needs the optuna package: pip install -e \".[optuna]\" "
                           f"(or pip install optuna)") from None
+
+
+def _check_stack(base: Config, sweep: SweepConfig, where: str) -> None:
+    """Refuse a stacked sweep its trials could not train, naming the key, before any work."""
+    from ..stacked_runs import MAY_DIFFER, check_memory, stack_problem
+
+    K = sweep.stack
+    if not isinstance(K, int) or K < 1:
+        raise ConfigError(f"{where}tune.stack must be a whole number >= 1 (configurations a trial trains "
+                          f"stacked), got {K!r}")
+    if problem := stack_problem(base):
+        raise ConfigError(f"{where}tune.stack {K}: {problem}; set tune.stack 1")
+    for key, spec in sweep.search_space.items():
+        if key not in MAY_DIFFER:
+            raise ConfigError(f"{where}tune.search_space.{key}: with tune.stack {K} a trial trains {K} "
+                              f"configurations as one stacked model, which may differ only in "
+                              f"{', '.join(MAY_DIFFER)}; search {key} with tune.stack 1")
+        if "grid" in spec:
+            raise ConfigError(f"{where}tune.search_space.{key}: a grid gives one value a trial; with "
+                              f"tune.stack {K} give choice instead")
+    if sweep.scheduler == "pbt":
+        raise ConfigError(f"{where}tune.scheduler pbt exploits and mutates one configuration a trial; with "
+                          f"tune.stack {K} use asha or fifo")
+    if sweep.num_samples % K:
+        raise ConfigError(f"{where}tune.num_samples {sweep.num_samples} is not a multiple of tune.stack {K}: "
+                          f"each trial trains {K} of the configurations")
+    # on this machine's device; a trial on another machine checks its own before it trains
+    check_memory(base, K, what=f"{where}tune.stack", fewer="a smaller tune.stack")
+
+
+def member_params(params: dict[str, Any], k: int) -> dict[str, Any]:
+    """Member k's sampled values out of a stacked trial's ({"generator.adv_lr#1": ...})."""
+    return {key.rsplit("#", 1)[0]: value for key, value in params.items() if key.endswith(f"#{k}")}
 
 
 def _search_alg(sweep: SweepConfig):
@@ -167,7 +208,9 @@ def param_space(sweep: SweepConfig) -> dict[str, Any]:
     make = {"choice": lambda v: tune.choice(v), "grid": lambda v: tune.grid_search(v),
             "uniform": lambda v: tune.uniform(*v), "loguniform": lambda v: tune.loguniform(*v),
             "randint": lambda v: tune.randint(*v)}
-    return {key: make[kind](values) for key, spec in sweep.search_space.items() for kind, values in spec.items()}
+    members = [f"#{k}" for k in range(sweep.stack)] if sweep.stack > 1 else [""]  # each its own draw
+    return {key + m: make[kind](values) for key, spec in sweep.search_space.items()
+            for kind, values in spec.items() for m in members}
 
 
 def searches_pretraining(sweep: SweepConfig) -> bool:
@@ -185,6 +228,34 @@ def trial_config(base: dict[str, Any], params: dict[str, Any]) -> Config:
 
 # --------------------------------------------------------------------------- one trial
 
+def _trial_run_config(setup: dict[str, Any], params: dict[str, Any]) -> Config:
+    """A trial's config: the base with its sampled values, as a trial under Tune trains it."""
+    cfg = trial_config(setup["base"], params)
+    cfg.run.progress = False
+    # Tune's checkpoints hold the trial's state (Tune restarts a failed trial from them): the run
+    # writes none of its own between phase ends, and removes those when it finishes
+    cfg.train.checkpoint_every, cfg.train.checkpoint_every_s = cfg.train.adv_iterations + 1, 0.0
+    cfg.run.keep_checkpoints_at_end = False
+    cfg.train.eval_every = 1  # the metric is reported after every adversarial iteration
+    return cfg
+
+
+def _start_from(setup: dict[str, Any], member: str = "") -> Path | None:
+    """What a trial (or member `member` of a stacked one) starts from: its Tune checkpoint
+    (PBT's exploit or a resumed sweep), else the shared pretraining."""
+    from ray import tune
+
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        return Path(restored.to_directory()) / member / "state.pt"
+    return Path(setup["pretrained"]) if setup["pretrained"] else None
+
+
+def _ordered(metrics: dict[str, float], first: list[str]) -> dict[str, float]:
+    """The searched metric and the evaluation first: Tune's live table shows the first few."""
+    return {**{k: metrics[k] for k in first if k in metrics}, **metrics}
+
+
 def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     """The Tune trainable: train one config on its own actors, reporting every iteration.
     `params` holds the sampled keys; `setup` what every trial shares (base config, resources)."""
@@ -196,28 +267,13 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
     from ..trainer import Trainer
     from .recovery import run_training
 
-    cfg = trial_config(setup["base"], params)
-    cfg.run.progress = False
-    # Tune's checkpoints hold the trial's state (Tune restarts a failed trial from them): the run
-    # writes none of its own between phase ends, and removes those when it finishes
-    cfg.train.checkpoint_every, cfg.train.checkpoint_every_s = cfg.train.adv_iterations + 1, 0.0
-    cfg.run.keep_checkpoints_at_end = False
-    cfg.train.eval_every = 1  # the metric is reported after every adversarial iteration
-    spec = setup["spec"]
+    cfg = _trial_run_config(setup, params)
     run_dir = Path(tune.get_context().get_trial_dir()) / "run"
-    start_from = None
-    restored = tune.get_checkpoint()
-    if restored is not None:  # PBT exploit or a resumed sweep
-        start_from = Path(restored.to_directory()) / "state.pt"
-    elif setup["pretrained"]:
-        start_from = Path(setup["pretrained"])
     every = setup["checkpoint_every"]
-
     first = [setup.get("metric", ""), *METRICS]
 
     def report(trainer: Trainer, metrics: dict[str, float]) -> None:
-        # the searched metric and the evaluation first: Tune's live table shows the first few
-        metrics = {**{k: metrics[k] for k in first if k in metrics}, **metrics}
+        metrics = _ordered(metrics, first)
         if trainer.step % every == 0 or trainer.step == cfg.train.adv_iterations:
             with tempfile.TemporaryDirectory() as tmp:
                 trainer.write_state(Path(tmp) / "state.pt")
@@ -226,8 +282,62 @@ def run_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
             tune.report(metrics)
 
     # No restarts inside a trial: Tune's own failure handling restarts it from its checkpoint.
-    run_training(cfg, load_task(cfg.data, run_dir), run_dir, spec, pool_size=setup["rollout_workers"],
-                 start_from=start_from, retries=0, on_iteration=report)
+    run_training(cfg, load_task(cfg.data, run_dir), run_dir, spec=setup["spec"], pool_size=setup["rollout_workers"],
+                 start_from=_start_from(setup), retries=0, on_iteration=report)
+
+
+def run_stacked_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
+    """The Tune trainable of a stacked sweep (tune.stack K): K configs, member k's from the
+    values `params` holds as "key#k", trained as one stacked model in this process, each into
+    its own folder run<k>. After each iteration one report: the best member's value of the
+    searched metric under its own name (what the scheduler compares), and every member's
+    metrics as "member<k>/<name>"; every member's state in one Tune checkpoint."""
+    import tempfile
+
+    import torch
+    from ray import tune
+
+    from ..stacked_runs import train_stacked
+    from ..tasks.text import load_task
+
+    K, metric, every = setup["stack"], setup["metric"], setup["checkpoint_every"]
+    torch.set_num_threads(setup["threads"])
+    cfgs = [_trial_run_config(setup, member_params(params, k)) for k in range(K)]
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    by_step: dict[int, dict[int, tuple[Any, dict[str, float]]]] = {}
+
+    def member_report(k: int):
+        def hook(trainer, metrics: dict[str, float]) -> None:
+            done = by_step.setdefault(trainer.step, {})
+            done[k] = (trainer, metrics)
+            if len(done) < K:  # the members end an iteration one after another
+                return
+            del by_step[trainer.step]
+            values = [done[j][1].get(metric, math.nan) for j in range(K)]
+            best = _best(values, setup["mode"])
+            merged = {metric: values[best], "best_member": float(best),
+                      **{f"member{j}/{name}": v for j in range(K) for name, v in _ordered(done[j][1], [metric]).items()}}
+            if trainer.step % every == 0 or trainer.step == cfgs[k].train.adv_iterations:
+                with tempfile.TemporaryDirectory() as tmp:
+                    for j in range(K):
+                        (Path(tmp) / f"member{j}").mkdir()
+                        done[j][0].write_state(Path(tmp) / f"member{j}" / "state.pt")
+                    tune.report(merged, checkpoint=tune.Checkpoint.from_directory(tmp))
+            else:
+                tune.report(merged)
+        return hook
+
+    runs = []
+    for k, cfg in enumerate(cfgs):
+        run_dir = trial_dir / f"run{k}"
+        runs.append((cfg, load_task(cfg.data, run_dir), run_dir, False, _start_from(setup, f"member{k}")))
+    train_stacked(runs, on_iteration=[member_report(k) for k in range(K)], what="tune.stack")
+
+
+def _best(values: list[float], mode: str) -> int:
+    """The index of the best value by `mode` (min or max), NaN last; 0 when all are NaN."""
+    ok = [j for j, v in enumerate(values) if not math.isnan(v)]
+    return (min if mode == "min" else max)(ok, key=values.__getitem__) if ok else 0
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -254,14 +364,15 @@ def run_sweep(base: Config, sweep: SweepConfig, spec, *, resume_dir: Path | None
         if not pretrained and not searches_pretraining(sweep):
             pretrained = str(_pretrain_once(base, spec, sweep_dir.parent / f"{sweep.name}-pretrained"))
         setup = {"base": base.to_dict(), "spec": spec, "pretrained": pretrained, "metric": sweep.metric,
-                 "rollout_workers": sweep.rollout_workers,
+                 "rollout_workers": sweep.rollout_workers, "mode": sweep.mode, "stack": sweep.stack,
+                 "threads": spec.learner.threads,
                  "checkpoint_every": sweep.perturbation_interval if sweep.scheduler == "pbt"
                  else base.train.checkpoint_every}
         sweep_dir.mkdir(parents=True, exist_ok=True)
         setup_file.write_bytes(pickle.dumps({"base": base, "sweep": sweep, "setup": setup}))
         tuner = tune.Tuner(
             _trainable(spec, sweep, setup), param_space=param_space(sweep),
-            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
+            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples // sweep.stack,
                                         scheduler=_scheduler(sweep), search_alg=_search_alg(sweep),
                                         max_concurrent_trials=sweep.max_concurrent or None),
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(sweep_dir.parent),
@@ -301,10 +412,15 @@ def load_sweep_setup(sweep_dir: Path) -> tuple[Config, SweepConfig]:
 def _trainable(spec, sweep: SweepConfig, setup: dict[str, Any]):
     from ray import tune
 
-    return tune.with_resources(tune.with_parameters(run_trial, setup=setup), _trial_resources(spec, sweep))
+    stacked = setup.get("stack", 1) > 1
+    return tune.with_resources(tune.with_parameters(run_stacked_trial if stacked else run_trial, setup=setup),
+                               _trial_resources(spec, sweep, stacked=stacked))
 
 
-def _trial_resources(spec, sweep: SweepConfig):
+def _trial_resources(spec, sweep: SweepConfig, *, stacked: bool = False):
+    """A trial's placement group: a bundle for its own process and one for each of its actors;
+    a stacked trial runs every role in its own process, so one bundle holds what they would
+    (at most one GPU: the stacked model lives on one device)."""
     from ray import tune
 
     def bundle(res) -> dict[str, float]:
@@ -312,6 +428,9 @@ def _trial_resources(spec, sweep: SweepConfig):
 
     bundles = [{"CPU": sweep.driver_cpus}, bundle(spec.learner), bundle(spec.discriminator)]
     bundles += [bundle(spec.rollout_worker)] * sweep.rollout_workers
+    if stacked:
+        gpus = min(1.0, sum(b.get("GPU", 0.0) for b in bundles))
+        bundles = [{"CPU": sum(b.get("CPU", 0.0) for b in bundles), **({"GPU": gpus} if gpus else {})}]
     return tune.PlacementGroupFactory(bundles)
 
 
@@ -362,10 +481,15 @@ def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -
         if r.config is None or sweep.metric not in (r.metrics or {}) or not _finished(r, base):
             unfinished += 1  # not started, or interrupted
             continue
-        others = {m: r.metrics[m] for m in METRICS if m != sweep.metric and m in r.metrics}  # e.g. NLL-test
-        rows.append({**{k: r.config.get(k) for k in keys}, sweep.metric: r.metrics.get(sweep.metric), **others,
-                     "iterations": r.metrics.get("training_iteration", 0),
-                     "status": "ERROR" if r.error else "TERMINATED", "trial_dir": r.path})
+        status = {"iterations": r.metrics.get("training_iteration", 0),
+                  "status": "ERROR" if r.error else "TERMINATED", "trial_dir": r.path}
+        # a stacked trial (tune.stack) holds a row for each member: its values and its metrics
+        members = [("", "", None)] if sweep.stack == 1 else [(f"#{j}", f"member{j}/", j) for j in range(sweep.stack)]
+        for suffix, prefix, j in members:
+            others = {m: r.metrics[prefix + m] for m in METRICS if m != sweep.metric and prefix + m in r.metrics}
+            rows.append({**{k: r.config.get(k + suffix) for k in keys},
+                         sweep.metric: r.metrics.get(prefix + sweep.metric), **others, **status,
+                         **({} if j is None else {"member": j})})
     if unfinished:
         print(f"{unfinished} trial(s) did not finish; continue the sweep with: "
               f"python run.py tune --resume {sweep_dir}", file=sys.stderr)
@@ -373,7 +497,7 @@ def _write_results(results, base: Config, sweep: SweepConfig, sweep_dir: Path) -
         return unfinished
     sign = 1 if sweep.mode == "min" else -1
     rows.sort(key=lambda row: (sign * row[sweep.metric] if row[sweep.metric] is not None else math.inf,
-                               str(row["trial_dir"])))  # ties in a fixed order
+                               str(row["trial_dir"]), row.get("member", 0)))  # ties in a fixed order
     columns = list(dict.fromkeys(k for row in rows for k in row))  # trials may report different metrics
     with open(sweep_dir / "results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, restval="")

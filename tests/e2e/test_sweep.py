@@ -99,3 +99,46 @@ def test_an_optuna_sweep_runs_its_trials_through_the_searcher(tmp_path):
     assert all(1e-3 <= float(r["generator.adv_lr"]) <= 1e-2 for r in rows)
     assert list(sweep_dir.glob("searcher-state-*.pkl"))  # Tune saved the Optuna searcher's state
     assert "Resume experiment with" not in proc.stderr
+
+
+def test_a_stacked_sweep_trains_its_members_as_one_model_each_as_it_would_train_apart(tmp_path):
+    """tune.stack 2: one trial, two learning rates, one stacked model; each member's run folder
+    and row hold what the same config trained apart from the shared pretraining writes."""
+    import json
+
+    from seqgan_ray.checkpoint import latest_checkpoint
+    from seqgan_ray.distributed.recovery import run_training
+    from seqgan_ray.tasks.text import load_task
+
+    base = {**TINY, "train": {**TINY["train"], "adv_iterations": 3, "checkpoint_every": 2}}
+    sweep_file = write_sweep_file(tmp_path, {
+        "name": "stk", "out_dir": str(tmp_path / "tune"), "num_samples": 2, "stack": 2, "scheduler": "fifo",
+        "driver_cpus": 0.2, "search_space": {"generator.adv_lr": {"loguniform": [1e-3, 1e-1]}}}, base)
+    proc = run_py("tune", "--config", str(sweep_file), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    sweep_dir = tmp_path / "tune" / "stk"
+    rows = list(csv.DictReader(open(sweep_dir / "results.csv")))
+    assert sorted(r["member"] for r in rows) == ["0", "1"] and len({r["trial_dir"] for r in rows}) == 1
+    assert all(r["status"] == "TERMINATED" and r["iterations"] == "3" for r in rows)
+    assert rows[0]["generator.adv_lr"] != rows[1]["generator.adv_lr"]  # each member its own draw
+    assert float(rows[0]["eval/oracle_nll"]) <= float(rows[1]["eval/oracle_nll"])  # best first
+    assert load_config(sweep_dir / "best_config.yaml").generator.adv_lr == pytest.approx(float(rows[0]["generator.adv_lr"]))
+
+    def lines(run):
+        return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    pretrained = latest_checkpoint(tmp_path / "tune" / "stk-pretrained" / "checkpoints")
+    for row in rows:
+        run = Path(row["trial_dir"]) / f"run{row['member']}"
+        stacked = lines(run)
+        assert stacked[-1]["eval/oracle_nll"] == pytest.approx(float(row["eval/oracle_nll"]), rel=1e-6)
+        assert all(m["time/stacked_runs"] == 2.0 for m in stacked if "gen/pg_loss" in m)
+        cfg = load_config(run / "config.yaml")
+        assert cfg.generator.adv_lr == pytest.approx(float(row["generator.adv_lr"]))
+        apart = tmp_path / f"apart{row['member']}"
+        run_training(cfg, load_task(cfg.data, apart), apart, None, start_from=pretrained)
+        alone = lines(apart)
+        assert len(alone) == len(stacked)
+        for a, b in zip(stacked, alone):
+            for k in (k for k in b if not k.startswith("time/") and k != "pool/restarts"):
+                assert a[k] == (pytest.approx(b[k], rel=1e-4, abs=1e-6) if isinstance(b[k], float) else b[k]), k
