@@ -316,7 +316,7 @@ def run_stacked_trial(params: dict[str, Any], setup: dict[str, Any]) -> None:
             values = [done[j][1].get(metric, math.nan) for j in range(K)]
             best = _best(values, setup["mode"])
             merged = {metric: values[best], "best_member": float(best),
-                      **{f"member{j}/{name}": v for j in range(K) for name, v in _ordered(done[j][1], [metric]).items()}}
+                      **{f"member{j}/{name}": v for j in range(K) for name, v in done[j][1].items()}}
             if trainer.step % every == 0 or trainer.step == cfgs[k].train.adv_iterations:
                 with tempfile.TemporaryDirectory() as tmp:
                     for j in range(K):
